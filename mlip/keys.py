@@ -1,0 +1,46 @@
+"""Names of the fields of a batch of atomic graphs.
+
+A batch is a plain ``dict[str, torch.Tensor]`` holding one or more systems
+(molecules or periodic cells) concatenated atom-wise.  Units: Angstrom, eV, amu.
+Shapes use ``n_atoms`` (all atoms of the batch), ``n_systems`` and ``n_edges``.
+
+Edge convention: ``edge_index[0]`` is the centre atom ``i`` (the receiver),
+``edge_index[1]`` the neighbour ``j`` (the sender); the edge vector is
+
+    r_ij = positions[j] - positions[i] + edge_shifts[e] @ cell[batch[i]]
+
+so a message flows from ``j`` to ``i``.
+"""
+
+from __future__ import annotations
+
+# --- inputs -----------------------------------------------------------------
+POSITIONS = "positions"  # (n_atoms, 3) float, Angstrom
+ATOMIC_NUMBERS = "atomic_numbers"  # (n_atoms,) int64
+BATCH = "batch"  # (n_atoms,) int64, index of the system each atom belongs to
+NUM_ATOMS = "num_atoms"  # (n_systems,) int64
+CELL = "cell"  # (n_systems, 3, 3) float, lattice vectors as rows; zeros if no cell
+PBC = "pbc"  # (n_systems, 3) bool
+EDGE_INDEX = "edge_index"  # (2, n_edges) int64, [centre i, neighbour j]
+EDGE_SHIFTS = "edge_shifts"  # (n_edges, 3) float, integer cell-shift multiples
+
+# --- labels and predictions -------------------------------------------------
+ENERGY = "energy"  # (n_systems,) float, eV (total energy)
+NODE_ENERGY = "node_energy"  # (n_atoms,) float, eV (per-atom contributions)
+FORCES = "forces"  # (n_atoms, 3) float, eV/Angstrom, -dE/dR
+STRESS = "stress"  # (n_systems, 3, 3) float, eV/Angstrom^3 (ASE sign convention)
+VIRIAL = "virial"  # (n_systems, 3, 3) float, eV, -dE/d(strain)
+# Hessians of all systems, flattened block by block: system s contributes its
+# (3 N_s, 3 N_s) atom-major block d2E/dR dR (eV/Angstrom^2) in row-major order.
+HESSIAN = "hessian"  # (sum_s (3 N_s)^2,) float, eV/Angstrom^2
+
+# --- label masks (which systems carry which label) --------------------------
+HAS_FORCES = "has_forces"  # (n_systems,) bool
+HAS_STRESS = "has_stress"  # (n_systems,) bool
+HAS_HESSIAN = "has_hessian"  # (n_systems,) bool
+
+# --- bookkeeping --------------------------------------------------------------
+SAMPLE_INDEX = "sample_index"  # (n_systems,) int64, index of each system in its dataset
+
+INPUT_KEYS = (POSITIONS, ATOMIC_NUMBERS, BATCH, NUM_ATOMS, CELL, PBC, EDGE_INDEX, EDGE_SHIFTS)
+LABEL_KEYS = (ENERGY, FORCES, STRESS, HESSIAN, HAS_FORCES, HAS_STRESS, HAS_HESSIAN)
