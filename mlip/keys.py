@@ -33,6 +33,8 @@ VIRIAL = "virial"  # (n_systems, 3, 3) float, eV, -dE/d(strain)
 # Hessians of all systems, flattened block by block: system s contributes its
 # (3 N_s, 3 N_s) atom-major block d2E/dR dR (eV/Angstrom^2) in row-major order.
 HESSIAN = "hessian"  # (sum_s (3 N_s)^2,) float, eV/Angstrom^2
+# Hessian-vector products H_s v_s for one probe vector v_s per system, (n_atoms, 3), eV/A^2*A
+HESSIAN_PROBED = "hessian_probed"
 
 # --- label masks (which systems carry which label) --------------------------
 HAS_FORCES = "has_forces"  # (n_systems,) bool

@@ -1,0 +1,1 @@
+"""Data layer: HDF5 datasets, conversion, structures and graphs."""

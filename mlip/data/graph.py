@@ -1,0 +1,178 @@
+"""Atomic structures and batches of atomic graphs (Angstrom, eV).
+
+A :class:`Structure` holds one system with optional labels (numpy, float64).
+:func:`build_batch` turns a list of them into the batch dict of :mod:`mlip.keys`,
+with a periodic neighbour list from vesin (correct for any cell, including cells
+smaller than twice the cutoff, where an atom sees several images of a neighbour).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from vesin import NeighborList
+
+from mlip import keys
+
+
+@dataclass
+class Structure:
+    """One system. positions (N, 3) A; cell (3, 3) A rows or None; labels optional.
+
+    energy in eV, forces (N, 3) eV/A, stress (6,) Voigt xx yy zz yz xz xy eV/A^3
+    (ASE sign), hessian (3N, 3N) eV/A^2 atom-major.
+    """
+
+    atomic_numbers: np.ndarray
+    positions: np.ndarray
+    cell: np.ndarray | None = None
+    pbc: np.ndarray | None = None
+    energy: float | None = None
+    forces: np.ndarray | None = None
+    stress: np.ndarray | None = None
+    hessian: np.ndarray | None = None
+    index: int = -1  # index of the conformer in its source dataset
+
+    @property
+    def num_atoms(self) -> int:
+        return len(self.atomic_numbers)
+
+    @classmethod
+    def from_atoms(cls, atoms) -> Structure:  # noqa: ANN001 (ase.Atoms)
+        """A structure from an ``ase.Atoms`` (no labels)."""
+        pbc = np.asarray(atoms.pbc, dtype=bool)
+        cell = np.asarray(atoms.cell.array, dtype=np.float64) if pbc.any() else None
+        return cls(
+            atomic_numbers=np.asarray(atoms.numbers, dtype=np.int64),
+            positions=np.asarray(atoms.positions, dtype=np.float64),
+            cell=cell,
+            pbc=pbc if pbc.any() else None,
+        )
+
+
+def neighbor_list(
+    positions: np.ndarray, cell: np.ndarray | None, pbc: np.ndarray | None, r_max: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Full neighbour list within r_max (A): centre i, neighbour j, integer cell shifts S.
+
+    r_ij = R_j - R_i + S @ cell. Self-pairs (i == j, S == 0) are excluded; an atom's
+    own periodic images are included when the cell is smaller than the cutoff.
+    """
+    periodic = np.zeros(3, dtype=bool) if pbc is None else np.asarray(pbc, dtype=bool)
+    box = np.zeros((3, 3)) if cell is None else np.asarray(cell, dtype=np.float64)
+    if periodic.any() and abs(np.linalg.det(box)) < 1e-10:
+        raise ValueError("a periodic structure needs a cell with non-zero volume")
+    calculator = NeighborList(cutoff=float(r_max), full_list=True)
+    i, j, shifts = calculator.compute(
+        points=np.ascontiguousarray(positions, dtype=np.float64),
+        box=box,
+        periodic=periodic,
+        quantities="ijS",
+    )
+    return i.astype(np.int64), j.astype(np.int64), shifts.astype(np.int64)
+
+
+def build_batch(
+    structures: Sequence[Structure],
+    r_max: float,
+    dtype: torch.dtype = torch.float64,
+    device: torch.device | str = "cpu",
+    labels: bool = True,
+) -> dict[str, torch.Tensor]:
+    """Concatenate structures into one batch dict (see :mod:`mlip.keys`) on ``device``.
+
+    With ``labels=True`` the labels present are added, with HAS_* masks; missing
+    forces/stress/Hessians are zero-filled and masked out.
+    """
+    if len(structures) == 0:
+        raise ValueError("build_batch needs at least one structure")
+    num_atoms = np.array([s.num_atoms for s in structures], dtype=np.int64)
+    offsets = np.concatenate([[0], np.cumsum(num_atoms)[:-1]])
+    centres, neighbours, shifts = [], [], []
+    cells = np.zeros((len(structures), 3, 3))
+    pbcs = np.zeros((len(structures), 3), dtype=bool)
+    for k, s in enumerate(structures):
+        if s.cell is not None:
+            cells[k] = s.cell
+        if s.pbc is not None:
+            pbcs[k] = s.pbc
+        i, j, shift = neighbor_list(s.positions, s.cell, s.pbc, r_max)
+        centres.append(i + offsets[k])
+        neighbours.append(j + offsets[k])
+        shifts.append(shift)
+
+    def tensor(array: np.ndarray, kind: torch.dtype | None = None) -> torch.Tensor:
+        return torch.as_tensor(np.asarray(array), dtype=kind or dtype).to(device)
+
+    batch = {
+        keys.POSITIONS: tensor(np.concatenate([s.positions for s in structures])),
+        keys.ATOMIC_NUMBERS: tensor(
+            np.concatenate([s.atomic_numbers for s in structures]), torch.long
+        ),
+        keys.BATCH: tensor(np.repeat(np.arange(len(structures)), num_atoms), torch.long),
+        keys.NUM_ATOMS: tensor(num_atoms, torch.long),
+        keys.CELL: tensor(cells),
+        keys.PBC: tensor(pbcs, torch.bool),
+        keys.EDGE_INDEX: tensor(
+            np.stack([np.concatenate(centres), np.concatenate(neighbours)]), torch.long
+        ),
+        keys.EDGE_SHIFTS: tensor(np.concatenate(shifts).reshape(-1, 3)),
+        keys.SAMPLE_INDEX: tensor(np.array([s.index for s in structures]), torch.long),
+    }
+    if labels:
+        batch.update(_labels(structures, tensor))
+    return batch
+
+
+def _labels(structures: Sequence[Structure], tensor) -> dict[str, torch.Tensor]:  # noqa: ANN001
+    has_energy = all(s.energy is not None for s in structures)
+    out: dict[str, torch.Tensor] = {}
+    if has_energy:
+        out[keys.ENERGY] = tensor(np.array([s.energy for s in structures], dtype=np.float64))
+    forces = [s.forces if s.forces is not None else np.zeros((s.num_atoms, 3)) for s in structures]
+    out[keys.FORCES] = tensor(np.concatenate(forces))
+    out[keys.HAS_FORCES] = tensor(np.array([s.forces is not None for s in structures]), torch.bool)
+    stress = np.zeros((len(structures), 3, 3))
+    for k, s in enumerate(structures):
+        if s.stress is not None:
+            stress[k] = voigt_to_matrix(s.stress)
+    out[keys.STRESS] = tensor(stress)
+    out[keys.HAS_STRESS] = tensor(np.array([s.stress is not None for s in structures]), torch.bool)
+    hessians = [
+        s.hessian.reshape(-1) if s.hessian is not None else np.zeros((3 * s.num_atoms) ** 2)
+        for s in structures
+    ]
+    out[keys.HESSIAN] = tensor(np.concatenate(hessians))
+    out[keys.HAS_HESSIAN] = tensor(
+        np.array([s.hessian is not None for s in structures]), torch.bool
+    )
+    return out
+
+
+def voigt_to_matrix(voigt: np.ndarray) -> np.ndarray:
+    """(6,) Voigt xx yy zz yz xz xy to a symmetric (3, 3) matrix."""
+    xx, yy, zz, yz, xz, xy = np.asarray(voigt, dtype=np.float64)
+    return np.array([[xx, xy, xz], [xy, yy, yz], [xz, yz, zz]])
+
+
+def matrix_to_voigt(matrix: np.ndarray) -> np.ndarray:
+    """A (..., 3, 3) matrix to (..., 6) Voigt xx yy zz yz xz xy."""
+    m = np.asarray(matrix)
+    return np.stack(
+        [m[..., 0, 0], m[..., 1, 1], m[..., 2, 2], m[..., 1, 2], m[..., 0, 2], m[..., 0, 1]], -1
+    )
+
+
+def atoms_to_batch(
+    atoms,  # noqa: ANN001 (ase.Atoms or a list of them)
+    r_max: float,
+    dtype: torch.dtype = torch.float64,
+    device: torch.device | str = "cpu",
+) -> dict[str, torch.Tensor]:
+    """A batch (no labels) from one ``ase.Atoms`` or a list of them."""
+    atoms_list = atoms if isinstance(atoms, (list, tuple)) else [atoms]
+    structures = [Structure.from_atoms(a) for a in atoms_list]
+    return build_batch(structures, r_max, dtype=dtype, device=device, labels=False)

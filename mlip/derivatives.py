@@ -1,0 +1,182 @@
+"""Forces, stress, Hessians and Hessian-vector products of an energy model, by autograd.
+
+For an energy model E(R, cell) (eV, Angstrom) and a batch of systems:
+
+* forces      F = -dE/dR                                   (n_atoms, 3), eV/A
+* virial      W = -dE/d(eps) at eps = 0, for the symmetric strain eps applied as
+                R -> R (1 + eps), cell -> cell (1 + eps)     (n_systems, 3, 3), eV
+* stress      sigma = -W / V  (ASE sign convention)          (n_systems, 3, 3), eV/A^3
+* Hessian     H = d2E/dR dR = -dF/dR, one (3N_s, 3N_s) atom-major block per system
+* HVP         H v = d(dE/dR . v)/dR, one extra reverse pass (differentiable when training)
+
+The Hessian rows of all systems of a batch are taken together: a probe that is one-hot
+at local coordinate k of every system returns row k of every block in one
+vector-Jacobian product, so a batch costs max_s(3 N_s) products, evaluated in
+vectorised chunks (``torch.autograd.grad(..., is_grads_batched=True)``, i.e. vmap)
+with a plain loop as fallback.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import torch
+
+from mlip import keys
+
+
+class EnergyModel(Protocol):
+    """What the derivative functions need of a model: forward(batch) -> {ENERGY: (n_systems,)}."""
+
+    r_max: float
+
+    def __call__(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]: ...
+
+
+def compute(
+    model: EnergyModel,
+    batch: dict[str, torch.Tensor],
+    forces: bool = True,
+    stress: bool = False,
+    hessian: bool = False,
+    training: bool = False,
+    hessian_probes: torch.Tensor | None = None,
+    hessian_chunk: int = 64,
+) -> dict[str, torch.Tensor]:
+    """Evaluate a model and the requested derivatives on a batch.
+
+    Returns a dict with ENERGY (n_systems,), NODE_ENERGY (n_atoms,) and, as asked,
+    FORCES (n_atoms, 3), STRESS and VIRIAL (n_systems, 3, 3), HESSIAN (flattened
+    per-system blocks, see :mod:`mlip.keys`). ``hessian_probes`` (n_atoms, 3), one probe
+    vector per system on its own atoms, adds HESSIAN_PROBED (n_atoms, 3): H_s v_s on
+    the atoms of each system, differentiable. ``training=True`` keeps the graph so
+    that a loss of these outputs can be back-propagated to the weights.
+    The input batch is not modified.
+    """
+    batch = dict(batch)
+    need_grad = forces or stress or hessian or hessian_probes is not None
+    positions = batch[keys.POSITIONS].detach()
+    if need_grad:
+        positions = positions.requires_grad_(True)
+    strain = None
+    if stress:
+        n_systems = batch[keys.NUM_ATOMS].shape[0]
+        strain = torch.zeros(
+            n_systems, 3, 3, dtype=positions.dtype, device=positions.device, requires_grad=True
+        )
+        symmetric = 0.5 * (strain + strain.transpose(1, 2))
+        atom_strain = symmetric[batch[keys.BATCH]]
+        batch[keys.CELL] = batch[keys.CELL] + torch.bmm(batch[keys.CELL], symmetric)
+        positions_in = positions + torch.einsum("ax,axy->ay", positions, atom_strain)
+    else:
+        positions_in = positions
+    batch[keys.POSITIONS] = positions_in
+
+    with torch.enable_grad() if need_grad else torch.no_grad():
+        out = dict(model(batch))
+        if not need_grad:
+            return out
+        inputs = [positions] + ([strain] if stress else [])
+        grads = torch.autograd.grad(
+            out[keys.ENERGY].sum(),
+            inputs,
+            create_graph=training or hessian or hessian_probes is not None,
+            allow_unused=True,
+        )
+        grad_positions = grads[0] if grads[0] is not None else torch.zeros_like(positions)
+        out[keys.FORCES] = -grad_positions
+        if stress:
+            virial = -grads[1] if grads[1] is not None else torch.zeros_like(strain)
+            volume = torch.linalg.det(batch[keys.CELL]).abs().clamp_min(1e-12)
+            out[keys.VIRIAL] = virial
+            out[keys.STRESS] = -virial / volume[:, None, None]
+        if hessian_probes is not None:
+            (hv,) = torch.autograd.grad(
+                grad_positions,
+                positions,
+                grad_outputs=hessian_probes,
+                create_graph=training,
+                retain_graph=True,
+                allow_unused=True,
+            )
+            out[keys.HESSIAN_PROBED] = torch.zeros_like(positions) if hv is None else hv
+        if hessian:
+            out[keys.HESSIAN] = hessian_blocks(
+                grad_positions, positions, batch[keys.NUM_ATOMS], hessian_chunk, training
+            )
+    if not training:
+        out = {k: v.detach() for k, v in out.items()}
+    return out
+
+
+def hessian_blocks(
+    grad_positions: torch.Tensor,
+    positions: torch.Tensor,
+    num_atoms: torch.Tensor,
+    chunk: int = 64,
+    create_graph: bool = False,
+) -> torch.Tensor:
+    """Exact per-system Hessian blocks from dE/dR (built with create_graph=True).
+
+    Returns the flattened blocks (sum_s (3 N_s)^2,), eV/A^2, atom-major.
+    """
+    dof = 3 * num_atoms  # (n_systems,)
+    max_dof = int(dof.max())
+    n_atoms = positions.shape[0]
+    offsets = torch.cumsum(dof, 0) - dof  # first coordinate of each system
+    system_of_coord = torch.repeat_interleave(torch.arange(len(dof), device=dof.device), dof)
+    local_coord = torch.arange(3 * n_atoms, device=dof.device) - offsets[system_of_coord]
+
+    rows = torch.empty(max_dof, 3 * n_atoms, dtype=positions.dtype, device=positions.device)
+    flat_grad = grad_positions.reshape(-1)
+    for start in range(0, max_dof, chunk):
+        ks = torch.arange(start, min(start + chunk, max_dof), device=dof.device)
+        probes = (local_coord[None, :] == ks[:, None]).to(positions.dtype)  # (chunk, 3 n_atoms)
+        rows[ks] = _batched_vjp(flat_grad, positions, probes, create_graph).reshape(len(ks), -1)
+
+    blocks = []
+    for s in range(len(dof)):
+        o, d = int(offsets[s]), int(dof[s])
+        blocks.append(rows[:d, o : o + d].reshape(-1))
+    return torch.cat(blocks)
+
+
+def _batched_vjp(
+    flat_grad: torch.Tensor, positions: torch.Tensor, probes: torch.Tensor, create_graph: bool
+) -> torch.Tensor:
+    """Rows probes @ d(flat_grad)/d(positions), vectorised (vmap) with a loop fallback."""
+    try:
+        (out,) = torch.autograd.grad(
+            flat_grad,
+            positions,
+            grad_outputs=probes,
+            is_grads_batched=True,
+            retain_graph=True,
+            create_graph=create_graph,
+            allow_unused=True,
+        )
+        if out is None:
+            return torch.zeros(probes.shape[0], *positions.shape, dtype=positions.dtype)
+        return out
+    except RuntimeError:  # an op without a batching rule: fall back to one product per row
+        rows = []
+        for probe in probes:
+            (row,) = torch.autograd.grad(
+                flat_grad,
+                positions,
+                probe,
+                retain_graph=True,
+                create_graph=create_graph,
+                allow_unused=True,
+            )
+            rows.append(torch.zeros_like(positions) if row is None else row)
+        return torch.stack(rows)
+
+
+def split_hessian(flat: torch.Tensor, num_atoms: torch.Tensor) -> list[torch.Tensor]:
+    """Split flattened Hessian blocks into a list of (3 N_s, 3 N_s) matrices."""
+    sizes = (3 * num_atoms) ** 2
+    return [
+        block.reshape(3 * int(n), 3 * int(n))
+        for block, n in zip(torch.split(flat, sizes.tolist()), num_atoms, strict=True)
+    ]

@@ -1,0 +1,1 @@
+"""Neural-network building blocks: geometry, radial bases, interaction blocks."""
