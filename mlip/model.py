@@ -1,0 +1,247 @@
+"""The mlip energy model: an E(3)-equivariant message-passing network (e3nn).
+
+    E = sum_i [ E0(z_i) + s * sum_t e_t(h_i^t) ]
+
+h_i^0 is an embedding of the element z_i; each of ``num_layers`` interaction blocks
+(:mod:`mlip.nn.blocks`) updates the features from neighbours within r_max; e_t is a
+linear readout of the scalar channels after layer t (an MLP after the last one).
+E0 are per-element reference energies (least squares on the training set) and s a
+scale (the force RMS), so the network learns a small, O(1) correction. Forces,
+stress and Hessians come from :mod:`mlip.derivatives` by autograd.
+Units: eV, Angstrom.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tempfile
+from dataclasses import dataclass, field
+
+import torch
+from ase.data import chemical_symbols
+from e3nn import o3
+
+from mlip import keys
+from mlip.errors import CheckpointError, UnknownElementError
+from mlip.nn.blocks import Interaction, natural_irreps
+from mlip.nn.geometry import edge_vectors
+from mlip.nn.radial import BesselBasis, PolynomialEnvelope
+
+MODEL_FORMAT = "mlip-model"
+MODEL_VERSION = 1
+
+
+@dataclass
+class ModelConfig:
+    """Hyperparameters. Lengths in Angstrom.
+
+    atomic_numbers: elements the model is built for; r_max: cutoff; num_radial:
+    Bessel functions; envelope_p: envelope exponent; l_max: spherical-harmonic
+    degree of the edge features; hidden_l_max: highest l of the node features;
+    num_channels: channels per irrep; num_layers: interaction blocks;
+    radial_hidden: width of the radial MLP; correlation: 2 adds the channel-wise
+    square (body order 3 per layer), 1 leaves it out; readout_hidden: width of the
+    last readout MLP.
+    """
+
+    atomic_numbers: list[int] = field(default_factory=lambda: [1, 6, 8])
+    r_max: float = 5.0
+    num_radial: int = 8
+    envelope_p: int = 6
+    l_max: int = 2
+    hidden_l_max: int = 1
+    num_channels: int = 32
+    num_layers: int = 2
+    radial_hidden: int = 32
+    correlation: int = 2
+    readout_hidden: int = 16
+
+    def __post_init__(self) -> None:
+        z = list(self.atomic_numbers)
+        if not z or len(set(z)) != len(z) or min(z) < 1 or max(z) > 118:
+            raise ValueError(f"atomic_numbers must be distinct in 1..118, got {z}")
+        self.atomic_numbers = sorted(int(x) for x in z)
+        checks = {
+            "r_max": self.r_max > 0, "num_radial": self.num_radial >= 1,
+            "envelope_p": self.envelope_p >= 2, "l_max": 0 <= self.l_max <= 4,
+            "hidden_l_max": 0 <= self.hidden_l_max <= self.l_max,
+            "num_channels": self.num_channels >= 1, "num_layers": self.num_layers >= 1,
+            "radial_hidden": self.radial_hidden >= 1, "correlation": self.correlation in (1, 2),
+            "readout_hidden": self.readout_hidden >= 1,
+        }  # fmt: skip
+        for name, ok in checks.items():
+            if not ok:
+                raise ValueError(f"invalid model hyperparameter {name}={getattr(self, name)!r}")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> ModelConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(values) - known
+        if unknown:
+            raise ValueError(f"unknown model hyperparameters: {sorted(unknown)}")
+        return cls(**values)
+
+
+class MLIPModel(torch.nn.Module):
+    """Energy model; forward(batch) -> {ENERGY: (n_systems,), NODE_ENERGY: (n_atoms,)} in eV."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.r_max = float(config.r_max)
+        self.atomic_numbers = list(config.atomic_numbers)
+        n_el = len(self.atomic_numbers)
+        # Raise UnknownElementError for elements outside atomic_numbers (one host sync per
+        # call; the MD engine validates once and switches this off).
+        self.check_elements = True
+
+        table = torch.full((119,), -1, dtype=torch.long)
+        table[torch.tensor(self.atomic_numbers)] = torch.arange(n_el)
+        self.register_buffer("element_index", table, persistent=False)
+        self.register_buffer("atomic_energies", torch.zeros(n_el))
+        self.register_buffer("scale", torch.ones(()))
+        self.register_buffer("inv_avg_neighbors", torch.ones(()))
+
+        self.radial_basis = BesselBasis(config.r_max, config.num_radial)
+        self.envelope = PolynomialEnvelope(config.r_max, config.envelope_p)
+        self.irreps_sh = o3.Irreps.spherical_harmonics(config.l_max)
+        self.spherical_harmonics = o3.SphericalHarmonics(
+            self.irreps_sh, normalize=True, normalization="component"
+        )
+        scalars = o3.Irreps(f"{config.num_channels}x0e")
+        hidden = natural_irreps(config.num_channels, config.hidden_l_max)
+        self.embedding = o3.Linear(o3.Irreps(f"{n_el}x0e"), scalars)
+        self.layers = torch.nn.ModuleList()
+        self.readouts = torch.nn.ModuleList()
+        irreps_in = scalars
+        for t in range(config.num_layers):
+            last = t == config.num_layers - 1
+            irreps_out = scalars if last else hidden
+            self.layers.append(
+                Interaction(
+                    irreps_in, irreps_out, self.irreps_sh, n_el, config.num_radial,
+                    config.radial_hidden, config.correlation,
+                )
+            )  # fmt: skip
+            num_scalars = irreps_out.count("0e")
+            if last:
+                self.readouts.append(
+                    torch.nn.Sequential(
+                        torch.nn.Linear(num_scalars, config.readout_hidden),
+                        torch.nn.SiLU(),
+                        torch.nn.Linear(config.readout_hidden, 1),
+                    )
+                )
+            else:
+                self.readouts.append(torch.nn.Linear(num_scalars, 1))
+            irreps_in = irreps_out
+
+    # -- statistics set by the trainer -------------------------------------
+    def set_atomic_energies(self, energies: dict[int, float]) -> None:
+        """Per-element reference energies E0 (eV); elements not given keep 0."""
+        for z, e in energies.items():
+            if z not in self.atomic_numbers:
+                raise ValueError(f"element {z} is not among the model's {self.atomic_numbers}")
+            self.atomic_energies[self.atomic_numbers.index(z)] = float(e)
+
+    def set_scale(self, scale: float) -> None:
+        """Scale s of the network's per-atom output (eV), e.g. the force RMS."""
+        if not scale > 0:
+            raise ValueError(f"scale must be > 0, got {scale}")
+        self.scale.fill_(float(scale))
+
+    def set_avg_num_neighbors(self, n: float) -> None:
+        """Average neighbour count, normalising the message sums."""
+        if not n > 0:
+            raise ValueError(f"avg_num_neighbors must be > 0, got {n}")
+        self.inv_avg_neighbors.fill_(1.0 / float(n))
+
+    # -- forward -------------------------------------------------------------
+    def element_indices(self, atomic_numbers: torch.Tensor) -> torch.Tensor:
+        index = self.element_index[atomic_numbers]
+        if self.check_elements and bool((index < 0).any()):
+            unknown = sorted({int(z) for z in atomic_numbers[index < 0]})
+            raise UnknownElementError(
+                f"elements {[chemical_symbols[z] for z in unknown]} are unknown to this model, "
+                f"built for {[chemical_symbols[z] for z in self.atomic_numbers]}"
+            )
+        return index
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        species = self.element_indices(batch[keys.ATOMIC_NUMBERS])
+        vectors = edge_vectors(batch)
+        lengths = vectors.norm(dim=-1)
+        edge_radial = self.radial_basis(lengths) * self.envelope(lengths).unsqueeze(-1)
+        edge_sh = self.spherical_harmonics(vectors)
+        node_attrs = torch.nn.functional.one_hot(species, len(self.atomic_numbers)).to(vectors)
+        edge_index = batch[keys.EDGE_INDEX]
+
+        h = self.embedding(node_attrs)
+        node_energy = torch.zeros_like(lengths.new_empty(h.shape[0]))
+        for layer, readout in zip(self.layers, self.readouts, strict=True):
+            h = layer(h, node_attrs, edge_sh, edge_radial, edge_index, self.inv_avg_neighbors)
+            scalars = h[:, : layer.irreps_out.count("0e")]  # scalars come first in the irreps
+            node_energy = node_energy + readout(scalars).squeeze(-1)
+        node_energy = self.scale * node_energy + self.atomic_energies[species]
+        n_systems = batch[keys.NUM_ATOMS].shape[0]
+        energy = torch.zeros(n_systems, dtype=node_energy.dtype, device=node_energy.device)
+        energy = energy.index_add(0, batch[keys.BATCH], node_energy)
+        return {keys.ENERGY: energy, keys.NODE_ENERGY: node_energy}
+
+    # -- files ---------------------------------------------------------------
+    def save(self, path: str | os.PathLike) -> None:
+        """Write hyperparameters, weights, elements and units to ``path`` atomically."""
+        payload = {
+            "format": MODEL_FORMAT,
+            "version": MODEL_VERSION,
+            "config": self.config.to_dict(),
+            "state_dict": {k: v.detach().cpu() for k, v in self.state_dict().items()},
+            "units": {"energy": "eV", "length": "Angstrom"},
+        }
+        atomic_torch_save(payload, path)
+
+
+def atomic_torch_save(payload: object, path: str | os.PathLike) -> None:
+    """torch.save to a temporary file in the same folder, then rename over ``path``."""
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".pt")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(payload, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def load_model(
+    path: str | os.PathLike, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float64
+) -> MLIPModel:
+    """Load a model written by :meth:`MLIPModel.save`; raises CheckpointError if it is not one."""
+    path = os.fspath(path)
+    if isinstance(dtype, str):
+        dtype = getattr(torch, dtype)
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError as err:
+        raise CheckpointError(f"{path}: model file not found") from err
+    except Exception as err:  # noqa: BLE001 (torch raises many kinds for a bad file)
+        raise CheckpointError(f"{path}: not a readable mlip model file ({err})") from err
+    if not isinstance(payload, dict) or payload.get("format") != MODEL_FORMAT:
+        raise CheckpointError(f"{path}: not an mlip model file (no '{MODEL_FORMAT}' header)")
+    if payload.get("version") != MODEL_VERSION:
+        raise CheckpointError(f"{path}: model file version {payload.get('version')} unsupported")
+    try:
+        model = MLIPModel(ModelConfig.from_dict(payload["config"]))
+        model.load_state_dict(payload["state_dict"])
+    except (KeyError, ValueError, RuntimeError) as err:
+        raise CheckpointError(f"{path}: model file is inconsistent ({err})") from err
+    return model.to(device=device, dtype=dtype).eval()
