@@ -1,0 +1,172 @@
+"""Convert labelled data between formats; mlip-hdf5 (eV, Angstrom) is the hub.
+
+Inputs (``format``):
+
+- ``ase``: anything ``ase.io.read`` parses with energies (extxyz, .traj, DFT outputs)
+- ``rmd17``: revised MD17 ``.npz`` (kcal/mol, kcal/mol/A)
+- ``ani1x``: ANI-1x HDF5 (Hartree, Hartree/A; ``level_of_theory`` picks the key prefix)
+- ``spice``: SPICE HDF5 (Bohr, Hartree, Hartree/Bohr gradients)
+- ``mlip``: mlip-hdf5
+
+Outputs: mlip-hdf5 for ``.h5``/``.hdf5``/``.hdf`` names, otherwise any ASE-writable
+format (guessed by ASE from the name), with energy/forces/stress in a
+SinglePointCalculator. Everything is converted to eV, A, eV/A (forces = -dE/dR),
+eV/A^2 and eV/A^3. Writes are atomic and refuse to overwrite unless asked.
+"""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from mlip.data.formats import ani1x, rmd17, spice
+from mlip.data.formats.asefile import ase_write_format, read_ase, write_ase
+from mlip.data.formats.mlip_hdf5 import level_of_theory as mlip_level_of_theory
+from mlip.data.formats.mlip_hdf5 import read_mlip
+from mlip.data.writer import Group, GroupSummary, check_group, write_mlip_hdf5
+
+FORMATS = ("ase", "rmd17", "ani1x", "spice", "mlip")
+HDF5_SUFFIXES = (".h5", ".hdf5", ".hdf")
+
+
+@dataclass
+class ConversionResult:
+    """What :func:`convert` wrote: per-group summaries and the output kind."""
+
+    output: Path
+    output_format: str  # "mlip" or an ASE format name
+    level_of_theory: str
+    groups: list[GroupSummary] = field(default_factory=list)
+    hessians_dropped: int = 0
+
+
+def _detect_hdf5(path: Path) -> str:
+    with h5py.File(path, "r") as h5:
+        fmt = h5.attrs.get("format")
+        if (fmt.decode() if isinstance(fmt, bytes) else fmt) == "mlip-hdf5":
+            return "mlip"
+        for name in h5:
+            group = h5[name]
+            if not isinstance(group, h5py.Group):
+                continue
+            if "conformations" in group:
+                return "spice"
+            if "coordinates" in group:
+                return "ani1x"
+            break
+    raise ValueError(
+        f"{path}: HDF5 layout not recognised (no 'format=mlip-hdf5' attribute, and its first "
+        "group has neither 'conformations' (SPICE) nor 'coordinates' (ANI-1x)); "
+        f"pass --format, one of {FORMATS}"
+    )
+
+
+def detect_format(path: str | os.PathLike) -> str:
+    """The input format of ``path`` from its content (HDF5, npz) or else its extension.
+
+    HDF5 files: ``mlip`` if the ``format`` attribute says so, ``spice`` if groups hold
+    ``conformations``, ``ani1x`` if they hold ``coordinates``. ``.npz`` with
+    ``nuclear_charges``: ``rmd17``. Anything else: ``ase`` when ASE knows the extension
+    or content. Raises FileNotFoundError or ValueError (unknown format).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"input file not found: {path}")
+    if h5py.is_hdf5(path):
+        return _detect_hdf5(path)
+    if zipfile.is_zipfile(path):
+        with np.load(path, allow_pickle=False) as npz:
+            if "nuclear_charges" in npz.files:
+                return "rmd17"
+            raise ValueError(
+                f"{path}: .npz file without 'nuclear_charges' (keys {npz.files}); only revised "
+                "MD17 npz files are supported"
+            )
+    from ase.io.formats import UnknownFileTypeError, filetype, ioformats
+
+    try:
+        name = filetype(str(path))
+    except (UnknownFileTypeError, OSError) as err:
+        raise ValueError(
+            f"{path}: unknown format ({err}); pass --format, one of {FORMATS}"
+        ) from err
+    if name not in ioformats or not ioformats[name].can_read:
+        raise ValueError(
+            f"{path}: unknown format {name!r} (neither HDF5, rMD17 npz, nor a format ASE "
+            f"reads); pass --format, one of {FORMATS}"
+        )
+    return "ase"
+
+
+def read_groups(
+    path: str | os.PathLike, format: str = "auto", level_of_theory: str | None = None
+) -> tuple[Iterable[Group], str]:
+    """Groups of ``path`` (possibly a lazy iterator) and the level-of-theory label.
+
+    ``level_of_theory``: for ``ani1x`` the key prefix to read (default ``wb97x_dz``);
+    for the other formats the label to record (default: the file's own, or a known one).
+    """
+    fmt = detect_format(path) if format == "auto" else format
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown format {format!r}; expected 'auto' or one of {FORMATS}")
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"input file not found: {path}")
+    if fmt == "ani1x":
+        prefix = level_of_theory or ani1x.DEFAULT_LEVEL
+        return ani1x.read_ani1x(path, prefix), ani1x.level_label(prefix)
+    if fmt == "spice":
+        return spice.read_spice(path), level_of_theory or spice.LEVEL_OF_THEORY
+    if fmt == "rmd17":
+        return rmd17.read_rmd17(path), level_of_theory or rmd17.LEVEL_OF_THEORY
+    if fmt == "mlip":
+        label = level_of_theory or mlip_level_of_theory(path) or "unknown"
+        return read_mlip(path), label
+    return read_ase(path), level_of_theory or "unknown"
+
+
+def _checked(groups: Iterable[Group], file: str, out: list[GroupSummary]) -> Iterator[Group]:
+    """Validate each group against its input file, recording summaries as they pass."""
+    for group in groups:
+        out.append(check_group(group, file=file))
+        yield group
+
+
+def convert(
+    source: str | os.PathLike,
+    output: str | os.PathLike,
+    format: str = "auto",
+    level_of_theory: str | None = None,
+    overwrite: bool = False,
+    compression: str | None = "gzip",
+) -> ConversionResult:
+    """Convert ``source`` (format ``format``, see module docstring) into ``output``.
+
+    The output is mlip-hdf5 when its suffix is .h5/.hdf5/.hdf, else an ASE format
+    guessed from its name. Bad input raises :class:`DataError` naming file, group and
+    field; an existing output raises FileExistsError unless ``overwrite``. No partial
+    output is left on failure.
+    """
+    source, output = Path(source), Path(output)
+    if output.exists() and source.resolve() == output.resolve():
+        raise ValueError(f"input and output are the same file: {source}")
+    if output.exists() and not overwrite:
+        raise FileExistsError(f"{output} exists; pass overwrite=True (CLI: --force) to replace it")
+    to_hdf5 = output.suffix.lower() in HDF5_SUFFIXES
+    fmt = "mlip" if to_hdf5 else ase_write_format(output)  # fail early on a bad output name
+    groups, label = read_groups(source, format, level_of_theory)
+    summaries: list[GroupSummary] = []
+    checked = _checked(groups, str(source), summaries)
+    if to_hdf5:
+        write_mlip_hdf5(output, checked, label, overwrite=overwrite, compression=compression)
+        return ConversionResult(output, fmt, label, summaries)
+    dropped = write_ase(output, checked, format=fmt, overwrite=overwrite)
+    return ConversionResult(output, fmt, label, summaries, dropped)
+
+
+__all__ = ["FORMATS", "ConversionResult", "convert", "detect_format", "read_groups"]
