@@ -1,0 +1,86 @@
+"""``mlip vib MODEL STRUCTURE``: harmonic frequencies, ZPE and thermochemistry.
+
+Units: frequencies cm^-1, energies eV, entropies eV/K, forces eV/A, T in K.
+STRUCTURE (and --reference) is any file ASE reads or ``FILE.h5:GROUP[:INDEX]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "vib",
+        help="vibrational analysis from the model's exact Hessian",
+        description=(
+            "Harmonic vibrational analysis from the model's analytic Hessian "
+            "(frequencies in cm^-1, energies in eV, temperature in K, forces in eV/A). "
+            "STRUCTURE is any file ASE reads, or an mlip HDF5 conformer FILE.h5:GROUP[:INDEX]."
+        ),
+    )
+    parser.add_argument("model", help="model file (mlip.model.load_model)")
+    parser.add_argument("structure", help="ASE-readable file or FILE.h5:GROUP[:INDEX]")
+    parser.add_argument("--optimize", action="store_true", help="relax first (BFGS + Newton steps)")
+    parser.add_argument(
+        "--fmax", type=float, default=1e-4, help="force threshold for --optimize, eV/A"
+    )
+    parser.add_argument(
+        "--reference",
+        help="reference Hessian FILE.h5:GROUP[:INDEX] (or a JSON written by --json): "
+        "prints a per-mode comparison with MAE and max error in cm^-1",
+    )
+    parser.add_argument("--temperature", type=float, default=298.15, help="K")
+    parser.add_argument("--pressure", type=float, default=101325.0, help="Pa (ideal gas)")
+    parser.add_argument("--symmetry-number", type=int, default=1, help="rotational symmetry")
+    parser.add_argument("--json", metavar="OUT", help="write the analysis as JSON")
+    parser.add_argument("--plot", metavar="OUT.png", help="save a (broadened) stick spectrum")
+    parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    parser.add_argument("--dtype", default="float64", choices=["float64", "float32"])
+    parser.set_defaults(run=run)
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    from mlip.calculator import MLIPCalculator
+    from mlip.vib import analyse_atoms, read_reference, read_structure, relax
+
+    atoms, _ = read_structure(args.structure)
+    calculator = MLIPCalculator(args.model, device=args.device, dtype=args.dtype)
+    atoms.calc = calculator
+    if args.optimize:
+        outcome = relax(atoms, fmax=args.fmax)
+        status = "converged" if outcome.converged else "NOT converged"
+        print(
+            f"relaxation {status}: max force {outcome.fmax:.2e} eV/A, energy "
+            f"{outcome.energy:.6f} eV, {outcome.optimizer_steps} optimiser + "
+            f"{outcome.newton_steps} Newton steps {outcome.note}".rstrip()
+        )
+    result = analyse_atoms(atoms, calculator)
+    print(f"{len(atoms)} atoms, {result.geometry}, {result.num_modes} vibrational modes")
+    print(result.table())
+    if result.imaginary.any():
+        print(f"warning: {int(result.imaginary.sum())} imaginary mode(s) (not a minimum)")
+    thermo = result.thermochemistry(
+        atoms,
+        temperature=args.temperature,
+        pressure=args.pressure,
+        symmetrynumber=args.symmetry_number,
+    )
+    model = "harmonic solid" if result.geometry == "periodic" else "ideal gas, rigid rotor"
+    print(f"harmonic thermochemistry at {args.temperature:g} K ({model}):")
+    for key, value in thermo.items():
+        if key not in ("temperature", "pressure"):
+            unit = "eV/K" if key == "entropy" else ("" if key == "n_imaginary" else "eV")
+            print(f"  {key:<18} {value:.6g} {unit}".rstrip())
+    if args.reference:
+        _, reference = read_reference(args.reference, atomic_numbers=atoms.numbers)
+        print(f"comparison with {args.reference} (cm^-1):")
+        print(result.compare(reference).table())
+    if args.json:
+        result.to_json(args.json)
+        print(f"wrote {args.json}")
+    if args.plot:
+        result.plot_spectrum(args.plot)
+        print(f"wrote {args.plot}")
+    return 0
