@@ -1,0 +1,255 @@
+"""Sobolev loss: energies, forces, stress and Hessians (by random Hessian-vector probes).
+
+For a batch of systems s with N_s atoms the loss is
+
+    L = w_E * mean_s  rho((E_s - E_s^ref) / N_s)                    (eV/atom)^2
+      + w_F * mean_{a,x} rho(F_ax - F_ax^ref)                        (eV/A)^2
+      + w_H * mean_{k,a,x} rho((H_s v_sk)_ax - (H_s^ref v_sk)_ax)     (eV/A^2)^2
+      + w_S * mean_{s,x,y} rho(sigma_sxy - sigma_sxy^ref)            (eV/A^3)^2
+
+with rho(x) = x^2 (or 2 * Huber_delta(x): x^2 for |x| <= delta, 2 delta |x| - delta^2
+beyond). Every mean runs only over the systems that carry that label (HAS_FORCES,
+HAS_HESSIAN, HAS_STRESS masks), so a batch may mix labelled and unlabelled systems;
+the force mean is over Cartesian components (the MACE/NequIP convention).
+
+The Hessian term never forms a model Hessian. Each step draws K probe vectors v_sk per
+system: random unit vectors of R^{3 N_s} ("gaussian") or random unit coordinate
+vectors ("onehot", i.e. random Hessian rows). The model's H_s v_sk is one extra
+reverse pass through the forces (double backprop), the reference H_s^ref v_sk a
+matrix-vector product with the stored block. Since E[v v^T] = I / (3 N_s) for either
+kind, the Hessian term is an unbiased estimate of mean_{ij} rho-error of the Hessian
+elements (exactly so for squared errors), i.e. of ||H - H^ref||_F^2 / (3 N_s)^2.
+
+The loss is built from per-term sums and counts (:meth:`SobolevLoss.terms`), so that
+data-parallel ranks can normalise by the global counts and reproduce the loss of the
+whole batch exactly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from mlip import keys
+from mlip.derivatives import compute
+
+TERMS = ("energy", "forces", "hessian", "stress")
+
+
+class ProbeSampler:
+    """Seeded probe vectors for the Hessian term, resampled every step.
+
+    Each step draws one 63-bit step seed from a ``numpy`` PCG64 generator; the probes of
+    the system with dataset index ``i`` are then drawn from ``default_rng([step_seed, i])``.
+    The probes of a system therefore do not depend on which rank or which batch position
+    it lands on (data-parallel runs equal single-process runs), and saving the step
+    generator's state suffices to resume exactly.
+    """
+
+    def __init__(self, num_probes: int = 2, kind: str = "gaussian", seed: int = 0) -> None:
+        if num_probes < 1:
+            raise ValueError(f"num_probes must be >= 1, got {num_probes}")
+        if kind not in ("gaussian", "onehot"):
+            raise ValueError(f"probe kind must be 'gaussian' or 'onehot', got {kind!r}")
+        self.num_probes, self.kind = int(num_probes), kind
+        self.generator = np.random.default_rng(seed)
+
+    def next_seed(self) -> int:
+        """The seed of the next step (advances the generator once)."""
+        return int(self.generator.integers(0, 2**63 - 1))
+
+    def probes(
+        self,
+        num_atoms: Sequence[int],
+        sample_ids: Sequence[int],
+        step_seed: int,
+        dtype: torch.dtype = torch.float64,
+        device: torch.device | str = "cpu",
+    ) -> torch.Tensor:
+        """(K, n_atoms, 3) probes, unit norm per system and probe (atom-major layout)."""
+        blocks = []
+        for n, sample in zip(num_atoms, sample_ids, strict=True):
+            rng = np.random.default_rng([int(step_seed), int(sample)])
+            dof = 3 * int(n)
+            if self.kind == "gaussian":
+                v = rng.standard_normal((self.num_probes, dof))
+                v /= np.linalg.norm(v, axis=1, keepdims=True)
+            else:
+                v = np.zeros((self.num_probes, dof))
+                v[np.arange(self.num_probes), rng.integers(0, dof, self.num_probes)] = 1.0
+            blocks.append(v.reshape(self.num_probes, int(n), 3))
+        return torch.as_tensor(np.concatenate(blocks, axis=1), dtype=dtype, device=device)
+
+
+def reference_hvp(
+    hessian: torch.Tensor, num_atoms: torch.Tensor, has_hessian: torch.Tensor, probes: torch.Tensor
+) -> torch.Tensor:
+    """H_s^ref v_sk from flattened reference blocks: (K, n_atoms, 3), zero without a Hessian."""
+    out = torch.zeros_like(probes)
+    sizes = (3 * num_atoms) ** 2
+    blocks = torch.split(hessian, sizes.tolist())
+    start = 0
+    for block, n, has in zip(blocks, num_atoms.tolist(), has_hessian.tolist(), strict=True):
+        if has:
+            dof = 3 * n
+            v = probes[:, start : start + n].reshape(-1, dof)  # (K, 3N)
+            out[:, start : start + n] = (v @ block.reshape(dof, dof).T).reshape(-1, n, 3)
+        start += n
+    return out
+
+
+class _PositionTap:
+    """Wraps a model and keeps the positions tensor that :func:`compute` feeds it."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        self.model = model
+        self.r_max = getattr(model, "r_max", 0.0)
+        self.positions: torch.Tensor | None = None
+
+    def __call__(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        self.positions = batch[keys.POSITIONS]
+        return self.model(batch)
+
+
+def predict(
+    model: torch.nn.Module,
+    batch: dict[str, torch.Tensor],
+    forces: bool = True,
+    stress: bool = False,
+    probes: torch.Tensor | None = None,
+    training: bool = True,
+) -> dict[str, torch.Tensor]:
+    """Energies and the derivatives the loss needs, differentiable when ``training``.
+
+    ``probes`` (K, n_atoms, 3) adds HESSIAN_PROBED (K, n_atoms, 3) = H_s v_sk, each one
+    extra reverse pass through the forces (K passes; positions re-used, no extra forward).
+    """
+    tap = _PositionTap(model)
+    need_graph = training or probes is not None
+    out = compute(
+        tap, batch, forces=forces or probes is not None, stress=stress, training=need_graph
+    )
+    if probes is not None:
+        products = []
+        for k in range(probes.shape[0]):
+            (hv,) = torch.autograd.grad(
+                out[keys.FORCES],
+                tap.positions,
+                grad_outputs=-probes[k],
+                create_graph=training,
+                retain_graph=True,
+                allow_unused=True,
+            )
+            products.append(torch.zeros_like(probes[k]) if hv is None else hv)
+        out[keys.HESSIAN_PROBED] = torch.stack(products)
+    if not training:
+        out = {k: v.detach() for k, v in out.items()}
+    return out
+
+
+def _rho(residual: torch.Tensor, huber_delta: float | None) -> torch.Tensor:
+    """x^2, or twice the Huber function (equal to x^2 for |x| <= delta)."""
+    if huber_delta is None:
+        return residual.square()
+    return 2.0 * torch.nn.functional.huber_loss(
+        residual, torch.zeros_like(residual), reduction="none", delta=huber_delta
+    )
+
+
+class SobolevLoss:
+    """Weighted energy/force/Hessian/stress loss; see the module docstring for the maths."""
+
+    def __init__(
+        self,
+        energy_weight: float = 1.0,
+        forces_weight: float = 100.0,
+        hessian_weight: float = 100.0,
+        stress_weight: float = 10.0,
+        huber_delta: float | None = None,
+    ) -> None:
+        self.weights = {
+            "energy": float(energy_weight),
+            "forces": float(forces_weight),
+            "hessian": float(hessian_weight),
+            "stress": float(stress_weight),
+        }
+        for name, weight in self.weights.items():
+            if weight < 0:
+                raise ValueError(f"{name} weight must be >= 0, got {weight}")
+        if huber_delta is not None and huber_delta <= 0:
+            raise ValueError(f"huber_delta must be > 0, got {huber_delta}")
+        self.huber_delta = huber_delta
+
+    def needs(self, batch: dict[str, torch.Tensor]) -> dict[str, bool]:
+        """Which predictions this batch needs: forces, stress, Hessian probes."""
+        hessian = self.weights["hessian"] > 0 and bool(batch[keys.HAS_HESSIAN].any())
+        stress = self.weights["stress"] > 0 and bool(batch[keys.HAS_STRESS].any())
+        forces = self.weights["forces"] > 0 or hessian
+        return {"forces": forces, "stress": stress, "hessian": hessian}
+
+    def counts(self, batch: dict[str, torch.Tensor], num_probes: int) -> dict[str, torch.Tensor]:
+        """Number of residual components of each weighted term (known before the forward)."""
+        num_atoms = batch[keys.NUM_ATOMS].to(batch[keys.POSITIONS].dtype)
+        out = {}
+        if self.weights["energy"] > 0 and keys.ENERGY in batch:
+            out["energy"] = num_atoms.new_tensor(float(len(num_atoms)))
+        if self.weights["forces"] > 0:
+            out["forces"] = 3.0 * (num_atoms * batch[keys.HAS_FORCES]).sum()
+        if self.weights["hessian"] > 0:
+            out["hessian"] = 3.0 * num_probes * (num_atoms * batch[keys.HAS_HESSIAN]).sum()
+        if self.weights["stress"] > 0:
+            out["stress"] = 9.0 * batch[keys.HAS_STRESS].sum().to(num_atoms)
+        return out
+
+    def terms(
+        self,
+        pred: dict[str, torch.Tensor],
+        batch: dict[str, torch.Tensor],
+        probes: torch.Tensor | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """Sum of rho(residual) of each weighted term over the labelled systems."""
+        out: dict[str, torch.Tensor] = {}
+        rho = lambda r: _rho(r, self.huber_delta).sum()
+        if self.weights["energy"] > 0 and keys.ENERGY in batch:
+            per_atom = (pred[keys.ENERGY] - batch[keys.ENERGY]) / batch[keys.NUM_ATOMS]
+            out["energy"] = rho(per_atom)
+        if self.weights["forces"] > 0:
+            atom_mask = batch[keys.HAS_FORCES][batch[keys.BATCH]]
+            out["forces"] = rho((pred[keys.FORCES] - batch[keys.FORCES])[atom_mask])
+        if self.weights["hessian"] > 0:
+            out["hessian"] = pred[keys.ENERGY].new_zeros(())
+            if keys.HESSIAN_PROBED in pred and probes is not None:
+                ref = reference_hvp(
+                    batch[keys.HESSIAN], batch[keys.NUM_ATOMS], batch[keys.HAS_HESSIAN], probes
+                )
+                atom_mask = batch[keys.HAS_HESSIAN][batch[keys.BATCH]]
+                out["hessian"] = rho((pred[keys.HESSIAN_PROBED] - ref)[:, atom_mask])
+        if self.weights["stress"] > 0:
+            out["stress"] = pred[keys.ENERGY].new_zeros(())
+            if keys.STRESS in pred:
+                mask = batch[keys.HAS_STRESS]
+                out["stress"] = rho((pred[keys.STRESS] - batch[keys.STRESS])[mask])
+        return out
+
+    def combine(
+        self, sums: dict[str, torch.Tensor], counts: dict[str, torch.Tensor]
+    ) -> torch.Tensor:
+        """sum_t w_t * sums_t / counts_t over the terms with a non-zero count."""
+        total = next(iter(sums.values())).new_zeros(())
+        for name, value in sums.items():
+            count = counts[name]
+            if float(count) > 0:
+                total = total + self.weights[name] * value / count
+        return total
+
+    def __call__(
+        self,
+        pred: dict[str, torch.Tensor],
+        batch: dict[str, torch.Tensor],
+        probes: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """The loss of one (whole) batch."""
+        num_probes = 0 if probes is None else probes.shape[0]
+        return self.combine(self.terms(pred, batch, probes), self.counts(batch, num_probes))
