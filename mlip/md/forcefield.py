@@ -1,0 +1,124 @@
+"""Energies and forces of a batched MD state: model + device neighbour list.
+
+Synchronisation policy. Rebuilding a neighbour list needs the host (its size is data
+dependent), deciding whether to rebuild needs one boolean from the device. A
+:class:`ForceField` has two modes:
+
+* ``deferred = False`` (default): ``is_stale`` is read every call, one small
+  device-to-host copy per step; exact, and free on the CPU.
+* ``deferred = True``: the staleness test runs on the device every call and is OR-ed
+  into ``stale_flag`` without reading it. The caller reads the flag every k steps and,
+  if it was raised, rolls back to a snapshot taken before those steps, rebuilds and
+  redoes them in exact mode (see :mod:`mlip.md.runner`). Forces computed after the flag
+  went up may miss pairs, which is why those steps are discarded.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from mlip import keys
+from mlip.derivatives import EnergyModel, compute
+from mlip.errors import UnknownElementError
+from mlip.md.neighbors import VerletList
+from mlip.md.state import MDState
+
+
+class ForceField:
+    """Callable ``state -> state`` with ``energy`` (eV) and ``forces`` (eV/A) filled in.
+
+    ``model`` is any energy model of the package (``r_max`` in A, ``forward(batch)``);
+    the list is built with cutoff ``model.r_max + skin`` (A). A model with r_max = 0
+    (e.g. :class:`mlip.potentials.HarmonicBonds`) gets no edges and no list.
+    """
+
+    def __init__(
+        self,
+        model: EnergyModel,
+        skin: float = 1.0,
+        max_candidates: int = 2**20,
+        deferred: bool = False,
+    ) -> None:
+        self.model = model
+        r_max = float(model.r_max)
+        self.neighbors = VerletList(r_max, skin, max_candidates) if r_max > 0 else None
+        self.deferred = deferred
+        self.stale_flag: torch.Tensor | None = None
+        self._sizes: list[int] | None = None
+        self._sizes_key: torch.Tensor | None = None
+
+    def check_elements(self, state: MDState) -> None:
+        """Raise UnknownElementError if the state holds an element the model lacks.
+
+        Once validated, a model's own per-call check (``check_elements``, a host sync
+        per evaluation) is switched off.
+        """
+        known = getattr(self.model, "atomic_numbers", None)
+        if known is None:
+            return
+        present = set(torch.unique(state.atomic_numbers).tolist())
+        missing = sorted(present - set(int(z) for z in known))
+        if missing:
+            raise UnknownElementError(
+                f"the model knows elements {sorted(known)}, the structure also has {missing}"
+            )
+        if hasattr(self.model, "check_elements"):
+            self.model.check_elements = False
+
+    def _num_atoms(self, state: MDState) -> list[int]:
+        if self._sizes_key is not state.num_atoms:  # cached: one host copy per new batch
+            self._sizes = state.num_atoms.tolist()
+            self._sizes_key = state.num_atoms
+        return self._sizes
+
+    def rebuild(self, state: MDState) -> None:
+        """Rebuild the neighbour list now and clear the stale flag."""
+        if self.neighbors is not None:
+            self.neighbors.build(
+                state.positions, state.cell, state.pbc, state.system_idx, self._num_atoms(state)
+            )
+        self.stale_flag = torch.zeros((), dtype=torch.bool, device=state.device)
+
+    def _update_list(self, state: MDState) -> None:
+        if self.neighbors is None:
+            return
+        n = self.neighbors
+        if n.reference is None or n.reference.shape != state.positions.shape:
+            self.rebuild(state)
+            return
+        stale = n.is_stale(state.positions)
+        if self.deferred:
+            self.stale_flag = self.stale_flag | stale
+        elif bool(stale):  # one host sync
+            self.rebuild(state)
+
+    def batch(self, state: MDState) -> dict[str, torch.Tensor]:
+        """The model input of :mod:`mlip.keys` for the current positions and list."""
+        if self.neighbors is None or self.neighbors.edge_index is None:
+            edge_index = torch.zeros((2, 0), dtype=torch.long, device=state.device)
+            edge_shifts = torch.zeros((0, 3), dtype=state.dtype, device=state.device)
+        else:
+            edge_index, edge_shifts = self.neighbors.edge_index, self.neighbors.edge_shifts
+        return {
+            keys.POSITIONS: state.positions,
+            keys.ATOMIC_NUMBERS: state.atomic_numbers,
+            keys.BATCH: state.system_idx,
+            keys.NUM_ATOMS: state.num_atoms,
+            keys.CELL: state.cell,
+            keys.PBC: state.pbc,
+            keys.EDGE_INDEX: edge_index,
+            keys.EDGE_SHIFTS: edge_shifts,
+        }
+
+    def __call__(self, state: MDState) -> MDState:
+        self._update_list(state)
+        out = compute(self.model, self.batch(state), forces=True)
+        return state.replace(energy=out[keys.ENERGY], forces=out[keys.FORCES])
+
+    def take_stale_flag(self) -> bool:
+        """Read (one host sync) and clear the deferred stale flag."""
+        if self.stale_flag is None:
+            return False
+        value = bool(self.stale_flag)
+        self.stale_flag = torch.zeros_like(self.stale_flag)
+        return value

@@ -1,0 +1,287 @@
+"""MD input and output: structures, HDF5 trajectories (mlip layout), CSV logs, restarts.
+
+Trajectories follow /work/shared/data/FORMAT.md (``format = "mlip-hdf5"``, version 1):
+one group per simulated system with ``atomic_numbers`` (N,), ``positions`` (M, N, 3) A,
+``energy`` (M,) eV (potential energy), ``forces`` (M, N, 3) eV/A, ``cell`` (M, 3, 3) A
+for periodic systems and ``pbc`` (3,). Extra datasets: ``velocities`` (M, N, 3) A/fs,
+``masses`` (N,) amu, ``step`` (M,), ``time`` (M,) fs, ``kinetic_energy`` (M,) eV.
+Frames are appended and the file flushed at every write, so a crash keeps them.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+
+import ase
+import ase.io
+import h5py
+import numpy as np
+
+from mlip.errors import DataError
+from mlip.md.state import ASE_MOMENTUM_PER_AMU_A_FS, MDState
+
+H5_SUFFIXES = (".h5", ".hdf5")
+_FRAME_FIELDS = ("positions", "energy", "forces", "velocities", "step", "time", "kinetic_energy")
+
+
+def read_structures(spec: str) -> list[ase.Atoms]:
+    """Systems to simulate from ``FILE.h5:GROUP[:INDEX]`` (mlip HDF5) or any ASE file.
+
+    For HDF5, INDEX (default 0, negative counts from the end) picks one conformer of the
+    group; GROUP may be left out when the file has one group. Any other file is read
+    with ``ase.io.read(path, index=":")``: every frame becomes a system of the batch.
+    """
+    path, group, index = _split_h5_spec(spec)
+    if path is None:
+        if not os.path.exists(spec):
+            raise FileNotFoundError(f"structure file not found: {spec}")
+        frames = ase.io.read(spec, index=":")
+        return frames if isinstance(frames, list) else [frames]
+    return [_read_h5_conformer(path, group, index)]
+
+
+def _split_h5_spec(spec: str) -> tuple[str | None, str | None, int]:
+    for suffix in H5_SUFFIXES:
+        pos = spec.find(suffix + ":")
+        if spec.endswith(suffix) or pos >= 0:
+            if pos < 0:
+                return spec, None, 0
+            path, rest = spec[: pos + len(suffix)], spec[pos + len(suffix) + 1 :].split(":")
+            if len(rest) > 2:
+                raise ValueError(f"expected FILE.h5:GROUP[:INDEX], got '{spec}'")
+            if len(rest) == 2:
+                try:
+                    return path, rest[0] or None, int(rest[1])
+                except ValueError:
+                    raise ValueError(f"INDEX must be an integer in '{spec}'") from None
+            return path, rest[0] or None, 0
+    return None, None, 0
+
+
+def _read_h5_conformer(path: str, group: str | None, index: int) -> ase.Atoms:
+    from mlip.data.hdf5 import H5Dataset  # validates the layout, errors name file/group/field
+
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"structure file not found: {path}")
+    dataset = H5Dataset(path, groups=None if group is None else [group])
+    try:
+        names = [g.name for g in dataset.groups]
+        if len(names) != 1:
+            raise DataError(f"name a group as FILE.h5:GROUP, the file has {names}", file=path)
+        count = len(dataset)
+        if not -count <= index < count:
+            raise DataError(f"index out of range, {count} conformers", file=path, group=names[0],
+                            index=index)  # fmt: skip
+        structure = dataset[index % count]
+    finally:
+        dataset.close()
+    return ase.Atoms(
+        structure.atomic_numbers,
+        positions=structure.positions,
+        cell=np.zeros((3, 3)) if structure.cell is None else structure.cell,
+        pbc=False if structure.pbc is None else structure.pbc,
+    )
+
+
+class TrajectoryWriter:
+    """Append MD frames of every system of a state to an mlip HDF5 file.
+
+    ``append=True`` continues the groups of an existing trajectory (same systems);
+    otherwise a new file is written, refusing to replace one unless ``overwrite``.
+    ``attrs`` become attributes of every group (e.g. ensemble, timestep_fs).
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        state: MDState,
+        attrs: dict | None = None,
+        level_of_theory: str = "mlip MD",
+        append: bool = False,
+        overwrite: bool = False,
+    ) -> None:
+        self.path = str(path)
+        self.names = list(state.names)
+        self._bounds = np.concatenate([[0], np.cumsum(state.num_atoms.cpu().numpy())])
+        self._periodic = state.pbc.any(-1).cpu().numpy()
+        if append:
+            self.file = h5py.File(self.path, "a")
+            self._check_groups(state)
+            return
+        if os.path.exists(self.path) and not overwrite:
+            raise FileExistsError(f"{self.path} exists; pass overwrite=True to replace it")
+        self.file = h5py.File(self.path, "w")
+        self.file.attrs.update(
+            format="mlip-hdf5",
+            version=1,
+            energy_unit="eV",
+            length_unit="Angstrom",
+            time_unit="fs",
+            velocity_unit="Angstrom/fs",
+            level_of_theory=level_of_theory,
+        )
+        numbers = state.atomic_numbers.cpu().numpy()
+        masses, pbcs = state.masses.detach().cpu().double().numpy(), state.pbc.cpu().numpy()
+        for s, name in enumerate(self.names):
+            a, b = self._bounds[s], self._bounds[s + 1]
+            g = self.file.create_group(name)
+            g.attrs.update(sampling="molecular dynamics", system_index=s, **(attrs or {}))
+            g.create_dataset("atomic_numbers", data=numbers[a:b])
+            g.create_dataset("masses", data=masses[a:b])
+            g.create_dataset("pbc", data=pbcs[s])
+            n = b - a
+            shapes = {
+                "positions": (n, 3),
+                "forces": (n, 3),
+                "velocities": (n, 3),
+                "energy": (),
+                "kinetic_energy": (),
+                "time": (),
+                "step": (),
+            }
+            if self._periodic[s]:
+                shapes["cell"] = (3, 3)
+            for field, shape in shapes.items():
+                kind = np.int64 if field == "step" else np.float64
+                g.create_dataset(
+                    field,
+                    shape=(0, *shape),
+                    maxshape=(None, *shape),
+                    dtype=kind,
+                    chunks=(16, *shape),
+                )
+        self.file.flush()
+
+    def _check_groups(self, state: MDState) -> None:
+        numbers = state.atomic_numbers.cpu().numpy()
+        for s, name in enumerate(self.names):
+            if name not in self.file:
+                raise DataError(
+                    "trajectory has no group for this system", file=self.path, group=name
+                )
+            stored = self.file[name]["atomic_numbers"][()]
+            if not np.array_equal(stored, numbers[self._bounds[s] : self._bounds[s + 1]]):
+                raise DataError(
+                    "atoms differ from the state's",
+                    file=self.path,
+                    group=name,
+                    field="atomic_numbers",
+                )
+
+    def write(self, state: MDState) -> None:
+        """Append the current frame of every system and flush (one host copy)."""
+        host = {
+            "positions": state.positions.detach().cpu().double().numpy(),
+            "forces": state.forces.detach().cpu().double().numpy(),
+            "velocities": state.velocities.detach().cpu().double().numpy(),
+            "energy": state.energy.detach().cpu().double().numpy(),
+            "kinetic_energy": state.kinetic_energy().detach().cpu().double().numpy(),
+        }
+        cells = state.cell.detach().cpu().double().numpy()
+        for s, name in enumerate(self.names):
+            g, (a, b) = self.file[name], self._bounds[s : s + 2]
+            frame = {
+                "positions": host["positions"][a:b],
+                "forces": host["forces"][a:b],
+                "velocities": host["velocities"][a:b],
+                "energy": host["energy"][s],
+                "kinetic_energy": host["kinetic_energy"][s],
+                "time": state.time,
+                "step": state.step,
+            }
+            if "cell" in g:
+                frame["cell"] = cells[s]
+            for field, value in frame.items():
+                d = g[field]
+                d.resize(d.shape[0] + 1, axis=0)
+                d[-1] = value
+        self.file.flush()
+
+    def close(self) -> None:
+        if self.file.id.valid:
+            self.file.close()
+
+
+def read_restart(path: str | Path) -> tuple[list[ase.Atoms], list[str], int, float]:
+    """Last frame of every group of a trajectory: (atoms with momenta, names, step, time fs).
+
+    Groups are ordered by their ``system_index`` attribute. Momenta are set in ASE units
+    from the stored velocities (A/fs) and masses (amu).
+    """
+    path = str(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"restart file not found: {path}")
+    atoms, names, steps, times = [], [], [], []
+    with h5py.File(path, "r") as f:
+        groups = sorted(f.keys(), key=lambda k: (int(f[k].attrs.get("system_index", 0)), k))
+        for name in groups:
+            g = f[name]
+            for field in ("atomic_numbers", "masses", "pbc", *_FRAME_FIELDS):
+                if field not in g:
+                    raise DataError("not an mlip MD trajectory", file=path, group=name, field=field)
+            if g["positions"].shape[0] == 0:
+                raise DataError("trajectory has no frame", file=path, group=name, field="positions")
+            masses = g["masses"][()]
+            cell = g["cell"][-1] if "cell" in g else np.zeros((3, 3))
+            a = ase.Atoms(
+                g["atomic_numbers"][()], positions=g["positions"][-1], cell=cell, pbc=g["pbc"][()]
+            )
+            a.set_masses(masses)
+            a.set_momenta(g["velocities"][-1] * masses[:, None] * ASE_MOMENTUM_PER_AMU_A_FS)
+            atoms.append(a)
+            names.append(name)
+            steps.append(int(g["step"][-1]))
+            times.append(float(g["time"][-1]))
+    if not atoms:
+        raise DataError("trajectory has no group", file=path)
+    return atoms, names, max(steps), max(times)
+
+
+class CSVLog:
+    """Per-system energies and temperatures, one row per system and log step (flushed).
+
+    Columns: step, time_fs, system, name, temperature_K (kinetic), potential_eV,
+    kinetic_eV, total_eV, conserved_eV (total minus the heat a thermostat put in).
+    """
+
+    COLUMNS = (
+        "step",
+        "time_fs",
+        "system",
+        "name",
+        "temperature_K",
+        "potential_eV",
+        "kinetic_eV",
+        "total_eV",
+        "conserved_eV",
+    )
+
+    def __init__(self, path: str | Path, append: bool = False) -> None:
+        new = not (append and os.path.exists(path))
+        self.handle = open(path, "a" if append else "w", newline="")  # noqa: SIM115
+        self.writer = csv.writer(self.handle)
+        if new:
+            self.writer.writerow(self.COLUMNS)
+
+    def write(self, step: int, time: float, names: list[str], values: dict[str, np.ndarray]):
+        for s, name in enumerate(names):
+            kin, pot = values["kinetic"][s], values["potential"][s]
+            self.writer.writerow(
+                [
+                    step,
+                    f"{time:.6g}",
+                    s,
+                    name,
+                    f"{values['temperature'][s]:.6g}",
+                    f"{pot:.10g}",
+                    f"{kin:.10g}",
+                    f"{pot + kin:.10g}",
+                    f"{pot + kin - values['heat'][s]:.10g}",
+                ]
+            )
+        self.handle.flush()
+
+    def close(self) -> None:
+        self.handle.close()

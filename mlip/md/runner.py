@@ -1,0 +1,295 @@
+"""The MD driver: ``run_md`` and the host/device synchronisation loop.
+
+The loop advances the batch in chunks of at most ``check_every`` steps with no host
+synchronisation inside a chunk (forces, integrator, neighbour-list staleness and
+explosion tests all stay on the device). At the end of a chunk one small tensor is read:
+
+* if the neighbour list went stale during the chunk, the chunk is rolled back to its
+  snapshot (state, RNG and monitor, all immutable so the snapshot is free), the list is
+  rebuilt and the chunk redone with an exact per-step check (see
+  :mod:`mlip.md.forcefield`); the trajectory is the same as with per-step checks;
+* if a system exploded, the run stops with :class:`MDExplosionError`.
+
+Energies and temperatures are read, written to the trajectory/CSV and shown in the
+progress bar only every ``log_every`` steps. On the CPU host syncs cost nothing and
+``check_every`` defaults to 1; on a GPU it defaults to 20.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import ase
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from mlip.derivatives import EnergyModel
+from mlip.md.forcefield import ForceField
+from mlip.md.integrators import VelocityVerlet, make_integrator
+from mlip.md.io import CSVLog, TrajectoryWriter, read_restart
+from mlip.md.monitor import ExplosionMonitor, MDExplosionError
+from mlip.md.state import MDState, from_atoms, maxwell_boltzmann
+
+
+@dataclass
+class MDResult:
+    """Final state, logged per-system series (n_logs, n_systems) and timings."""
+
+    state: MDState
+    steps: np.ndarray  # (n_logs,)
+    time: np.ndarray  # (n_logs,) fs
+    temperature: np.ndarray  # K
+    potential: np.ndarray  # eV
+    kinetic: np.ndarray  # eV
+    conserved: np.ndarray  # eV, total energy minus thermostat heat
+    wall_seconds: float = 0.0
+    neighbor_builds: int = 0
+    rollbacks: int = 0
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def total(self) -> np.ndarray:
+        return self.potential + self.kinetic
+
+
+class Simulation:
+    """Integrator + force field + monitor over one batched state, advanced in chunks."""
+
+    def __init__(
+        self,
+        state: MDState,
+        force_field: ForceField,
+        integrator: VelocityVerlet,
+        monitor: ExplosionMonitor | None = None,
+        check_every: int | None = None,
+    ) -> None:
+        if check_every is None:
+            check_every = 1 if state.device.type == "cpu" else 20
+        if check_every < 1:
+            raise ValueError(f"check_every must be >= 1, got {check_every}")
+        self.force_field, self.integrator = force_field, integrator
+        self.monitor = monitor or ExplosionMonitor()
+        self.check_every = int(check_every)
+        self.rollbacks = 0
+        force_field.check_elements(state)
+        self.state = integrator.init(state, force_field)
+        self.monitor.reset(self.state)
+        self.monitor.update(self.state)
+
+    def _steps(self, n: int) -> None:
+        for _ in range(n):
+            self.state = self.integrator.step(self.state, self.force_field)
+            self.monitor.update(self.state)
+
+    def advance(self, n: int) -> None:
+        """Do n steps (n <= check_every: one host sync at the end), exact neighbour lists."""
+        ff = self.force_field
+        if n <= 0:
+            return
+        if self.check_every == 1 or ff.neighbors is None:
+            ff.deferred = False
+            self._steps(n)
+        else:
+            snapshot = (self.state, self.integrator.rng_state(), self.monitor.snapshot())
+            ff.deferred = True
+            self._steps(n)
+            ff.deferred = False
+            if ff.take_stale_flag():  # one host sync per chunk
+                self.rollbacks += 1
+                self.state = snapshot[0]
+                self.integrator.set_rng_state(snapshot[1])
+                self.monitor.restore(snapshot[2])
+                self._steps(n)  # exact mode: rebuilds where needed
+        self.monitor.check_distances(self.state, ff.batch(self.state))
+        self.monitor.raise_if_exploded(self.state)
+
+    def observables(self) -> dict[str, np.ndarray]:
+        """Per-system temperature (K), potential, kinetic energy and heat (eV), on the host."""
+        s = self.state
+        stacked = torch.stack([s.kinetic_temperature(), s.energy, s.kinetic_energy(), s.heat])
+        t, pot, kin, heat = stacked.detach().cpu().double().numpy()
+        return {"temperature": t, "potential": pot, "kinetic": kin, "heat": heat}
+
+
+def _initial_state(
+    atoms_or_state: ase.Atoms | Sequence | MDState,
+    restart: str | Path | None,
+    replicas: int,
+    temperature: float | Sequence[float],
+    device: torch.device | str,
+    dtype: torch.dtype,
+    seed: int,
+    init_velocities: bool | None,
+) -> tuple[MDState, bool]:
+    """The starting state and whether it continues a trajectory."""
+    if restart is not None:
+        atoms, names, step, t = read_restart(restart)
+        state = from_atoms(atoms, 1, 0.0, device, dtype).replace(names=names, step=step, time=t)
+        state = state.replace(temperature=_targets(temperature, state))
+        return state, True
+    if isinstance(atoms_or_state, MDState):
+        state = atoms_or_state.to(device, dtype)
+        state = state.replace(temperature=_targets(temperature, state))
+    else:
+        state = from_atoms(atoms_or_state, replicas, temperature, device, dtype)
+    if init_velocities is None:
+        init_velocities = not bool((state.momenta != 0).any())
+    if init_velocities:
+        generator = torch.Generator(device=state.device).manual_seed(seed + 7919)
+        state = maxwell_boltzmann(state, generator=generator)
+    return state, False
+
+
+def _targets(temperature: float | Sequence[float], state: MDState) -> torch.Tensor:
+    t = torch.as_tensor(temperature, dtype=state.dtype, device=state.device)
+    if t.ndim == 1 and t.shape[0] not in (1, state.n_systems):
+        raise ValueError(f"temperature needs 1 or {state.n_systems} values, got {t.shape[0]}")
+    return t.expand(state.n_systems).clone()
+
+
+def run_md(
+    model: EnergyModel,
+    atoms_or_state: ase.Atoms | Sequence | MDState | None,
+    ensemble: str = "nve",
+    temperature: float | Sequence[float] = 300.0,
+    timestep: float = 1.0,
+    steps: int = 1000,
+    replicas: int = 1,
+    device: torch.device | str = "cpu",
+    dtype: torch.dtype = torch.float64,
+    traj: str | Path | None = None,
+    log_every: int = 100,
+    seed: int = 0,
+    friction: float | Sequence[float] = 0.01,
+    tau: float | Sequence[float] = 100.0,
+    skin: float = 1.0,
+    log: str | Path | None = None,
+    check_every: int | None = None,
+    progress: bool = True,
+    max_force: float = 100.0,
+    min_distance: float = 0.5,
+    max_displacement: float | None = None,
+    init_velocities: bool | None = None,
+    restart: str | Path | None = None,
+    overwrite: bool = False,
+) -> MDResult:
+    """Run batched MD of ``replicas`` copies of each input system on ``device``.
+
+    Units: temperature K (thermostat target and Maxwell-Boltzmann draw), timestep fs,
+    friction (Langevin gamma) 1/fs, tau (Bussi) fs, skin/min_distance/max_displacement A,
+    max_force eV/A. ``ensemble``: "nve", "nvt-langevin" or "nvt-bussi".
+    Velocities are drawn from Maxwell-Boltzmann at ``temperature`` (``seed``) unless the
+    input carries momenta (``init_velocities=None``), or when forced with True.
+    ``restart``: continue from the last frame (positions, velocities) of a trajectory;
+    frames are then appended to it unless ``traj`` names another file. Every
+    ``log_every`` steps the frame goes to ``traj`` (HDF5) and a row per system to
+    ``log`` (CSV). Raises :class:`MDExplosionError` naming the system and step when a
+    system blows up; what was written stays in the files.
+    """
+    if steps < 0 or log_every < 1:
+        raise ValueError(f"need steps >= 0 and log_every >= 1, got {steps}, {log_every}")
+    if restart is None and atoms_or_state is None:
+        raise ValueError("give a structure (atoms_or_state) or a restart trajectory")
+    state, continuing = _initial_state(
+        atoms_or_state, restart, replicas, temperature, device, dtype, seed, init_velocities
+    )
+    integrator = make_integrator(ensemble, timestep, friction=friction, tau=tau, seed=seed)
+    monitor = ExplosionMonitor(max_force, min_distance, max_displacement)
+    sim = Simulation(state, ForceField(model, skin=skin), integrator, monitor, check_every)
+    same_file = restart is not None and (traj is None or Path(traj) == Path(restart))
+    traj = restart if same_file else traj
+    writer = None
+    if traj is not None:
+        attrs = {
+            "ensemble": ensemble,
+            "timestep_fs": timestep,
+            "seed": seed,
+            "temperature_K": float(np.mean(np.atleast_1d(temperature))),
+        }
+        writer = TrajectoryWriter(
+            traj,
+            sim.state,
+            attrs,
+            f"mlip MD, {type(model).__name__}",
+            append=same_file,
+            overwrite=overwrite,
+        )
+    csv_log = CSVLog(log, append=continuing) if log is not None else None
+    try:
+        return _loop(sim, steps, log_every, writer, csv_log, progress, write_first=not same_file)
+    finally:
+        if writer is not None:
+            writer.close()
+        if csv_log is not None:
+            csv_log.close()
+
+
+def _loop(
+    sim: Simulation,
+    steps: int,
+    log_every: int,
+    writer: TrajectoryWriter | None,
+    csv_log: CSVLog | None,
+    progress: bool,
+    write_first: bool,
+) -> MDResult:
+    series: dict[str, list] = {
+        k: [] for k in ("step", "time", "temperature", "potential", "kinetic", "conserved")
+    }
+    n_atoms, dt = sim.state.n_atoms, sim.integrator.timestep
+
+    def record(write: bool = True) -> dict[str, np.ndarray]:
+        obs = sim.observables()
+        st = sim.state
+        for key in ("temperature", "potential", "kinetic"):
+            series[key].append(obs[key])
+        series["conserved"].append(obs["potential"] + obs["kinetic"] - obs["heat"])
+        series["step"].append(st.step)
+        series["time"].append(st.time)
+        if writer is not None and write:
+            writer.write(st)
+        if csv_log is not None and write:
+            csv_log.write(st.step, st.time, st.names, obs)
+        return obs
+
+    record(write=write_first)
+    bar = tqdm(total=steps, unit="step", disable=not progress, dynamic_ncols=True)
+    start, done = time.perf_counter(), 0
+    try:
+        while done < steps:
+            to_log = log_every - (done % log_every)
+            n = min(sim.check_every, to_log, steps - done)
+            sim.advance(n)
+            done += n
+            bar.update(n)
+            if done % log_every == 0 or done == steps:
+                obs = record()
+                wall = max(time.perf_counter() - start, 1e-9)
+                bar.set_postfix(
+                    t_ps=f"{sim.state.time / 1000:.3f}",
+                    ns_day=f"{done * dt / wall * 0.0864:.3g}",
+                    atom_steps_s=f"{done * n_atoms / wall:.3g}",
+                    T_K=f"{float(np.mean(obs['temperature'])):.1f}",
+                )
+    except MDExplosionError:
+        bar.close()
+        raise
+    bar.close()
+    wall = time.perf_counter() - start
+    neighbors = sim.force_field.neighbors
+    return MDResult(
+        state=sim.state,
+        steps=np.asarray(series["step"]),
+        time=np.asarray(series["time"]),
+        temperature=np.stack(series["temperature"]),
+        potential=np.stack(series["potential"]),
+        kinetic=np.stack(series["kinetic"]),
+        conserved=np.stack(series["conserved"]),
+        wall_seconds=wall,
+        neighbor_builds=0 if neighbors is None else neighbors.builds,
+        rollbacks=sim.rollbacks,
+    )
