@@ -1,0 +1,121 @@
+"""``mlip train [CONFIG.yaml] [--key value ...]``: Sobolev training from the command line.
+
+Options override the YAML config (itself over the defaults of
+:mod:`mlip.train.config`); ``--set SECTION.KEY=VALUE`` reaches any other key. Units:
+eV, Angstrom, seconds. Without arguments it trains on ``datasets/ethanol_small.h5``
+(group ``ethanol``) with the shipped defaults.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+#: command-line option -> (dotted config key, type, help)
+OPTIONS: dict[str, tuple[str, type | None, str]] = {
+    "--data": ("data.paths", str, "mlip-HDF5 file(s)"),
+    "--group": ("data.groups", str, "group(s) to train on (default: the config's; 'all')"),
+    "--train-size": ("data.train_size", float, "training conformers: count or fraction"),
+    "--valid-size": ("data.valid_size", float, "validation conformers: count or fraction"),
+    "--test-size": ("data.test_size", float, "test conformers: count or fraction (default rest)"),
+    "--batch-size": ("data.batch_size", int, "global batch size (conformers per step)"),
+    "--seed": ("train.seed", int, "seed of the split, initialisation, order and probes"),
+    "--energy-weight": ("loss.energy_weight", float, "weight of the energy term (eV/atom)^2"),
+    "--forces-weight": ("loss.forces_weight", float, "weight of the force term (eV/A)^2"),
+    "--hessian-weight": ("loss.hessian_weight", float, "weight of the Hessian term (eV/A^2)^2"),
+    "--stress-weight": ("loss.stress_weight", float, "weight of the stress term (eV/A^3)^2"),
+    "--hessian-probes": ("loss.hessian_probes", int, "probe vectors per conformer and step"),
+    "--probe-kind": ("loss.probe_kind", str, "'gaussian' (unit directions) or 'onehot' (rows)"),
+    "--huber-delta": ("loss.huber_delta", float, "Huber loss threshold (default squared error)"),
+    "--max-epochs": ("train.max_epochs", int, "number of epochs"),
+    "--max-time": ("train.max_time", float, "stop cleanly after this many seconds"),
+    "--lr": ("optim.lr", float, "learning rate"),
+    "--optimizer": ("optim.optimizer", str, "'adam' or 'adamw'"),
+    "--scheduler": ("optim.scheduler", str, "'plateau', 'cosine' or 'constant'"),
+    "--ema-decay": ("optim.ema_decay", float, "EMA decay of the weights (0: off)"),
+    "--clip-grad": ("optim.clip_grad", float, "max gradient norm"),
+    "--device": ("train.device", str, "'auto', 'cpu', 'cuda', 'cuda:1', ..."),
+    "--dtype": ("train.dtype", str, "'float64' or 'float32'"),
+    "--out": ("train.out", str, "run directory (default runs/<date-time>)"),
+    "--r-max": ("model.r_max", float, "cutoff radius (A)"),
+    "--l-max": ("model.l_max", int, "maximum angular momentum of the features"),
+    "--channels": ("model.channels", int, "channels per irrep"),
+    "--layers": ("model.layers", int, "message-passing layers"),
+    "--num-radial": ("model.num_radial", int, "radial basis functions"),
+}
+MULTI = ("--data", "--group")
+FLAGS = {
+    "--resume": ("train.resume", "continue the run in --out from its last.ckpt"),
+    "--allow-missing-labels": (
+        "data.allow_missing_labels",
+        "train the force term only on groups that have forces, instead of an error",
+    ),
+}
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "train",
+        help="train a potential on energies, forces, stress and Hessians",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("config", nargs="?", help="YAML config (default: built-in defaults)")
+    for option, (key, kind, text) in OPTIONS.items():
+        nargs = "+" if option in MULTI else None
+        metavar = key.split(".")[1].upper()
+        parser.add_argument(
+            option, type=kind, nargs=nargs, default=None, help=text, dest=key, metavar=metavar
+        )
+    for option, (key, text) in FLAGS.items():
+        parser.add_argument(
+            option, action="store_const", const=True, default=None, help=text, dest=key
+        )
+    parser.add_argument(
+        "--no-progress",
+        action="store_const",
+        const=False,
+        default=None,
+        dest="train.progress",
+        help="no progress bar",
+    )
+    parser.add_argument(
+        "--no-eval",
+        action="store_const",
+        const=False,
+        default=None,
+        dest="train.evaluate",
+        help="skip the final error table and plots",
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="set any config key (value read as YAML); repeatable",
+    )
+    parser.set_defaults(run=run)
+    return parser
+
+
+def overrides_from_args(args: argparse.Namespace) -> dict:
+    """The dotted config overrides given on the command line."""
+    from mlip.train.config import parse_assignment
+
+    overrides = {}
+    for key, value in vars(args).items():
+        if "." in key and value is not None:
+            overrides[key] = value
+    if overrides.get("data.groups") in (["all"], ["ALL"]):
+        overrides["data.groups"] = None
+    for text in args.set:
+        key, value = parse_assignment(text)
+        overrides[key] = value
+    return overrides
+
+
+def run(args: argparse.Namespace) -> int:
+    from mlip.train import run_training
+    from mlip.train.config import resolve_config
+
+    run_training(resolve_config(args.config, overrides_from_args(args)))
+    return 0

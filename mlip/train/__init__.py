@@ -1,0 +1,78 @@
+"""Sobolev training: config, split, statistics, trainer, checkpoints, evaluation.
+
+``run_training(config)`` is what ``mlip train`` / ``python train.py`` call: train, then
+print the error table of the best model on train/valid/test and write ``eval.json`` and
+parity plots into the run directory.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+
+def run_training(config: Any, model: Any = None, callbacks: list | None = None) -> dict:
+    """Train with a resolved :class:`~mlip.train.config.TrainConfig`; returns the summary."""
+    import torch
+
+    from mlip.train import distributed, evaluate
+    from mlip.train.trainer import Trainer
+
+    context = distributed.setup(config.train.device)
+    try:
+        trainer = Trainer(config, model=model, context=context, callbacks=callbacks)
+        if context.is_main:
+            print(describe(trainer))
+        result = trainer.fit()
+        if context.is_main:
+            print(
+                f"stopped ({result['stop_reason']}) after {result['epochs']:.2f} epochs, "
+                f"{result['steps']} steps, {result['elapsed_s']:.1f} s; best validation loss "
+                f"{result['best_loss']:.4g} at epoch {result['best_epoch']:.2f}"
+            )
+        if config.train.evaluate and context.is_main:
+            results = evaluate.evaluate_splits(
+                trainer.best_model(),
+                trainer.dataset,
+                trainer.split,
+                config.data.valid_batch_size,
+                trainer.device,
+                getattr(torch, config.train.dtype),
+            )
+            print(evaluate.report(results))
+            evaluate.write_json(
+                results,
+                os.path.join(trainer.out, "eval.json"),
+                {"run": trainer.out, "model": "model.pt"},
+            )
+            evaluate.parity_plots(results, os.path.join(trainer.out, "plots"))
+            result["eval"] = evaluate.summary(results)
+        context.barrier()
+        result["out"] = trainer.out
+        return result
+    finally:
+        distributed.teardown(context)
+
+
+def describe(trainer: Any) -> str:
+    """A few lines on the data, statistics and model of a trainer, printed at the start."""
+    split = trainer.split
+    n_params = sum(p.numel() for p in trainer.params)
+    hessians = int(trainer.dataset.hessian_mask[split["train"]].sum())
+    lines = [
+        f"run directory: {trainer.out}",
+        f"data: {len(trainer.dataset)} conformers; train {len(split['train'])} "
+        f"({hessians} with Hessian), valid {len(split['valid'])}, test {len(split['test'])}",
+        f"model: {n_params} parameters, r_max {trainer.r_max} A, device {trainer.device}, "
+        f"{trainer.config.train.dtype}, {trainer.context.world_size} rank(s)",
+    ]
+    s = trainer.statistics
+    if s is not None:
+        energies = ", ".join(f"{z}: {e:.4f}" for z, e in s.atomic_energies.items())
+        lines.append(
+            f"statistics: E0 [eV] {{{energies}}}, scale {s.scale:.4g} eV, "
+            f"avg neighbours {s.avg_num_neighbors:.3g}"
+        )
+    if trainer.step > 0:
+        lines.append(f"resumed at epoch {trainer.epochs_done():.2f}, step {trainer.step}")
+    return "\n".join(lines)

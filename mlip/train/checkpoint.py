@@ -1,0 +1,152 @@
+"""Atomic files and training checkpoints.
+
+Every file is written to a temporary file in the same directory, flushed and fsynced,
+then moved over the target with ``os.replace`` (atomic on POSIX), so a crash or a kill
+at any moment leaves either the old or the new file, never a torn one.
+
+A checkpoint (``last.ckpt``) holds everything needed to continue a run exactly: model,
+EMA, optimizer and scheduler states, the position in the epoch, and the states of all
+random streams (torch, CUDA, numpy, python ``random``, the data-order and the probe
+generators). It loads with ``torch.load(weights_only=True)``: only tensors and plain
+Python values, no pickled code.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import tempfile
+from collections.abc import Callable
+from typing import IO, Any
+
+import numpy as np
+import torch
+
+from mlip.errors import CheckpointError
+
+CHECKPOINT_FORMAT = "mlip-train-checkpoint"
+CHECKPOINT_VERSION = 1
+REQUIRED_KEYS = ("format", "version", "config", "model", "optimizer", "scheduler", "progress")
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) -> None:
+    """Call ``write(handle)`` on a temporary file next to ``path``, then replace ``path``.
+
+    If ``write`` raises, the temporary file is removed and ``path`` is untouched.
+    """
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    atomic_write(path, lambda handle: handle.write(text.encode()))
+
+
+def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
+    atomic_write(path, lambda handle: torch.save(obj, handle))
+
+
+def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> None:
+    """Write a checkpoint dict (see :func:`load_checkpoint`) atomically."""
+    payload = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, **state}
+    atomic_torch_save(payload, path)
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:
+    """Read a checkpoint; :class:`CheckpointError` naming the file if missing or corrupt."""
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise CheckpointError(f"{path}: checkpoint not found")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:  # torch raises many types for torn/garbage files
+        raise CheckpointError(f"{path}: corrupt or unreadable checkpoint ({err})") from err
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{path}: not an mlip training checkpoint")
+    if state.get("version") != CHECKPOINT_VERSION:
+        raise CheckpointError(
+            f"{path}: checkpoint version {state.get('version')!r}, supported {CHECKPOINT_VERSION}"
+        )
+    missing = [k for k in REQUIRED_KEYS if k not in state]
+    if missing:
+        raise CheckpointError(f"{path}: checkpoint lacks {missing}")
+    return state
+
+
+# -- random streams -------------------------------------------------------------------
+
+
+def capture_global_rng() -> dict[str, Any]:
+    """States of torch (CPU and CUDA), numpy's global and python's ``random`` streams."""
+    np_state = np.random.get_state()  # noqa: NPY002 (the legacy global stream, if used)
+    py_version, py_internal, py_gauss = random.getstate()
+    state: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "numpy": {
+            "name": np_state[0],
+            "keys": torch.from_numpy(np_state[1].astype(np.int64)),
+            "pos": int(np_state[2]),
+            "has_gauss": int(np_state[3]),
+            "cached_gaussian": float(np_state[4]),
+        },
+        "python": {"version": py_version, "internal": list(py_internal), "gauss": py_gauss},
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_global_rng(state: dict[str, Any]) -> None:
+    """Inverse of :func:`capture_global_rng`."""
+    torch.set_rng_state(state["torch"])
+    npy = state["numpy"]
+    np.random.set_state(  # noqa: NPY002
+        (
+            npy["name"],
+            npy["keys"].numpy().astype(np.uint32),
+            npy["pos"],
+            npy["has_gauss"],
+            npy["cached_gaussian"],
+        )
+    )
+    py = state["python"]
+    random.setstate((py["version"], tuple(py["internal"]), py["gauss"]))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def generator_state(generator: np.random.Generator) -> dict[str, Any]:
+    """A numpy Generator's state as plain values (the 128-bit PCG64 words as strings)."""
+    return _stringify(generator.bit_generator.state)
+
+
+def set_generator_state(generator: np.random.Generator, state: dict[str, Any]) -> None:
+    generator.bit_generator.state = _unstringify(state)
+
+
+def _stringify(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _stringify(v) for k, v in value.items()}
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"int:{value}"
+    return value
+
+
+def _unstringify(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _unstringify(v) for k, v in value.items()}
+    if isinstance(value, str) and value.startswith("int:"):
+        return int(value[4:])
+    return value

@@ -1,0 +1,351 @@
+"""Typed training configuration: nested dataclasses, YAML loading, dotted overrides.
+
+A config has five sections (``data``, ``model``, ``loss``, ``optim``, ``train``). It is
+read from a YAML file (missing keys take the defaults below), then overridden key by
+key with dotted names (``{"loss.forces_weight": 50}``), then validated. The resolved
+config is written next to the run as ``config.yaml``. Units: eV, Angstrom, seconds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+
+@dataclass
+class DataConfig:
+    """Which data, how it is split and batched.
+
+    Sizes are counts (integers >= 0) or fractions of the selected conformers (0 < x < 1);
+    ``test_size: null`` takes all conformers left after train and valid.
+    """
+
+    paths: list[str] = field(default_factory=lambda: ["datasets/ethanol_small.h5"])
+    groups: list[str] | None = field(default_factory=lambda: ["ethanol"])
+    train_size: float = 0.8
+    valid_size: float = 0.1
+    test_size: float | None = None
+    batch_size: int = 8
+    valid_batch_size: int = 32
+    cache: bool = True  # hold the train/valid conformers in memory
+    allow_missing_labels: bool = False  # drop a weighted term for groups that lack its label
+
+
+@dataclass
+class ModelSection:
+    """Hyperparameters of :class:`mlip.model.MLIPModel` (r_max in Angstrom).
+
+    ``extra`` holds any further ``ModelConfig`` field by name; ``atomic_energies``
+    (eV per element, e.g. ``{1: -13.6}``) replaces the least-squares fit.
+    """
+
+    r_max: float = 5.0
+    l_max: int = 1
+    channels: int = 16
+    layers: int = 2
+    num_radial: int = 8
+    extra: dict[str, Any] = field(default_factory=dict)
+    atomic_energies: dict[int, float] | None = None
+
+
+@dataclass
+class LossConfig:
+    """Weights of the Sobolev loss (see :mod:`mlip.loss`); 0 switches a term off."""
+
+    energy_weight: float = 1.0
+    forces_weight: float = 100.0
+    hessian_weight: float = 100.0
+    stress_weight: float = 10.0
+    hessian_probes: int = 2
+    probe_kind: str = "gaussian"  # "gaussian" (random unit directions) or "onehot" (rows)
+    huber_delta: float | None = None  # None: squared error
+
+
+@dataclass
+class OptimConfig:
+    """Optimiser, learning-rate schedule, EMA and gradient clipping."""
+
+    optimizer: str = "adam"  # "adam" or "adamw"
+    lr: float = 0.005
+    weight_decay: float = 0.0
+    amsgrad: bool = True
+    scheduler: str = "plateau"  # "plateau", "cosine" or "constant"
+    warmup_epochs: float = 1.0  # linear warm-up from 1% of lr
+    plateau_patience: int = 5
+    plateau_factor: float = 0.5
+    min_lr: float = 1e-5
+    ema_decay: float = 0.99  # 0 switches EMA off
+    clip_grad: float | None = 10.0  # max global gradient norm; None: no clipping
+
+
+@dataclass
+class RunConfig:
+    """How long and where to train, and what to write."""
+
+    max_epochs: int = 100
+    max_time: float | None = None  # seconds; stop cleanly and keep the best model
+    device: str = "auto"  # "auto" (cuda if available), "cpu", "cuda", "cuda:1", ...
+    dtype: str = "float64"
+    out: str | None = None  # run directory; None: runs/<date-time>
+    resume: bool = False
+    seed: int = 0
+    progress: bool = True
+    tensorboard: bool = True
+    evaluate: bool = True  # error table and parity plots at the end
+    stats_max_structures: int = 5000  # conformers used for the dataset statistics
+
+
+@dataclass
+class TrainConfig:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelSection = field(default_factory=ModelSection)
+    loss: LossConfig = field(default_factory=LossConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: RunConfig = field(default_factory=RunConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any], source: str = "config") -> TrainConfig:
+        """Build from a nested dict; unknown sections/keys are a ValueError naming them."""
+        config = cls()
+        for dotted, value in flatten(values).items():
+            set_value(config, dotted, value, source)
+        return config
+
+    def validate(self) -> TrainConfig:
+        """Raise ValueError naming the first bad value; returns self."""
+        _check_choice("loss.probe_kind", self.loss.probe_kind, ("gaussian", "onehot"))
+        _check_choice("optim.optimizer", self.optim.optimizer, ("adam", "adamw"))
+        _check_choice("optim.scheduler", self.optim.scheduler, ("plateau", "cosine", "constant"))
+        _check_choice("train.dtype", self.train.dtype, ("float32", "float64"))
+        for name in ("energy_weight", "forces_weight", "hessian_weight", "stress_weight"):
+            if getattr(self.loss, name) < 0:
+                raise ValueError(f"loss.{name} must be >= 0, got {getattr(self.loss, name)}")
+        positive = {
+            "loss.hessian_probes": self.loss.hessian_probes,
+            "data.batch_size": self.data.batch_size,
+            "data.valid_batch_size": self.data.valid_batch_size,
+            "optim.lr": self.optim.lr,
+            "model.r_max": self.model.r_max,
+            "model.channels": self.model.channels,
+            "model.layers": self.model.layers,
+            "model.num_radial": self.model.num_radial,
+            "train.max_epochs": self.train.max_epochs,
+        }
+        for name, value in positive.items():
+            if value <= 0:
+                raise ValueError(f"{name} must be > 0, got {value}")
+        if not 0.0 <= self.optim.ema_decay < 1.0:
+            raise ValueError(f"optim.ema_decay must be in [0, 1), got {self.optim.ema_decay}")
+        if self.train.max_time is not None and self.train.max_time <= 0:
+            raise ValueError(f"train.max_time must be > 0 seconds, got {self.train.max_time}")
+        if not self.data.paths:
+            raise ValueError("data.paths is empty: give at least one HDF5 file (--data)")
+        for name in ("train_size", "valid_size", "test_size"):
+            value = getattr(self.data, name)
+            if value is not None and (value < 0 or (value >= 1 and value != int(value))):
+                raise ValueError(
+                    f"data.{name} must be a count (integer >= 0) or a fraction in (0, 1), "
+                    f"got {value}"
+                )
+        return self
+
+
+# -- loading and overriding ---------------------------------------------------------
+
+
+def load_config(
+    path: str | os.PathLike | None = None, overrides: dict | None = None
+) -> TrainConfig:
+    """Defaults <- YAML file ``path`` (if given) <- dotted ``overrides``; validated."""
+    values: dict[str, Any] = {}
+    source = "defaults"
+    if path is not None:
+        values = read_yaml(path)
+        source = os.fspath(path)
+    config = TrainConfig.from_dict(values, source)
+    apply_overrides(config, overrides or {})
+    return config.validate()
+
+
+def resolve_config(path: str | os.PathLike | None, overrides: dict | None = None) -> TrainConfig:
+    """Like :func:`load_config`, but a resume starts from the run's own ``config.yaml``.
+
+    When ``train.resume`` is set and ``train.out`` holds a ``config.yaml``, that file is
+    the base, the YAML file ``path`` (if given) and the overrides are applied on top;
+    the trainer then rejects changes a resume cannot honour.
+    """
+    overrides = dict(overrides or {})
+    values = read_yaml(path) if path is not None else {}
+    section = values.get("train", {}) if isinstance(values.get("train"), dict) else {}
+    out = overrides.get("train.out", section.get("out"))
+    resume = overrides.get("train.resume", section.get("resume", False))
+    saved = os.path.join(out, "config.yaml") if out else None
+    if not (resume and saved and os.path.exists(saved)):
+        return load_config(path, overrides)
+    base = read_yaml(saved)
+    for name, update in values.items():
+        if isinstance(update, dict) and isinstance(base.get(name), dict):
+            base[name] = {**base[name], **update}
+        else:
+            base[name] = update
+    config = TrainConfig.from_dict(base, os.fspath(saved))
+    apply_overrides(config, overrides)
+    return config.validate()
+
+
+def read_yaml(path: str | os.PathLike) -> dict[str, Any]:
+    """A YAML mapping from a file; ValueError naming the file otherwise."""
+    try:
+        with open(path) as handle:
+            values = yaml.safe_load(handle)
+    except FileNotFoundError as err:
+        raise ValueError(f"config file not found: {path}") from err
+    except yaml.YAMLError as err:
+        raise ValueError(f"{path}: not valid YAML ({err})") from err
+    if values is None:
+        return {}
+    if not isinstance(values, dict):
+        raise ValueError(f"{path}: expected a mapping of sections, got {type(values).__name__}")
+    return values
+
+
+def apply_overrides(config: TrainConfig, overrides: dict[str, Any]) -> TrainConfig:
+    """Set dotted keys (``"optim.lr"``) in place; string values of --set are YAML-parsed."""
+    for dotted, value in overrides.items():
+        set_value(config, dotted, value, "command line")
+    return config
+
+
+def parse_assignment(text: str) -> tuple[str, Any]:
+    """``"optim.lr=1e-3"`` -> ``("optim.lr", 0.001)`` (the value is read as YAML)."""
+    if "=" not in text:
+        raise ValueError(f"expected KEY=VALUE (e.g. optim.lr=1e-3), got {text!r}")
+    key, raw = text.split("=", 1)
+    return key.strip(), yaml.safe_load(raw)
+
+
+def save_config(config: TrainConfig, path: str | os.PathLike) -> None:
+    """Write the resolved config as YAML (atomically)."""
+    from mlip.train.checkpoint import atomic_write_text
+
+    atomic_write_text(path, yaml.safe_dump(config.to_dict(), sort_keys=False))
+
+
+def flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested section dicts to dotted keys; dict-valued fields stay whole."""
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        dotted = f"{prefix}{key}"
+        if not prefix and isinstance(value, dict):
+            out.update(flatten(value, f"{key}."))
+        else:
+            out[dotted] = value
+    return out
+
+
+def set_value(config: TrainConfig, dotted: str, value: Any, source: str) -> None:
+    parts = dotted.split(".")
+    sections = {f.name for f in dataclasses.fields(TrainConfig)}
+    if len(parts) != 2 or parts[0] not in sections:
+        raise ValueError(
+            f"{source}: unknown config key {dotted!r}; keys are SECTION.NAME with SECTION one "
+            f"of {sorted(sections)}"
+        )
+    section = getattr(config, parts[0])
+    hints = typing.get_type_hints(type(section))
+    if parts[1] not in hints:
+        raise ValueError(
+            f"{source}: unknown config key {dotted!r}; section '{parts[0]}' has {sorted(hints)}"
+        )
+    setattr(section, parts[1], _coerce(value, hints[parts[1]], dotted, source))
+
+
+def _coerce(value: Any, hint: Any, key: str, source: str) -> Any:
+    """Check/convert ``value`` to the annotated type; ValueError naming key and value."""
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _coerce(value, inner[0], key, source)
+    bad = ValueError(f"{source}: {key} = {value!r} is not a valid {_type_name(hint)}")
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        raise bad
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
+            raise bad
+        return int(value)
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+            raise bad
+        try:
+            return float(value)
+        except ValueError:
+            raise bad from None
+    if hint is str:
+        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+            raise bad
+        return str(value)
+    if origin is list:
+        if isinstance(value, (str, int, float)):
+            value = [value]
+        if not isinstance(value, (list, tuple)):
+            raise bad
+        return [_coerce(v, args[0], key, source) for v in value]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise bad
+        if args[1] is Any:
+            return dict(value)
+        return {
+            _coerce(k, args[0], key, source): _coerce(v, args[1], key, source)
+            for k, v in value.items()
+        }
+    return value
+
+
+def _type_name(hint: Any) -> str:
+    return getattr(hint, "__name__", str(hint))
+
+
+def _check_choice(key: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ValueError(f"{key} must be one of {list(choices)}, got {value!r}")
+
+
+# -- resume compatibility -----------------------------------------------------------
+
+#: keys that may differ between a checkpoint's config and the resumed run
+RESUMABLE_KEYS = frozenset(
+    {
+        "train.max_epochs",
+        "train.max_time",
+        "train.device",
+        "train.resume",
+        "train.progress",
+        "train.tensorboard",
+        "train.evaluate",
+        "train.out",
+        "data.cache",
+        "data.valid_batch_size",
+    }
+)
+
+
+def incompatible_keys(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    """Dotted keys whose values differ and that a resume may not change."""
+    old, new = flatten(saved), flatten(current)
+    keys = sorted(set(old) | set(new))
+    return [k for k in keys if k not in RESUMABLE_KEYS and old.get(k) != new.get(k)]

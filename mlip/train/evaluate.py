@@ -1,0 +1,218 @@
+"""Error table and parity plots of a model on labelled conformers.
+
+Per split: MAE and RMSE of the energy (meV/atom and meV), force components (meV/A),
+elements of the full Hessian (meV/A^2; exact model Hessians by
+``derivatives.compute(..., hessian=True)`` on the conformers that carry a reference
+Hessian) and stress components (meV/A^3), each over the conformers carrying the label.
+A run directory is evaluated on the train/valid/test split of its ``split.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from mlip import keys
+from mlip.data.graph import Structure, build_batch
+from mlip.data.hdf5 import H5Dataset
+from mlip.derivatives import compute
+from mlip.train.config import read_yaml
+from mlip.train.metrics import QUANTITIES, ErrorStats, format_table
+from mlip.train.split import SPLITS, check_split, load_split
+
+PARITY = ("energy_per_atom", "forces", "hessian", "stress")
+
+
+@dataclass
+class EvalResult:
+    """Metrics (meV units, see :mod:`mlip.train.metrics`) and parity data (eV units)."""
+
+    metrics: dict[str, float]
+    parity: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+
+
+def evaluate(
+    model: torch.nn.Module,
+    structures: Iterable[Structure],
+    batch_size: int = 16,
+    device: torch.device | str = "cpu",
+    dtype: torch.dtype = torch.float64,
+    hessian: bool = True,
+) -> EvalResult:
+    """Errors of ``model`` on ``structures``; ``hessian=False`` skips the full Hessians."""
+    stats = ErrorStats()
+    parity: dict[str, tuple[list, list]] = {name: ([], []) for name in PARITY}
+    count = 0
+    chunk: list[Structure] = []
+    for structure in structures:
+        chunk.append(structure)
+        if len(chunk) == batch_size:
+            _evaluate_chunk(model, chunk, stats, parity, device, dtype, hessian)
+            count += len(chunk)
+            chunk = []
+    if chunk:
+        _evaluate_chunk(model, chunk, stats, parity, device, dtype, hessian)
+        count += len(chunk)
+    metrics = {"num_structures": float(count), **stats.summary()}
+    arrays = {
+        name: (np.concatenate(ref), np.concatenate(pred))
+        for name, (ref, pred) in parity.items()
+        if ref
+    }
+    return EvalResult(metrics, arrays)
+
+
+def _evaluate_chunk(model, chunk, stats, parity, device, dtype, hessian) -> None:  # noqa: ANN001
+    r_max = float(model.r_max)
+    batch = build_batch(chunk, r_max, dtype, device)
+    stress = bool(batch[keys.HAS_STRESS].any())
+    # not under torch.no_grad: derivatives.compute(stress=True) needs grad mode on
+    pred = compute(model, batch, forces=True, stress=stress)
+
+    def add(name: str, ref: torch.Tensor, out: torch.Tensor) -> None:
+        stats.add(name, out - ref)
+        if name in parity:
+            parity[name][0].append(ref.detach().cpu().numpy().reshape(-1))
+            parity[name][1].append(out.detach().cpu().numpy().reshape(-1))
+
+    n = batch[keys.NUM_ATOMS]
+    stats.add("energy", pred[keys.ENERGY] - batch[keys.ENERGY])
+    add("energy_per_atom", batch[keys.ENERGY] / n, pred[keys.ENERGY] / n)
+    atoms = batch[keys.HAS_FORCES][batch[keys.BATCH]]
+    if atoms.any():
+        add("forces", batch[keys.FORCES][atoms], pred[keys.FORCES][atoms])
+    if stress:
+        mask = batch[keys.HAS_STRESS]
+        add("stress", batch[keys.STRESS][mask], pred[keys.STRESS][mask])
+    with_hessian = [s for s in chunk if s.hessian is not None]
+    if hessian and with_hessian:
+        hb = build_batch(with_hessian, r_max, dtype, device)
+        hp = compute(model, hb, forces=True, hessian=True)
+        add("hessian", hb[keys.HESSIAN], hp[keys.HESSIAN])
+
+
+# -- run directories ----------------------------------------------------------------------
+
+
+def load_any_model(path: str, device: str = "cpu", dtype: torch.dtype = torch.float64):
+    """A model file written by training (``mlip.model.load_model``)."""
+    from mlip.model import load_model
+
+    return load_model(path, device=device, dtype=dtype)
+
+
+def evaluate_splits(
+    model: torch.nn.Module,
+    dataset: H5Dataset,
+    split: dict[str, np.ndarray] | None,
+    batch_size: int = 16,
+    device: torch.device | str = "cpu",
+    dtype: torch.dtype = torch.float64,
+    hessian: bool = True,
+) -> dict[str, EvalResult]:
+    """Evaluate each non-empty split (or the whole dataset as ``"all"`` without a split)."""
+    parts = split if split is not None else {"all": np.arange(len(dataset))}
+    out = {}
+    for name, indices in parts.items():
+        if len(indices) == 0:
+            continue
+        out[name] = evaluate(model, _iterate(dataset, indices), batch_size, device, dtype, hessian)
+    return out
+
+
+def _iterate(dataset: H5Dataset, indices: Sequence[int], chunk: int = 256):
+    for start in range(0, len(indices), chunk):
+        yield from dataset.get_many(indices[start : start + chunk])
+
+
+def run_dataset(
+    run_dir: str, data: list[str] | None = None, groups: list[str] | None = None
+) -> tuple[H5Dataset, dict[str, np.ndarray] | None]:
+    """The dataset and split of a run directory (``config.yaml``, ``split.json``).
+
+    With other ``data``/``groups`` than the run's, the whole given data is evaluated.
+    """
+    config = read_yaml(os.path.join(run_dir, "config.yaml"))
+    run_paths = config.get("data", {}).get("paths")
+    run_groups = config.get("data", {}).get("groups")
+    same = (
+        not data or [os.path.abspath(p) for p in data] == [os.path.abspath(p) for p in run_paths]
+    ) and (groups is None or groups == run_groups)
+    if not same:
+        return H5Dataset(data, groups), None
+    dataset = H5Dataset(run_paths, run_groups)
+    path = os.path.join(run_dir, "split.json")
+    split, _ = load_split(path)
+    check_split(split, len(dataset), path)
+    return dataset, {k: split[k] for k in SPLITS}
+
+
+def summary(results: dict[str, EvalResult]) -> dict[str, dict[str, float]]:
+    return {name: result.metrics for name, result in results.items()}
+
+
+def write_json(results: dict[str, EvalResult], path: str, meta: dict[str, Any] | None = None):
+    from mlip.train.checkpoint import atomic_write_text
+
+    units = {name: unit for name, (unit, _) in QUANTITIES.items()}
+    payload = {"meta": meta or {}, "units": units, "splits": summary(results)}
+    atomic_write_text(path, json.dumps(payload, indent=1))
+
+
+def parity_plots(results: dict[str, EvalResult], directory: str) -> list[str]:
+    """One PNG per quantity (reference vs prediction, one colour per split); returns paths."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    os.makedirs(directory, exist_ok=True)
+    titles = {
+        "energy_per_atom": ("energy per atom (shifted to zero mean)", "eV/atom"),
+        "forces": ("force components", "eV/A"),
+        "hessian": ("Hessian elements", "eV/A^2"),
+        "stress": ("stress components", "eV/A^3"),
+    }
+    written = []
+    for name, (title, unit) in titles.items():
+        present = {s: r.parity[name] for s, r in results.items() if name in r.parity}
+        if not present:
+            continue
+        shift = 0.0
+        if name == "energy_per_atom":
+            shift = float(np.mean(np.concatenate([ref for ref, _ in present.values()])))
+        fig, ax = plt.subplots(figsize=(4.5, 4.5), dpi=120)
+        lo, hi = np.inf, -np.inf
+        for split, (ref, pred) in present.items():
+            mae = results[split].metrics.get(f"{name}_mae", float("nan"))
+            ax.scatter(
+                ref - shift,
+                pred - shift,
+                s=4,
+                alpha=0.5,
+                label=f"{split}: MAE {mae:.3g} {QUANTITIES[name][0]}",
+            )
+            lo = min(lo, float(np.min(ref - shift)), float(np.min(pred - shift)))
+            hi = max(hi, float(np.max(ref - shift)), float(np.max(pred - shift)))
+        ax.plot([lo, hi], [lo, hi], "k--", lw=0.8)
+        ax.set_xlabel(f"reference [{unit}]")
+        ax.set_ylabel(f"model [{unit}]")
+        ax.set_title(title)
+        ax.legend(fontsize=7, markerscale=3)
+        fig.tight_layout()
+        path = os.path.join(directory, f"parity_{name}.png")
+        fig.savefig(path)
+        plt.close(fig)
+        written.append(path)
+    return written
+
+
+def report(results: dict[str, EvalResult]) -> str:
+    """The error table of :func:`mlip.train.metrics.format_table`."""
+    return format_table(summary(results))

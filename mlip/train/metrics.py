@@ -1,0 +1,190 @@
+"""Error statistics (MAE, RMSE), the per-epoch CSV log, TensorBoard and the error table.
+
+Errors are accumulated as sums (|r|, r^2, count) so that they can be summed over
+batches and over data-parallel ranks before the means are taken. Reported units are
+meV-based: energy meV/atom and meV, forces meV/A, Hessians meV/A^2 (elements of the full
+Hessian, or components of H v for unit probe vectors v), stress meV/A^3.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import warnings
+from typing import Any
+
+import torch
+
+from mlip import keys
+from mlip.loss import reference_hvp
+
+#: quantity -> (unit of the reported value, factor from the internal eV-based unit)
+QUANTITIES: dict[str, tuple[str, float]] = {
+    "energy_per_atom": ("meV/atom", 1000.0),
+    "energy": ("meV", 1000.0),
+    "forces": ("meV/A", 1000.0),
+    "hessian": ("meV/A^2", 1000.0),
+    "hvp": ("meV/A^2", 1000.0),
+    "stress": ("meV/A^3", 1000.0),
+}
+LABELS = {
+    "energy_per_atom": "E",
+    "energy": "E",
+    "forces": "F",
+    "hessian": "H",
+    "hvp": "Hv",
+    "stress": "S",
+}
+
+
+class ErrorStats:
+    """Running sums of |r|, r^2 and counts per quantity (float64)."""
+
+    def __init__(self) -> None:
+        self.sums = torch.zeros(len(QUANTITIES), 3, dtype=torch.float64)
+        self._row = {name: k for k, name in enumerate(QUANTITIES)}
+
+    def add(self, name: str, residual: torch.Tensor) -> None:
+        """Add the residuals (any shape, eV-based units) of quantity ``name``."""
+        r = residual.detach().reshape(-1).to("cpu", torch.float64)
+        if r.numel() == 0:
+            return
+        row = self.sums[self._row[name]]
+        row += torch.stack([r.abs().sum(), r.square().sum(), r.new_tensor(float(r.numel()))])
+
+    def reduce(self, context: Any) -> ErrorStats:
+        """Sum over data-parallel ranks (``context``: a DistContext); returns self."""
+        if getattr(context, "enabled", False):
+            buffer = self.sums.to(context.device)
+            context.all_reduce(buffer)
+            self.sums = buffer.cpu()
+        return self
+
+    def summary(self) -> dict[str, float]:
+        """``{name_mae, name_rmse, name_count}`` in reported units, for measured quantities."""
+        out: dict[str, float] = {}
+        for name, (_, factor) in QUANTITIES.items():
+            abs_sum, sq_sum, count = self.sums[self._row[name]].tolist()
+            if count > 0:
+                out[f"{name}_mae"] = factor * abs_sum / count
+                out[f"{name}_rmse"] = factor * math.sqrt(sq_sum / count)
+                out[f"{name}_count"] = count
+        return out
+
+
+class MetricsLog:
+    """One CSV row per epoch (``metrics.csv``) and, when installed, TensorBoard scalars.
+
+    On resume, rows of epochs after the checkpoint's are dropped first, so the log
+    matches the run that continues.
+    """
+
+    def __init__(self, path: str, keep_until_epoch: int | None = None, tensorboard: bool = True):
+        self.path = path
+        self.columns: list[str] | None = None
+        if keep_until_epoch is not None and os.path.exists(path):
+            self._truncate(keep_until_epoch)
+        elif os.path.exists(path):
+            os.remove(path)
+        self.writer = None
+        if tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError:  # tensorboard is optional
+                pass
+            else:
+                self.writer = SummaryWriter(os.path.join(os.path.dirname(path), "tensorboard"))
+
+    def _truncate(self, epoch: int) -> None:
+        with open(self.path, newline="") as handle:
+            reader = csv.DictReader(handle)
+            self.columns = reader.fieldnames
+            rows = [r for r in reader if r.get("epoch") and float(r["epoch"]) <= epoch + 1e-9]
+        with open(self.path, "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=self.columns or [])
+            writer.writeheader()
+            writer.writerows(rows)
+
+    def write(self, row: dict[str, float]) -> None:
+        if self.columns is None:
+            self.columns = list(row)
+            with open(self.path, "w", newline="") as handle:
+                csv.DictWriter(handle, fieldnames=self.columns).writeheader()
+        extra = [k for k in row if k not in self.columns]
+        if extra:
+            warnings.warn(
+                f"metrics {extra} appeared after the first epoch; not in the CSV", stacklevel=2
+            )
+        with open(self.path, "a", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=self.columns, extrasaction="ignore")
+            writer.writerow({k: row.get(k, "") for k in self.columns})
+            handle.flush()
+        if self.writer is not None:
+            step = int(row.get("epoch", 0))
+            for key, value in row.items():
+                if key != "epoch" and isinstance(value, (int, float)):
+                    self.writer.add_scalar(key.replace("_", "/", 1), value, step)
+            self.writer.flush()
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+def progress_postfix(metrics: dict[str, float]) -> dict[str, str]:
+    """Short validation MAEs for the progress bar: E meV/atom, F meV/A, H(v) meV/A^2."""
+    out = {}
+    for name, label in (
+        ("energy_per_atom", "E"),
+        ("forces", "F"),
+        ("hvp", "Hv"),
+        ("hessian", "H"),
+        ("stress", "S"),
+    ):
+        key = f"valid_{name}_mae"
+        if key in metrics:
+            out[label] = f"{metrics[key]:.3g}"
+    return out
+
+
+def format_table(results: dict[str, dict[str, float]]) -> str:
+    """Fixed-width table of MAE / RMSE per split (rows) and quantity (columns)."""
+    names = [n for n in QUANTITIES if any(f"{n}_mae" in r for r in results.values())]
+    headers = ["split", "N"] + [f"{LABELS[n]} MAE/RMSE [{QUANTITIES[n][0]}]" for n in names]
+    rows = []
+    for split, metrics in results.items():
+        count = metrics.get("num_structures", metrics.get("energy_count", float("nan")))
+        row = [split, f"{int(count)}" if count == count else "-"]
+        for n in names:
+            if f"{n}_mae" in metrics:
+                row.append(f"{metrics[f'{n}_mae']:.4g} / {metrics[f'{n}_rmse']:.4g}")
+            else:
+                row.append("-")
+        rows.append(row)
+    widths = [max(len(str(r[k])) for r in [headers, *rows]) for k in range(len(headers))]
+    line = lambda cells: "  ".join(str(c).rjust(w) for c, w in zip(cells, widths, strict=True))
+    return "\n".join([line(headers), line(["-" * w for w in widths])] + [line(r) for r in rows])
+
+
+def accumulate_errors(
+    stats: ErrorStats, pred: dict | None, batch: dict, probes: torch.Tensor | None
+) -> None:
+    """Add the residuals of one evaluated batch (from :func:`mlip.loss.predict`) to ``stats``."""
+    if pred is None:
+        return
+    if keys.ENERGY in batch:
+        diff = pred[keys.ENERGY] - batch[keys.ENERGY]
+        stats.add("energy", diff)
+        stats.add("energy_per_atom", diff / batch[keys.NUM_ATOMS])
+    atom_forces = batch[keys.HAS_FORCES][batch[keys.BATCH]]
+    if keys.FORCES in pred:
+        stats.add("forces", (pred[keys.FORCES] - batch[keys.FORCES])[atom_forces])
+    if keys.STRESS in pred:
+        stats.add("stress", (pred[keys.STRESS] - batch[keys.STRESS])[batch[keys.HAS_STRESS]])
+    if keys.HESSIAN_PROBED in pred and probes is not None:
+        ref = reference_hvp(
+            batch[keys.HESSIAN], batch[keys.NUM_ATOMS], batch[keys.HAS_HESSIAN], probes
+        )
+        atom_hessian = batch[keys.HAS_HESSIAN][batch[keys.BATCH]]
+        stats.add("hvp", (pred[keys.HESSIAN_PROBED] - ref)[:, atom_hessian])

@@ -1,0 +1,96 @@
+"""Dataset statistics that set the model's fixed shifts and scales (eV, Angstrom).
+
+* Per-element reference energies e_Z (eV) by least squares on the training split:
+  minimise sum_s (E_s - sum_Z n_sZ e_Z)^2, n_sZ the count of element Z in conformer s.
+  When the compositions do not determine every e_Z (e.g. a single molecule, where only
+  sum_Z n_Z e_Z is fixed) the minimum-norm solution is taken; any solution fits the
+  data equally well.
+* Scale (eV): the RMS of the training force components (eV/A times 1 A), so the
+  network predicts O(1) numbers; without forces, the RMS per-atom energy residual
+  after the reference energies.
+* Average number of neighbours within r_max, which normalises message sums.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from mlip.data.graph import Structure, neighbor_list
+
+
+@dataclass
+class DatasetStatistics:
+    atomic_energies: dict[int, float]  # eV per element
+    scale: float  # eV (force RMS in eV/A, or per-atom energy RMS)
+    avg_num_neighbors: float
+    force_rms: float | None  # eV/A, None without forces
+    energy_residual_rms: float  # eV/atom, after the reference energies
+    num_structures: int
+
+    def to_dict(self) -> dict:
+        out = asdict(self)
+        out["atomic_energies"] = {int(k): float(v) for k, v in self.atomic_energies.items()}
+        return out
+
+
+def fit_atomic_energies(
+    compositions: np.ndarray, energies: np.ndarray, elements: list[int]
+) -> np.ndarray:
+    """Least-squares e_Z (eV) from counts (n_struct, n_elem) and total energies (n_struct,)."""
+    if compositions.shape != (len(energies), len(elements)):
+        raise ValueError(
+            f"compositions shape {compositions.shape} does not match "
+            f"{len(energies)} energies x {len(elements)} elements"
+        )
+    solution, *_ = np.linalg.lstsq(compositions.astype(np.float64), energies, rcond=None)
+    return solution
+
+
+def compute_statistics(
+    structures: Iterable[Structure],
+    elements: list[int],
+    r_max: float,
+    atomic_energies: dict[int, float] | None = None,
+) -> DatasetStatistics:
+    """Statistics of the given (training) conformers; ``atomic_energies`` skips the fit."""
+    column = {z: k for k, z in enumerate(elements)}
+    compositions, energies, num_atoms = [], [], []
+    force_sq, force_count, edges = 0.0, 0, 0
+    for s in structures:
+        counts = np.zeros(len(elements))
+        for z in s.atomic_numbers:
+            if int(z) not in column:
+                raise ValueError(f"element Z={int(z)} not in the model's elements {elements}")
+            counts[column[int(z)]] += 1
+        compositions.append(counts)
+        energies.append(float(s.energy))
+        num_atoms.append(s.num_atoms)
+        if s.forces is not None:
+            force_sq += float(np.square(s.forces).sum())
+            force_count += s.forces.size
+        edges += len(neighbor_list(s.positions, s.cell, s.pbc, r_max)[0])
+    if not energies:
+        raise ValueError("cannot compute statistics of an empty set of conformers")
+    a, e, n = np.array(compositions), np.array(energies), np.array(num_atoms)
+    if atomic_energies is None:
+        fitted = fit_atomic_energies(a, e, elements)
+        atomic_energies = {z: float(fitted[k]) for z, k in column.items()}
+    else:
+        missing = [z for z in elements if z not in atomic_energies]
+        if missing:
+            raise ValueError(f"atomic_energies lacks elements {missing}")
+    reference = a @ np.array([atomic_energies[z] for z in elements])
+    residual_rms = float(np.sqrt(np.mean(((e - reference) / n) ** 2)))
+    force_rms = float(np.sqrt(force_sq / force_count)) if force_count else None
+    scale = force_rms if force_rms else residual_rms
+    return DatasetStatistics(
+        atomic_energies={int(z): float(atomic_energies[z]) for z in elements},
+        scale=scale if scale > 0 else 1.0,
+        avg_num_neighbors=float(edges / n.sum()),
+        force_rms=force_rms,
+        energy_residual_rms=residual_rms,
+        num_structures=len(energies),
+    )

@@ -1,0 +1,511 @@
+"""The training loop: Sobolev loss, EMA, schedules, checkpoints, exact resume, data parallel.
+
+One optimiser step takes a global batch of ``data.batch_size`` training conformers
+(split across data-parallel ranks, see :mod:`mlip.train.distributed`), evaluates the
+loss of :mod:`mlip.loss` with fresh Hessian probes, clips the gradient norm, steps the
+optimiser, the learning-rate schedule and the EMA. After every epoch (and when a time
+limit or a signal stops the run) the EMA weights are validated; the best are written to
+``model.pt`` and the full state to ``last.ckpt``, both atomically. A resumed run
+continues from ``last.ckpt`` with the same data order, probes and random streams, so it
+reproduces the uninterrupted run.
+
+Run directory: ``model.pt`` (best validation loss, EMA weights), ``last.ckpt``,
+``config.yaml`` (resolved config), ``split.json``, ``metrics.csv`` and, at the end,
+``eval.json`` with ``plots/`` (parity plots).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import os
+import random
+import signal
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from mlip import keys
+from mlip.data.graph import build_batch
+from mlip.data.hdf5 import H5Dataset
+from mlip.errors import CheckpointError
+from mlip.loss import TERMS, ProbeSampler, SobolevLoss, predict
+from mlip.train import checkpoint as ckpt
+from mlip.train import distributed
+from mlip.train.config import TrainConfig, incompatible_keys, save_config
+from mlip.train.data import StructureSource, check_labels
+from mlip.train.metrics import ErrorStats, MetricsLog, accumulate_errors, progress_postfix
+from mlip.train.optim import EMA, LRSchedule, build_optimizer
+from mlip.train.split import check_split, load_split, make_split, save_split
+from mlip.train.statistics import compute_statistics
+
+VALID_PROBE_SEED = 20240901  # fixed probes for validation: comparable across epochs
+
+
+def build_model(config: TrainConfig, elements: list[int]) -> torch.nn.Module:
+    """The :class:`mlip.model.MLIPModel` of the config's ``model`` section."""
+    from mlip.model import MLIPModel, ModelConfig
+
+    section = config.model
+    values = {
+        "atomic_numbers": list(elements),
+        "r_max": section.r_max,
+        "l_max": section.l_max,
+        "num_channels": section.channels,
+        "num_layers": section.layers,
+        "num_radial": section.num_radial,
+        "hidden_l_max": min(section.l_max, 1),
+        **section.extra,
+    }
+    return MLIPModel(ModelConfig.from_dict(values))
+
+
+class Trainer:
+    """Train a model on the config's data. ``model=None`` builds :func:`build_model`.
+
+    ``callbacks`` are called as ``callback(trainer, row)`` after each validation with the
+    row written to ``metrics.csv``.
+    """
+
+    def __init__(
+        self,
+        config: TrainConfig,
+        model: torch.nn.Module | None = None,
+        context: distributed.DistContext | None = None,
+        callbacks: list[Callable[[Trainer, dict], None]] | None = None,
+    ) -> None:
+        self.config = config
+        self.context = context or distributed.setup(config.train.device)
+        self.device = self.context.device
+        self.dtype = getattr(torch, config.train.dtype)
+        self.callbacks = list(callbacks or [])
+        self.out = self._run_directory()
+        seed = config.train.seed
+        random.seed(seed)
+        np.random.seed(seed)  # noqa: NPY002 (seed the legacy global stream too)
+        torch.manual_seed(seed)
+        resume_state = self._resume_state()
+
+        self.dataset = H5Dataset(config.data.paths, config.data.groups)
+        self.split = self._split(resume_state is not None)
+        check_labels(
+            self.dataset,
+            config.loss.forces_weight,
+            config.loss.hessian_weight,
+            self.split["train"],
+            config.data.allow_missing_labels,
+        )
+        cached = np.concatenate([self.split["train"], self.split["valid"]])
+        self.source = StructureSource(self.dataset, cached if config.data.cache else None)
+
+        self.model = model if model is not None else build_model(config, self.dataset.elements)
+        self.r_max = float(self.model.r_max)
+        self._apply_statistics()  # also on resume: restores values kept outside state_dict
+        self.model.to(self.device, self.dtype)
+        self.context.broadcast_parameters(self.model)
+        self.params = [p for p in self.model.parameters() if p.requires_grad]
+
+        self.loss = SobolevLoss(
+            config.loss.energy_weight,
+            config.loss.forces_weight,
+            config.loss.hessian_weight,
+            config.loss.stress_weight,
+            config.loss.huber_delta,
+        )
+        self.active_terms = [t for t in TERMS if self.loss.weights[t] > 0]
+        self.probes = ProbeSampler(config.loss.hessian_probes, config.loss.probe_kind, seed + 1)
+        self.order_rng = np.random.default_rng(seed + 2)
+        opt = config.optim
+        self.optimizer = build_optimizer(
+            self.params, opt.optimizer, opt.lr, opt.weight_decay, opt.amsgrad
+        )
+        self.steps_per_epoch = -(-len(self.split["train"]) // config.data.batch_size)
+        self.schedule = LRSchedule(
+            self.optimizer,
+            opt.scheduler,
+            warmup_steps=round(opt.warmup_epochs * self.steps_per_epoch),
+            total_steps=config.train.max_epochs * self.steps_per_epoch,
+            min_lr=opt.min_lr,
+            patience=opt.plateau_patience,
+            factor=opt.plateau_factor,
+        )
+        self.ema = EMA(self.model, opt.ema_decay) if opt.ema_decay > 0 else None
+        # position in the run
+        self.epoch, self.batch_in_epoch, self.step = 0, 0, 0
+        self.epoch_order: np.ndarray | None = None
+        self.best_loss, self.best_epoch = float("inf"), -1.0
+        self.best_state: dict[str, torch.Tensor] | None = None
+        self.elapsed = 0.0
+        self._stop_signal = False
+        if resume_state is not None:
+            self._restore(resume_state)
+        if self.context.is_main:
+            save_config(config, os.path.join(self.out, "config.yaml"))
+
+    # -- setup ----------------------------------------------------------------------
+    def _run_directory(self) -> str:
+        out = self.config.train.out
+        if not out:
+            if self.config.train.resume:
+                raise ValueError("--resume needs the run directory (--out DIR)")
+            out = [os.path.join("runs", time.strftime("%Y%m%d-%H%M%S"))]
+            if self.context.enabled:
+                torch.distributed.broadcast_object_list(out, src=0)
+            out = self.config.train.out = out[0]
+        if self.context.is_main:
+            os.makedirs(out, exist_ok=True)
+        self.context.barrier()
+        return out
+
+    def path(self, name: str) -> str:
+        return os.path.join(self.out, name)
+
+    def _resume_state(self) -> dict | None:
+        exists = os.path.exists(self.path("last.ckpt"))
+        if not self.config.train.resume:
+            if exists:
+                raise ValueError(
+                    f"{self.out} already holds a run (last.ckpt); pass --resume to continue it "
+                    "or choose another --out"
+                )
+            return None
+        if not exists:
+            if self.context.is_main:
+                print(f"no checkpoint in {self.out}: starting a new run")
+            return None
+        state = ckpt.load_checkpoint(self.path("last.ckpt"), map_location="cpu")
+        bad = incompatible_keys(state["config"], self.config.to_dict())
+        if bad:
+            old, new = _flat(state["config"]), _flat(self.config.to_dict())
+            details = "; ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in bad)
+            raise CheckpointError(
+                f"{self.path('last.ckpt')}: cannot resume, the config differs from the "
+                f"checkpoint's in {details}"
+            )
+        return state
+
+    def _split(self, resuming: bool) -> dict[str, np.ndarray]:
+        meta = {
+            "paths": self.config.data.paths,
+            "groups": self.config.data.groups,
+            "num_conformers": len(self.dataset),
+            "seed": self.config.train.seed,
+        }
+        path = self.path("split.json")
+        if resuming and os.path.exists(path):
+            split, saved = load_split(path)
+            if saved.get("num_conformers") != len(self.dataset):
+                raise CheckpointError(
+                    f"{path}: split of {saved.get('num_conformers')} "
+                    f"conformers, the data has {len(self.dataset)}"
+                )
+            check_split(split, len(self.dataset), path)
+            return split
+        d = self.config.data
+        split = make_split(
+            len(self.dataset), d.train_size, d.valid_size, d.test_size, self.config.train.seed
+        )
+        if self.context.is_main:
+            save_split(path, split, meta)
+        return split
+
+    def _apply_statistics(self) -> None:
+        train = self.split["train"]
+        limit = self.config.train.stats_max_structures
+        if len(train) > limit:
+            train = np.random.default_rng(self.config.train.seed).choice(train, limit, False)
+        elements = getattr(self.model, "atomic_numbers", None) or self.dataset.elements
+        stats = compute_statistics(
+            self.source.iterate(train),
+            list(elements),
+            self.r_max,
+            self.config.model.atomic_energies,
+        )
+        self.statistics = stats
+        for setter, value in (
+            ("set_atomic_energies", stats.atomic_energies),
+            ("set_scale", stats.scale),
+            ("set_avg_num_neighbors", stats.avg_num_neighbors),
+        ):
+            if hasattr(self.model, setter):
+                getattr(self.model, setter)(value)
+
+    # -- one step -------------------------------------------------------------------
+    def _batch(self, indices: np.ndarray) -> dict[str, torch.Tensor]:
+        return build_batch(self.source.get(indices), self.r_max, self.dtype, self.device)
+
+    def _forward(self, indices: np.ndarray, step_seed: int, training: bool):
+        """Predictions, loss sums and counts of this rank's conformers (may be none)."""
+        zero = torch.zeros((), dtype=self.dtype, device=self.device)
+        if len(indices) == 0:
+            empty = {t: zero for t in self.active_terms}
+            return None, (None, None), empty, dict(empty)
+        batch = self._batch(indices)
+        needs = self.loss.needs(batch)
+        has_hessian = bool(batch[keys.HAS_HESSIAN].any())
+        probes = None
+        if needs["hessian"] or (not training and has_hessian):
+            probes = self.probes.probes(
+                batch[keys.NUM_ATOMS].tolist(), indices, step_seed, self.dtype, self.device
+            )
+        stress = needs["stress"] or (not training and bool(batch[keys.HAS_STRESS].any()))
+        pred = predict(
+            self.model, batch, forces=True, stress=stress, probes=probes, training=training
+        )
+        sums = self.loss.terms(pred, batch, probes)
+        counts = self.loss.counts(batch, self.config.loss.hessian_probes)
+        sums = {t: sums.get(t, zero) for t in self.active_terms}
+        counts = {t: counts.get(t, zero) for t in self.active_terms}
+        return batch, (pred, probes), sums, counts
+
+    def _global_counts(self, counts: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        stacked = torch.stack([counts[t].detach().to(self.dtype) for t in self.active_terms])
+        self.context.all_reduce(stacked)
+        return dict(zip(self.active_terms, stacked, strict=True))
+
+    def train_step(self, global_indices: np.ndarray) -> float:
+        """One optimiser step on a global batch; returns the batch loss."""
+        self.model.train()
+        step_seed = self.probes.next_seed()
+        local = self.context.shard(global_indices)
+        self.optimizer.zero_grad(set_to_none=True)
+        _, _, sums, counts = self._forward(local, step_seed, training=True)
+        loss = self.loss.combine(sums, self._global_counts(counts))
+        if loss.requires_grad:
+            loss.backward()
+        self.context.all_reduce_gradients(self.params)
+        if self.config.optim.clip_grad:
+            torch.nn.utils.clip_grad_norm_(self.params, self.config.optim.clip_grad)
+        self.optimizer.step()
+        self.schedule.step()
+        if self.ema is not None:
+            self.ema.update()
+        self.step += 1
+        return float(self.context.all_reduce(loss.detach().clone()))
+
+    # -- validation -----------------------------------------------------------------
+    def validate(self, indices: np.ndarray | None = None) -> dict[str, float]:
+        """Validation loss and MAE/RMSE with the EMA weights (errors in meV units)."""
+        # not under torch.no_grad: derivatives.compute(stress=True) needs grad mode on
+        indices = self.split["valid"] if indices is None else indices
+        local = self.context.shard(indices)
+        stats = ErrorStats()
+        totals = {t: torch.zeros((), dtype=torch.float64) for t in self.active_terms}
+        counts = {t: torch.zeros((), dtype=torch.float64) for t in self.active_terms}
+        size = self.config.data.valid_batch_size
+        self.model.eval()
+        with self.ema.averaged() if self.ema is not None else contextlib.nullcontext():
+            for start in range(0, len(local), size):
+                chunk = local[start : start + size]
+                batch, (pred, probes), sums, cnt = self._forward(chunk, VALID_PROBE_SEED, False)
+                for t in self.active_terms:
+                    totals[t] += float(sums[t])
+                    counts[t] += float(cnt[t])
+                accumulate_errors(stats, pred, batch, probes)
+        stats.reduce(self.context)
+        packed = torch.stack([*totals.values(), *counts.values()]).to(self.device)
+        self.context.all_reduce(packed)
+        n = len(self.active_terms)
+        loss = self.loss.combine(
+            dict(zip(self.active_terms, packed[:n], strict=True)),
+            dict(zip(self.active_terms, packed[n:], strict=True)),
+        )
+        return {"loss": float(loss), **stats.summary()}
+
+    # -- the loop -------------------------------------------------------------------
+    def fit(self) -> dict[str, Any]:
+        """Train until max_epochs, max_time or SIGINT/SIGTERM; returns the run summary."""
+        cfg = self.config.train
+        train = self.split["train"]
+        size = self.config.data.batch_size
+        log = None
+        if self.context.is_main:
+            log = MetricsLog(
+                self.path("metrics.csv"),
+                self.epochs_done() if self.step > 0 else None,
+                cfg.tensorboard,
+            )
+        bar = tqdm(
+            total=cfg.max_epochs * self.steps_per_epoch,
+            initial=self.step,
+            unit="step",
+            disable=not (cfg.progress and self.context.is_main),
+            dynamic_ncols=True,
+        )
+        handlers = self._install_signal_handlers()
+        session_start = time.monotonic()  # max_time applies to this invocation
+        elapsed_before = self.elapsed
+        stop_reason = "max_epochs"
+        losses: list[float] = []
+        try:
+            while self.epoch < cfg.max_epochs:
+                if self.epoch_order is None:
+                    self.epoch_order = self.order_rng.permutation(train)
+                bar.set_description(f"epoch {self.epoch + 1}/{cfg.max_epochs}")
+                stop = False
+                while self.batch_in_epoch < self.steps_per_epoch and not stop:
+                    b = self.batch_in_epoch
+                    losses.append(self.train_step(self.epoch_order[b * size : (b + 1) * size]))
+                    self.batch_in_epoch += 1
+                    bar.update(1)
+                    session = time.monotonic() - session_start
+                    self.elapsed = elapsed_before + session
+                    timed_out = cfg.max_time is not None and session >= cfg.max_time
+                    stop = self.context.any(timed_out or self._stop_signal)
+                    if stop:
+                        stop_reason = "max_time" if timed_out else "signal"
+                row = self._end_of_period(losses, log)
+                losses = []
+                bar.set_postfix(progress_postfix(row))
+                for callback in self.callbacks:
+                    callback(self, row)
+                if stop:
+                    break
+        finally:
+            bar.close()
+            self._restore_signal_handlers(handlers)
+            if log is not None:
+                log.close()
+        return {
+            "stop_reason": stop_reason,
+            "best_loss": self.best_loss,
+            "best_epoch": self.best_epoch,
+            "epochs": self.epochs_done(),
+            "steps": self.step,
+            "elapsed_s": self.elapsed,
+        }
+
+    def epochs_done(self) -> float:
+        """Completed epochs, fractional inside an epoch."""
+        return self.epoch + self.batch_in_epoch / self.steps_per_epoch
+
+    def _end_of_period(self, losses: list[float], log: MetricsLog | None) -> dict:
+        """Validate, track the best model, log, advance the epoch, write the checkpoint."""
+        valid = self.validate()
+        complete = self.batch_in_epoch >= self.steps_per_epoch
+        if complete:
+            self.schedule.epoch_end(valid["loss"])
+        improved = valid["loss"] < self.best_loss
+        if improved:
+            self.best_loss, self.best_epoch = valid["loss"], self.epochs_done()
+            self.best_state = self._averaged_state()
+            if self.context.is_main:
+                self._save_model()
+        row = {
+            "epoch": round(self.epochs_done(), 6),
+            "step": self.step,
+            "time_s": round(self.elapsed, 3),
+            "lr": self.schedule.lr,
+            "train_loss": float(np.mean(losses)) if losses else float("nan"),
+            **{f"valid_{k}": v for k, v in valid.items() if not k.endswith("_count")},
+        }
+        if log is not None:
+            log.write(row)
+        if complete:
+            self.epoch += 1
+            self.batch_in_epoch = 0
+            self.epoch_order = None
+        if self.context.is_main:
+            ckpt.save_checkpoint(self.path("last.ckpt"), self.state_dict())
+        self.context.barrier()
+        return row
+
+    def _averaged_state(self) -> dict[str, torch.Tensor]:
+        with self.ema.averaged() if self.ema is not None else contextlib.nullcontext():
+            return {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+
+    def _save_model(self) -> None:
+        """model.pt: the best (EMA) weights, written atomically."""
+        with self.ema.averaged() if self.ema is not None else contextlib.nullcontext():
+            if hasattr(self.model, "save"):
+                self.model.save(self.path("model.pt"))
+            else:
+                ckpt.atomic_torch_save(self.model, self.path("model.pt"))
+
+    def best_model(self) -> torch.nn.Module:
+        """A copy of the model with the best validation weights."""
+        model = copy.deepcopy(self.model)
+        if self.best_state is not None:
+            model.load_state_dict(self.best_state)
+        return model.eval()
+
+    # -- checkpoint -----------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "config": self.config.to_dict(),
+            "model": self.model.state_dict(),
+            "best_model": self.best_state,
+            "ema": self.ema.state_dict() if self.ema is not None else None,
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.schedule.state_dict(),
+            "statistics": self.statistics.to_dict() if self.statistics is not None else None,
+            "progress": {
+                "epoch": self.epoch,
+                "batch_in_epoch": self.batch_in_epoch,
+                "step": self.step,
+                "epoch_order": None
+                if self.epoch_order is None
+                else torch.from_numpy(self.epoch_order),
+                "best_loss": self.best_loss,
+                "best_epoch": self.best_epoch,
+                "elapsed": self.elapsed,
+            },
+            "rng": {
+                "global": ckpt.capture_global_rng(),
+                "data_order": ckpt.generator_state(self.order_rng),
+                "probes": ckpt.generator_state(self.probes.generator),
+            },
+        }
+
+    def _restore(self, state: dict[str, Any]) -> None:
+        where = self.path("last.ckpt")
+        try:
+            self.model.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.schedule.load_state_dict(state["scheduler"])
+            if self.ema is not None:
+                self.ema.load_state_dict(state["ema"])
+        except (RuntimeError, ValueError, KeyError, TypeError) as err:
+            raise CheckpointError(f"{where}: does not match this model/config ({err})") from err
+        self.best_state = state.get("best_model")
+        p = state["progress"]
+        self.epoch, self.batch_in_epoch, self.step = p["epoch"], p["batch_in_epoch"], p["step"]
+        order = p["epoch_order"]
+        self.epoch_order = None if order is None else order.numpy()
+        self.best_loss, self.best_epoch, self.elapsed = (
+            p["best_loss"],
+            p["best_epoch"],
+            p["elapsed"],
+        )
+        ckpt.restore_global_rng(state["rng"]["global"])
+        ckpt.set_generator_state(self.order_rng, state["rng"]["data_order"])
+        ckpt.set_generator_state(self.probes.generator, state["rng"]["probes"])
+
+    # -- signals --------------------------------------------------------------------
+    def _install_signal_handlers(self) -> dict:
+        if threading.current_thread() is not threading.main_thread():
+            return {}
+
+        def handler(signum, frame):  # noqa: ANN001
+            if self._stop_signal:  # a second signal stops at once
+                raise KeyboardInterrupt
+            self._stop_signal = True
+            print(f"\nsignal {signum}: stopping after this step (again to stop at once)")
+
+        return {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    @staticmethod
+    def _restore_signal_handlers(handlers: dict) -> None:
+        for sig, previous in handlers.items():
+            signal.signal(sig, previous)
+
+
+def _flat(values: dict) -> dict:
+    from mlip.train.config import flatten
+
+    return flatten(values)
