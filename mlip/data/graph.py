@@ -62,6 +62,9 @@ def neighbor_list(
     own periodic images are included when the cell is smaller than the cutoff.
     """
     periodic = np.zeros(3, dtype=bool) if pbc is None else np.asarray(pbc, dtype=bool)
+    if r_max <= 0:  # potentials without a neighbour list (e.g. fixed bonds)
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty, np.zeros((0, 3), dtype=np.int64)
     box = np.zeros((3, 3)) if cell is None else np.asarray(cell, dtype=np.float64)
     if periodic.any() and abs(np.linalg.det(box)) < 1e-10:
         raise ValueError("a periodic structure needs a cell with non-zero volume")

@@ -1,0 +1,95 @@
+"""Inference cost of the mlip model on CPU, float64: energy+forces and full Hessian.
+
+Each call starts from an ``ase.Atoms`` (neighbour list, graph building and Python
+overhead included, as an ASE calculator call would), for ethanol (9 atoms), aspirin
+(21 atoms) and 108-atom fcc Cu. Usage:
+
+    python benchmarks/inference.py [--model model.pt] [--repeats 20] [--threads 2]
+
+For scale (measured on this 2-core machine, given in the issue): MACE's ASE
+calculator (93k parameters, float64) takes 125 / 148 ms per energy+forces call for
+ethanol / aspirin and 1.8 / 8.5 s per Hessian.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+import torch
+from ase.build import bulk
+
+from mlip import derivatives
+from mlip.data.graph import atoms_to_batch
+from mlip.model import MLIPModel, ModelConfig, load_model
+
+DATA = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data")
+MACE_MS = {"ethanol": (125.0, 1800.0), "aspirin": (148.0, 8500.0)}
+
+
+def molecule_from_h5(path: str, group: str):
+    from mlip.data.hdf5 import H5Dataset
+
+    s = H5Dataset(path, groups=[group])[0]
+    from ase import Atoms
+
+    return Atoms(numbers=s.atomic_numbers, positions=s.positions)
+
+
+def systems(data_dir: str) -> dict:
+    out = {}
+    for name in ("ethanol", "aspirin"):
+        path = os.path.join(data_dir, f"{name}_xtb.h5")
+        if os.path.exists(path):
+            out[name] = molecule_from_h5(path, f"{name}_minimum")
+    out["Cu108"] = bulk("Cu", "fcc", a=3.61, cubic=True).repeat(3)
+    return out
+
+
+def time_call(fn, repeats: int) -> float:
+    fn()  # warm-up
+    start = time.perf_counter()
+    for _ in range(repeats):
+        fn()
+    return (time.perf_counter() - start) / repeats * 1e3
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", help="trained model file; default: untrained default config")
+    parser.add_argument(
+        "--data-dir", default=DATA, help="folder with ethanol_xtb.h5, aspirin_xtb.h5"
+    )
+    parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    if args.model:
+        model = load_model(args.model, dtype=torch.float64)
+    else:
+        model = MLIPModel(ModelConfig(atomic_numbers=[1, 6, 8, 29])).double().eval()
+    n_params = sum(p.numel() for p in model.parameters())
+    print(f"model: {args.model or 'untrained default config'}, {n_params} parameters, float64, "
+          f"{torch.get_num_threads()} threads")  # fmt: skip
+    header = (
+        f"{'system':>8} {'atoms':>5} {'E+F ms':>8} {'Hessian ms':>11} {'MACE E+F':>9} {'MACE H':>8}"
+    )
+    print(header)
+    for name, atoms in systems(args.data_dir).items():
+
+        def energy_forces(atoms=atoms):
+            return derivatives.compute(model, atoms_to_batch(atoms, model.r_max), forces=True)
+
+        def hessian(atoms=atoms):
+            return derivatives.compute(model, atoms_to_batch(atoms, model.r_max), hessian=True)
+
+        ef = time_call(energy_forces, args.repeats)
+        hess = time_call(hessian, max(1, args.repeats // 5))
+        mace = MACE_MS.get(name)
+        mace_txt = f"{mace[0]:>9.0f} {mace[1]:>8.0f}" if mace else f"{'-':>9} {'-':>8}"
+        print(f"{name:>8} {len(atoms):>5} {ef:>8.2f} {hess:>11.1f} {mace_txt}")
+
+
+if __name__ == "__main__":
+    main()
