@@ -1,0 +1,198 @@
+"""HDF5 reader, neighbour lists, model files: good input read right, bad input named."""
+
+from __future__ import annotations
+
+import os
+import pickle
+
+import h5py
+import numpy as np
+import pytest
+import torch
+from ase.build import bulk
+from ase.neighborlist import neighbor_list as ase_neighbor_list
+from helpers import ethanol, evaluate, small_model
+
+from mlip import keys
+from mlip.data.graph import Structure, neighbor_list
+from mlip.data.hdf5 import H5Dataset
+from mlip.errors import CheckpointError, DataError, UnknownElementError
+from mlip.model import load_model
+
+DATASETS = os.path.join(os.path.dirname(__file__), "..", "datasets")
+
+
+def write_file(path, groups: dict, attrs=None) -> str:
+    attrs = {"format": "mlip-hdf5", "version": 1} if attrs is None else attrs
+    with h5py.File(path, "w") as f:
+        f.attrs.update(attrs)
+        for name, fields in groups.items():
+            g = f.create_group(name)
+            for key, value in fields.items():
+                g[key] = value
+    return str(path)
+
+
+def water_group(m: int = 4, seed: int = 0) -> dict:
+    rng = np.random.default_rng(seed)
+    base = np.array([[0.0, 0, 0], [0.96, 0, 0], [-0.24, 0.93, 0]])
+    hessian = np.full((m, 9, 9), np.nan)
+    hessian[1] = np.eye(9)
+    return {
+        "atomic_numbers": np.array([8, 1, 1]),
+        "positions": base + 0.02 * rng.standard_normal((m, 3, 3)),
+        "energy": rng.standard_normal(m),
+        "forces": rng.standard_normal((m, 3, 3)),
+        "hessian": hessian,
+    }
+
+
+def test_reads_shipped_subsets():
+    ds = H5Dataset(os.path.join(DATASETS, "ethanol_small.h5"), groups=["ethanol"])
+    assert len(ds) == 300 and ds.elements == [1, 6, 8]
+    assert ds.hessian_mask.sum() == 60
+    s = ds[int(np.nonzero(ds.hessian_mask)[0][0])]
+    assert s.hessian.shape == (27, 27) and np.allclose(s.hessian, s.hessian.T, atol=1e-6)
+    cu = H5Dataset(os.path.join(DATASETS, "cu_small.h5"))
+    s = cu[0]
+    assert s.pbc.all() and s.cell.shape == (3, 3) and s.stress.shape == (6,)
+
+
+def test_get_many_order_and_labels(tmp_path):
+    group = water_group()
+    ds = H5Dataset(write_file(tmp_path / "w.h5", {"water": group, "water2": water_group(3, 1)}))
+    assert len(ds) == 7
+    picked = ds.get_many([5, 1, 3, 1])
+    assert [s.index for s in picked] == [1, 1, 3, 1]
+    assert ds.location(5)[1:] == ("water2", 1)
+    assert np.allclose(picked[1].positions, group["positions"][1])
+    assert picked[1].hessian is not None and picked[2].hessian is None
+    assert list(ds.hessian_mask) == [False, True, False, False, False, True, False]
+    clone = pickle.loads(pickle.dumps(ds))  # picklable for workers / distributed
+    assert clone[3].energy == ds[3].energy
+
+
+@pytest.mark.parametrize(
+    "change, field",
+    [
+        (lambda g: g.pop("energy"), "energy"),
+        (lambda g: g.pop("positions"), "positions"),
+        (lambda g: g.update(forces=np.zeros((4, 2, 3))), "forces"),
+        (lambda g: g.update(positions=np.zeros((5, 3, 3))), "positions"),
+        (lambda g: g.update(hessian=np.zeros((4, 9, 8))), "hessian"),
+        (lambda g: g.update(atomic_numbers=np.array([8, 1, 0])), "atomic_numbers"),
+    ],
+)
+def test_layout_errors_name_file_group_field(tmp_path, change, field):
+    group = water_group()
+    change(group)
+    path = write_file(tmp_path / "bad.h5", {"water": group})
+    with pytest.raises(DataError) as err:
+        H5Dataset(path)
+    message = str(err.value)
+    assert "bad.h5" in message and "'water'" in message and f"'{field}'" in message
+
+
+@pytest.mark.parametrize("field", ["energy", "forces", "positions"])
+def test_nan_labels_name_the_conformer(tmp_path, field):
+    group = water_group()
+    group[field] = np.array(group[field], dtype=float)
+    group[field][2] = np.nan if field != "positions" else np.inf
+    ds = H5Dataset(write_file(tmp_path / "nan.h5", {"water": group}))
+    ds[1]  # clean conformers still read
+    with pytest.raises(DataError, match=rf"'water', field '{field}', conformer 2"):
+        ds.get_many([0, 2])
+
+
+def test_partly_nan_hessian_is_an_error(tmp_path):
+    group = water_group()
+    group["hessian"][1, 0, 0] = np.nan
+    ds = H5Dataset(write_file(tmp_path / "h.h5", {"water": group}))
+    with pytest.raises(DataError, match="field 'hessian', conformer 1"):
+        ds[1]
+
+
+@pytest.mark.parametrize(
+    "attrs, match",
+    [
+        ({"format": "other", "version": 1}, "format"),
+        ({"format": "mlip-hdf5", "version": 7}, "version"),
+        ({"version": 1}, "format"),
+        ({"format": "mlip-hdf5", "version": 1, "energy_unit": "Hartree"}, "energy_unit"),
+    ],
+)
+def test_file_attribute_errors(tmp_path, attrs, match):
+    path = write_file(tmp_path / "a.h5", {"water": water_group()}, attrs)
+    with pytest.raises(DataError, match=match):
+        H5Dataset(path)
+
+
+def test_missing_file_group_and_not_hdf5(tmp_path):
+    with pytest.raises(DataError, match="not found"):
+        H5Dataset(tmp_path / "nothing.h5")
+    path = write_file(tmp_path / "w.h5", {"water": water_group()})
+    with pytest.raises(DataError, match="methane"):
+        H5Dataset(path, groups=["methane"])
+    junk = tmp_path / "junk.h5"
+    junk.write_text("not hdf5")
+    with pytest.raises(DataError, match="junk.h5"):
+        H5Dataset(junk)
+
+
+@pytest.mark.parametrize("cell_scale", [1.0, 0.4])
+def test_neighbor_list_matches_ase_including_small_cells(cell_scale):
+    atoms = bulk("Cu", "fcc", a=3.61 * cell_scale) * (2, 1, 1)
+    atoms.cell[1] += [0.3, 0.0, 0.2]  # skewed
+    atoms.rattle(0.05, seed=1)
+    i, j, shifts = neighbor_list(atoms.positions, atoms.cell.array, atoms.pbc, 4.0)
+    ai, aj, ashift = ase_neighbor_list("ijS", atoms, 4.0)
+    ours = sorted(zip(i, j, map(tuple, shifts), strict=True))
+    theirs = sorted(zip(ai, aj, map(tuple, ashift), strict=True))
+    assert ours == theirs and len(ours) > 0
+
+
+def test_unknown_element_is_named():
+    model = small_model(atomic_numbers=(1, 6, 8))
+    structure = Structure(np.array([6, 17]), np.array([[0.0, 0, 0], [1.7, 0, 0]]))
+    with pytest.raises(UnknownElementError, match="Cl"):
+        evaluate(model, [structure])
+
+
+def test_model_file_round_trip_and_corrupt_files(tmp_path):
+    model = small_model()
+    path = tmp_path / "model.pt"
+    model.save(path)
+    loaded = load_model(path)
+    s = ethanol(9)
+    a, b = evaluate(model, [s]), evaluate(loaded, [s])
+    assert torch.allclose(a[keys.ENERGY], b[keys.ENERGY], rtol=1e-13, atol=0)
+    assert torch.allclose(a[keys.FORCES], b[keys.FORCES], rtol=0, atol=1e-12)
+    assert loaded.atomic_numbers == model.atomic_numbers
+    assert load_model(path, dtype=torch.float32).atomic_energies.dtype == torch.float32
+
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes(path.read_bytes()[:1000])
+    with pytest.raises(CheckpointError, match="truncated.pt"):
+        load_model(truncated)
+    other = tmp_path / "other.pt"
+    torch.save({"weights": torch.zeros(3)}, other)
+    with pytest.raises(CheckpointError, match="not an mlip model"):
+        load_model(other)
+    with pytest.raises(CheckpointError, match="not found"):
+        load_model(tmp_path / "absent.pt")
+
+
+def test_failed_save_keeps_previous_model(tmp_path, monkeypatch):
+    model = small_model()
+    path = tmp_path / "model.pt"
+    model.save(path)
+    before = path.read_bytes()
+
+    def broken_save(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", broken_save)
+    with pytest.raises(OSError):
+        model.save(path)
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["model.pt"]  # no temporary left
