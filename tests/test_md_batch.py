@@ -9,7 +9,15 @@ from ase.build import bulk, molecule
 from ase.cluster import Icosahedron
 from helpers import small_model
 
-from mlip.md import ForceField, Simulation, concatenate, from_atoms, make_integrator
+from mlip.data.graph import Structure
+from mlip.md import (
+    ForceField,
+    Simulation,
+    concatenate,
+    from_atoms,
+    make_integrator,
+    maxwell_boltzmann,
+)
 from mlip.potentials import LennardJones
 
 
@@ -87,3 +95,20 @@ def test_deferred_checks_with_rollback_equal_per_step_checks(ensemble):
     assert deferred.force_field.neighbors.builds >= exact.force_field.neighbors.builds
     torch.testing.assert_close(deferred.state.positions, exact.state.positions, rtol=0, atol=1e-9)
     torch.testing.assert_close(deferred.state.momenta, exact.state.momenta, rtol=0, atol=1e-9)
+
+
+def test_state_from_structures_and_maxwell_boltzmann():
+    systems = argon_systems()
+    from_structs = from_atoms([Structure.from_atoms(a) for a in systems], replicas=2)
+    from_ase = from_atoms(systems, replicas=2)
+    torch.testing.assert_close(from_structs.positions, from_ase.positions)
+    torch.testing.assert_close(from_structs.masses, from_ase.masses)
+    assert from_ase.n_systems == 8 and from_ase.names[1].endswith("_r1")
+    assert from_ase.system_idx.tolist() == sorted(from_ase.system_idx.tolist())
+    # Maxwell-Boltzmann: zero total momentum per system, <T> at the target over many atoms
+    big = from_atoms(bulk("Ar", "fcc", a=5.26, cubic=True) * (4, 4, 4), replicas=4, temperature=50)
+    drawn = maxwell_boltzmann(big, generator=torch.Generator().manual_seed(0))
+    assert drawn.system_sum(drawn.momenta).abs().max() < 1e-10
+    assert float(drawn.kinetic_temperature().mean()) == pytest.approx(50.0, rel=0.05)
+    again = maxwell_boltzmann(big, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(drawn.momenta, again.momenta, rtol=0, atol=0)

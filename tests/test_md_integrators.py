@@ -115,6 +115,8 @@ def test_step_by_step_agreement_with_ase_velocity_verlet():
             np.testing.assert_allclose(got.positions, ref.positions, atol=1e-9)
             np.testing.assert_allclose(got.get_momenta(), ref.get_momenta(), atol=1e-9)
             np.testing.assert_allclose(state.forces.numpy(), ref.get_forces(), atol=1e-9)
+            kinetic = float(state.kinetic_energy()[0])  # eV, via AMU_A2_FS2_PER_EV
+            assert kinetic == pytest.approx(ref.get_kinetic_energy(), rel=1e-12)
         assert float(state.energy) == pytest.approx(ref.get_potential_energy(), abs=1e-9)
 
 

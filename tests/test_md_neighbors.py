@@ -66,6 +66,36 @@ def test_batched_list_equals_vesin(seed):
     assert (system_idx[edges[0]] == system_idx[edges[1]]).all()
 
 
+@pytest.mark.parametrize("pbc", [(True, True, True), (True, False, True), (False, False, False)])
+def test_cell_list_for_large_systems_equals_vesin(pbc):
+    """Systems of >= cell_list_min_atoms atoms in tall cells are binned; same pairs."""
+    rng = np.random.default_rng(7)
+    cell = np.array([[13.0, 0.0, 0.0], [4.0, 14.0, 0.0], [-3.0, 2.0, 15.0]])  # skewed
+    positions = rng.uniform(-0.3, 1.3, (300, 3)) @ cell  # also outside the cell
+    pbc = np.array(pbc)
+    small = (rng.uniform(0, 1, (20, 3)) @ cell, cell, pbc)  # batched with a small system
+    systems = [(positions, cell, pbc), small]
+    sizes = [300, 20]
+    cutoff = 5.0
+    edges, shifts = neighbor_list(
+        torch.tensor(np.concatenate([positions, small[0]])),
+        torch.tensor(np.stack([cell, cell])),
+        torch.tensor(np.stack([pbc, pbc])),
+        torch.repeat_interleave(torch.arange(2), torch.tensor(sizes)),
+        sizes,
+        cutoff,
+        max_candidates=20_000,  # several chunks of centre atoms
+        cell_list_min_atoms=100,
+    )
+    expected = set()
+    for k, (p, c, b) in enumerate(systems):
+        i, j, s = vesin_neighbor_list(p, c if b.any() else None, b, cutoff)
+        expected |= as_set(i + 300 * k, j + 300 * k, s)
+    got = as_set(edges[0].numpy(), edges[1].numpy(), shifts.numpy())
+    assert len(got) == edges.shape[1] and got == expected
+    assert (edges[0][1:] >= edges[0][:-1]).all(), "edges sorted by centre"
+
+
 def thermal_copper(seed: int, noise: float = 0.15):
     atoms = bulk("Cu", "fcc", a=3.61) * (2, 2, 2)
     atoms.set_cell(atoms.cell.array + np.array([[0, 0.2, 0], [0, 0, 0], [0.3, 0, 0]]), True)
@@ -73,14 +103,14 @@ def thermal_copper(seed: int, noise: float = 0.15):
     return atoms
 
 
-@pytest.mark.parametrize("model_name", ["lj", "learned"])
-def test_skin_list_energies_equal_exact_list(model_name):
+@pytest.mark.parametrize("model_name,prune", [("lj", False), ("learned", False), ("lj", True)])
+def test_skin_list_energies_equal_exact_list(model_name, prune):
     model = LennardJones(0.4, 2.3, 4.0) if model_name == "lj" else small_model(r_max=3.5)
     systems = [thermal_copper(0), thermal_copper(1), molecule("CH3CH2OH")]
     if model_name == "lj":
         systems[2] = bulk("Cu", "fcc", a=3.61, cubic=True)  # LJ parameters are for Cu
     state = from_atoms(systems)
-    ff = ForceField(model, skin=1.5)
+    ff = ForceField(model, skin=1.5, prune=prune)  # unpruned: the model sees r_max + skin
     ff.rebuild(state)
     # move every atom by less than skin / 2 (0.7 A): the list stays valid
     move = torch.randn(state.positions.shape, generator=torch.Generator().manual_seed(5))

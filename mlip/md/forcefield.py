@@ -11,6 +11,13 @@ dependent), deciding whether to rebuild needs one boolean from the device. A
   if it was raised, rolls back to a snapshot taken before those steps, rebuilds and
   redoes them in exact mode (see :mod:`mlip.md.runner`). Forces computed after the flag
   went up may miss pairs, which is why those steps are discarded.
+
+Pruning. The Verlet list holds pairs up to r_max + skin, (1 + skin/r_max)^3 times more
+than the model needs (1.7x for r_max = 5 A, skin = 1 A). Models zero the extra edges,
+so passing them is correct but wastes the model's time. With ``prune`` the edges
+longer than r_max are dropped before every evaluation (one gather and a boolean mask).
+A boolean mask has a data-dependent size, which costs a host sync on a GPU, so by
+default pruning is on for CPU states only.
 """
 
 from __future__ import annotations
@@ -30,6 +37,8 @@ class ForceField:
     ``model`` is any energy model of the package (``r_max`` in A, ``forward(batch)``);
     the list is built with cutoff ``model.r_max + skin`` (A). A model with r_max = 0
     (e.g. :class:`mlip.potentials.HarmonicBonds`) gets no edges and no list.
+    ``prune`` (default: on the CPU only) drops edges longer than r_max before each
+    model call; see the module docstring.
     """
 
     def __init__(
@@ -38,8 +47,10 @@ class ForceField:
         skin: float = 1.0,
         max_candidates: int = 2**20,
         deferred: bool = False,
+        prune: bool | None = None,
     ) -> None:
         self.model = model
+        self.prune = prune
         r_max = float(model.r_max)
         self.neighbors = VerletList(r_max, skin, max_candidates) if r_max > 0 else None
         self.deferred = deferred
@@ -99,6 +110,9 @@ class ForceField:
             edge_shifts = torch.zeros((0, 3), dtype=state.dtype, device=state.device)
         else:
             edge_index, edge_shifts = self.neighbors.edge_index, self.neighbors.edge_shifts
+            prune = self.prune if self.prune is not None else state.device.type == "cpu"
+            if prune:
+                edge_index, edge_shifts = self._pruned(state, edge_index, edge_shifts)
         return {
             keys.POSITIONS: state.positions,
             keys.ATOMIC_NUMBERS: state.atomic_numbers,
@@ -109,6 +123,17 @@ class ForceField:
             keys.EDGE_INDEX: edge_index,
             keys.EDGE_SHIFTS: edge_shifts,
         }
+
+    def _pruned(
+        self, state: MDState, edge_index: torch.Tensor, edge_shifts: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The edges with |R_j - R_i + S @ cell| < r_max."""
+        i, j = edge_index
+        cell = state.cell[state.system_idx[i]]
+        vectors = state.positions[j] - state.positions[i]
+        vectors = vectors + torch.einsum("ek,ekx->ex", edge_shifts, cell)
+        keep = (vectors * vectors).sum(-1) < self.neighbors.r_max**2
+        return edge_index[:, keep], edge_shifts[keep]
 
     def __call__(self, state: MDState) -> MDState:
         self._update_list(state)

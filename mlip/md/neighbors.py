@@ -9,8 +9,10 @@ any cell, including cells smaller than the cutoff: positions are wrapped into th
 (fractional coordinates f in [0, 1) along periodic directions), and along a periodic
 direction k only the images |S_k| <= ceil(cutoff / h_k) can be within reach, h_k being
 the distance between the lattice planes spanned by the other two cell vectors
-(h_k = V / |a_l x a_m|). Candidates (pair x image) are enumerated system by system,
-brute force O(N^2 n_images) work, in chunks of ``max_candidates`` to bound memory.
+(h_k = V / |a_l x a_m|). Small systems (all replicas of a batch at once) are tested
+pair by pair, O(N^2 n_images) work; large systems in cells at least 2.5 cutoffs high
+use a cell list, O(N). Candidates are processed in chunks of ``max_candidates`` to
+bound memory.
 
 :class:`VerletList` builds the list with cutoff r_max + skin and keeps it until some
 atom has moved more than skin / 2 since the build; until then every pair closer than
@@ -82,13 +84,17 @@ def neighbor_list(
     num_atoms: Sequence[int],
     cutoff: float,
     max_candidates: int = 2**20,
+    cell_list_min_atoms: int = 256,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """All pairs within ``cutoff`` (A) of every system: edge_index (2, E), shifts (E, 3).
 
     ``num_atoms`` are the system sizes on the host (they fix the shapes). Shifts are
     integer multiples of the cell rows, as floats of the positions' dtype, relative to
-    the given (unwrapped) positions. Synchronises with the host (output sizes are data
-    dependent); meant to be called only when the list must be rebuilt.
+    the given (unwrapped) positions. Systems of at least ``cell_list_min_atoms`` atoms
+    whose cell is at least 2.5 cutoffs high along its periodic directions use a cell
+    list (:func:`_cell_list_pairs`, O(N)); the others are tested pair by pair, batched.
+    Synchronises with the host (output sizes are data dependent); meant to be called
+    only when the list must be rebuilt.
     """
     if cutoff <= 0:
         raise ValueError(f"cutoff must be > 0, got {cutoff}")
@@ -105,12 +111,31 @@ def neighbor_list(
     wrapped = positions - torch.einsum("ak,akx->ax", wrap, eff[system_idx])
     reach = torch.where(pbc, torch.ceil(cutoff / heights), torch.zeros_like(heights))
     reach = reach.long().cpu().numpy()  # (n_systems, 3), host
-    atom_start = torch.as_tensor(np.cumsum(sizes) - sizes, device=device)
+    heights_host, pbc_host = heights.cpu().numpy(), pbc.cpu().numpy()
+    atom_start_host = np.cumsum(sizes) - sizes
+    atom_start = torch.as_tensor(atom_start_host, device=device)
 
-    centres, neighbours, shifts = [], [], []
+    parts: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []  # i, j, image S'
     groups: dict[tuple[int, int, int], list[int]] = {}
     for s, r in enumerate(map(tuple, reach)):
-        groups.setdefault(r, []).append(s)
+        tall = (~pbc_host[s] | (heights_host[s] >= 2.5 * cutoff)).all()
+        if sizes[s] >= cell_list_min_atoms and tall:
+            lo, hi = atom_start_host[s], atom_start_host[s] + sizes[s]
+            parts.append(
+                _cell_list_pairs(
+                    wrapped,
+                    frac - wrap,
+                    eff[s],
+                    heights_host[s],
+                    pbc_host[s],
+                    lo,
+                    hi,
+                    cutoff,
+                    max_candidates,
+                )  # fmt: skip
+            )
+        else:
+            groups.setdefault(r, []).append(s)
     for r, members in groups.items():
         grid = torch.tensor(
             list(itertools.product(*[range(-k, k + 1) for k in r])), dtype=dtype, device=device
@@ -118,15 +143,81 @@ def neighbor_list(
         i, j, g = _pairs_of_group(
             wrapped, eff, grid, np.asarray(members), sizes, atom_start, cutoff, max_candidates
         )
-        centres.append(i)
-        neighbours.append(j)
-        shifts.append(grid[g] - wrap[j] + wrap[i])
-    edge_index = torch.stack([torch.cat(centres), torch.cat(neighbours)])
-    order = torch.argsort(edge_index[0], stable=True) if len(groups) > 1 else None
-    edge_shifts = torch.cat(shifts)
-    if order is not None:
+        parts.append((i, j, grid[g]))
+    i, j, image = (torch.cat(x) for x in zip(*parts, strict=True))
+    edge_index, edge_shifts = torch.stack([i, j]), image - wrap[j] + wrap[i]
+    if len(parts) > 1:
+        order = torch.argsort(edge_index[0], stable=True)
         edge_index, edge_shifts = edge_index[:, order], edge_shifts[order]
     return edge_index, edge_shifts
+
+
+def _cell_list_pairs(
+    wrapped: torch.Tensor,
+    frac: torch.Tensor,
+    eff: torch.Tensor,
+    heights: np.ndarray,
+    pbc: np.ndarray,
+    lo: int,
+    hi: int,
+    cutoff: float,
+    max_candidates: int,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Pairs of atoms lo..hi-1 (one system) within cutoff, by binning: i, j, image S'.
+
+    The cell is divided into n_k = floor(h_k / (cutoff / 2)) bins along each axis
+    (periodic axes: fractional coordinate in [0, 1); others: the atoms' extent), so bins
+    are at least cutoff / 2 high and a pair within cutoff lies at most r_k =
+    ceil(cutoff / bin height) bins apart. Each atom is tested against the atoms of the
+    (2 r_k + 1) products of neighbouring bins (wrapped around periodic axes, with the
+    image S' of the wrap); the caller guarantees n_k >= 2 r_k + 1 on periodic axes
+    (h_k >= 2.5 cutoff), so no bin is visited twice. Bins are padded to the fullest one.
+    """
+    device, dtype = wrapped.device, wrapped.dtype
+    f = frac[lo:hi]
+    low = torch.where(torch.as_tensor(pbc, device=device), 0.0, f.min(0).values)
+    span = torch.where(torch.as_tensor(pbc, device=device), 1.0, f.max(0).values - low)
+    span_host = span.cpu().numpy() * (1 + 1e-9) + 1e-9
+    length = heights * np.where(pbc, 1.0, span_host)  # A along each axis
+    n_bins = np.maximum(1, np.floor(length / (0.5 * cutoff))).astype(np.int64)
+    reach = np.ceil(cutoff / (length / n_bins)).astype(np.int64)
+    reach = np.where(pbc, reach, np.minimum(reach, n_bins - 1))
+    n_t = torch.as_tensor(n_bins, device=device)
+    scaled = (f - low) / torch.as_tensor(span_host, dtype=dtype, device=device)
+    bins = torch.minimum((scaled * n_t).floor().long().clamp_min(0), n_t - 1)  # (N, 3)
+    flat = (bins[:, 0] * n_bins[1] + bins[:, 1]) * n_bins[2] + bins[:, 2]
+    order = torch.argsort(flat)
+    counts = torch.bincount(flat, minlength=int(np.prod(n_bins)))
+    starts = torch.cumsum(counts, 0) - counts
+    fullest = int(counts.max())
+    offsets = torch.tensor(
+        list(itertools.product(*[range(-k, k + 1) for k in reach])), device=device
+    )  # (n_off, 3)
+    periodic = torch.as_tensor(pbc, device=device)
+    slots = torch.arange(fullest, device=device)
+    n_atoms = hi - lo
+    chunk = max(1, max_candidates // (len(offsets) * fullest))
+    out_i, out_j, out_s = [], [], []
+    for a in range(0, n_atoms, chunk):
+        centre = torch.arange(a, min(a + chunk, n_atoms), device=device)  # local indices
+        target = bins[centre, None, :] + offsets[None]  # (B, n_off, 3)
+        image = torch.where(periodic, torch.div(target, n_t, rounding_mode="floor"), 0)
+        inside = (periodic | ((target >= 0) & (target < n_t))).all(-1)  # (B, n_off)
+        target = torch.where(periodic, target - image * n_t, target.clamp(0))
+        target = torch.minimum(target, n_t - 1)
+        tbin = (target[..., 0] * n_bins[1] + target[..., 1]) * n_bins[2] + target[..., 2]
+        valid = inside[..., None] & (slots < counts[tbin][..., None])  # (B, n_off, M)
+        pos = (starts[tbin][..., None] + slots).clamp(max=n_atoms - 1)
+        neighbour = order[pos]  # local indices, (B, n_off, M)
+        i = (centre[:, None, None] + lo).expand_as(neighbour)[valid]
+        j = neighbour[valid] + lo
+        s = image[:, :, None, :].expand(*neighbour.shape, 3)[valid].to(dtype)
+        d = wrapped[j] - wrapped[i] + s @ eff
+        keep = ((d * d).sum(-1) < cutoff * cutoff) & ((i != j) | (s != 0).any(-1))
+        out_i.append(i[keep])
+        out_j.append(j[keep])
+        out_s.append(s[keep])
+    return torch.cat(out_i), torch.cat(out_j), torch.cat(out_s)
 
 
 def _pairs_of_group(
