@@ -81,8 +81,12 @@ def read_rows(path):
 def test_run_directory_contents(reference):
     losses, _, trainer, out = reference
     assert sorted(os.listdir(out)) == [
-        "config.yaml", "last.ckpt", "metrics.csv", "model.pt", "split.json",
-    ]  # fmt: skip
+        "config.yaml",
+        "last.ckpt",
+        "metrics.csv",
+        "model.pt",
+        "split.json",
+    ]
     rows = read_rows(out / "metrics.csv")
     assert [float(r["epoch"]) for r in rows] == [1.0, 2.0, 3.0]
     assert len(losses) == 3 * trainer.steps_per_epoch == 15
@@ -138,8 +142,10 @@ def test_stop_in_the_middle_of_an_epoch_and_resume(h5, tmp_path, reference):
 
 def test_max_time_stops_cleanly_with_a_best_model(h5, tmp_path):
     out = tmp_path / "run"
-    trainer = Trainer(config(h5, out, **{"train.max_time": 1e-3, "train.max_epochs": 50}),
-                      model=PairModel(ELEMENTS))  # fmt: skip
+    trainer = Trainer(
+        config(h5, out, **{"train.max_time": 1e-3, "train.max_epochs": 50}),
+        model=PairModel(ELEMENTS),
+    )
     summary = trainer.fit()
     assert summary["stop_reason"] == "max_time" and summary["steps"] == 1
     assert os.path.exists(out / "model.pt") and os.path.exists(out / "last.ckpt")
@@ -151,16 +157,20 @@ def test_resume_refuses_another_config_and_corrupt_checkpoints(h5, tmp_path):
     with pytest.raises(ValueError, match="already holds a run"):
         Trainer(config(h5, out), model=PairModel(ELEMENTS))
     with pytest.raises(CheckpointError, match=r"model.r_max: 5.0 -> 4.0"):
-        Trainer(config(h5, out, **{"train.resume": True, "model.r_max": 4.0}),
-                model=PairModel(ELEMENTS))  # fmt: skip
+        Trainer(
+            config(h5, out, **{"train.resume": True, "model.r_max": 4.0}), model=PairModel(ELEMENTS)
+        )
     with pytest.raises(CheckpointError, match="data.train_size"):
-        Trainer(config(h5, out, **{"train.resume": True, "data.train_size": 20}),
-                model=PairModel(ELEMENTS))  # fmt: skip
+        Trainer(
+            config(h5, out, **{"train.resume": True, "data.train_size": 20}),
+            model=PairModel(ELEMENTS),
+        )
     with pytest.raises(CheckpointError, match="does not match this model"):
         Trainer(config(h5, out, **{"train.resume": True}), model=PairModel(ELEMENTS, 3.0, 4))
     # more epochs is a legitimate resume
-    Trainer(config(h5, out, **{"train.resume": True, "train.max_epochs": 2}),
-            model=PairModel(ELEMENTS)).fit()  # fmt: skip
+    Trainer(
+        config(h5, out, **{"train.resume": True, "train.max_epochs": 2}), model=PairModel(ELEMENTS)
+    ).fit()
     with open(out / "last.ckpt", "r+b") as handle:
         handle.truncate(200)
     with pytest.raises(CheckpointError, match="last.ckpt: corrupt"):
@@ -172,10 +182,14 @@ def test_group_without_forces_is_an_error_or_a_warning(tmp_path):
     with pytest.raises(DataError, match=r"noforces.h5, group 'mol', field 'forces'"):
         Trainer(config(h5, tmp_path / "a", **{"data.train_size": 12}), model=PairModel(ELEMENTS))
     with pytest.warns(UserWarning, match="group 'mol' has no forces"):
-        trainer = Trainer(config(h5, tmp_path / "b", **{"data.allow_missing_labels": True,
-                                                        "train.max_epochs": 1,
-                                                        "data.train_size": 12}),
-                          model=PairModel(ELEMENTS))  # fmt: skip
+        trainer = Trainer(
+            config(
+                h5,
+                tmp_path / "b",
+                **{"data.allow_missing_labels": True, "train.max_epochs": 1, "data.train_size": 12},
+            ),
+            model=PairModel(ELEMENTS),
+        )
     row = {}
     trainer.callbacks.append(lambda t, r: row.update(r))
     trainer.fit()
@@ -187,14 +201,19 @@ def test_nan_labels_and_empty_splits_are_clear_errors(tmp_path):
     with h5py.File(h5, "r+") as f:
         f["mol"]["energy"][7] = np.nan
     with pytest.raises(DataError, match=r"nan.h5, group 'mol', field 'energy', conformer 7"):
-        Trainer(config(h5, tmp_path / "a", **{"data.train_size": 0.9, "data.valid_size": 2}),
-                model=PairModel(ELEMENTS))  # fmt: skip
+        Trainer(
+            config(h5, tmp_path / "a", **{"data.train_size": 0.9, "data.valid_size": 2}),
+            model=PairModel(ELEMENTS),
+        )
     good = make_h5(str(tmp_path / "good.h5"), n_mol=20)
     with pytest.raises(ValueError, match="valid split is empty"):
-        Trainer(config(good, tmp_path / "b", **{"data.train_size": 10, "data.valid_size": 0}),
-                model=PairModel(ELEMENTS))  # fmt: skip
+        Trainer(
+            config(good, tmp_path / "b", **{"data.train_size": 10, "data.valid_size": 0}),
+            model=PairModel(ELEMENTS),
+        )
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         with pytest.raises(ValueError, match="exceeds the 20 conformers"):
-            Trainer(config(good, tmp_path / "c", **{"data.train_size": 18}),
-                    model=PairModel(ELEMENTS))  # fmt: skip
+            Trainer(
+                config(good, tmp_path / "c", **{"data.train_size": 18}), model=PairModel(ELEMENTS)
+            )

@@ -13,7 +13,7 @@ import argparse
 #: command-line option -> (dotted config key, type, help)
 OPTIONS: dict[str, tuple[str, type | None, str]] = {
     "--data": ("data.paths", str, "mlip-HDF5 file(s)"),
-    "--group": ("data.groups", str, "group(s) to train on (default: the config's; 'all')"),
+    "--group": ("data.groups", str, "group(s) to train on; 'all' (the default with --data)"),
     "--train-size": ("data.train_size", float, "training conformers: count or fraction"),
     "--valid-size": ("data.valid_size", float, "validation conformers: count or fraction"),
     "--test-size": ("data.test_size", float, "test conformers: count or fraction (default rest)"),
@@ -107,6 +107,8 @@ def overrides_from_args(args: argparse.Namespace) -> dict:
             overrides[key] = value
     if overrides.get("data.groups") in (["all"], ["ALL"]):
         overrides["data.groups"] = None
+    if "data.paths" in overrides and "data.groups" not in overrides:
+        overrides["data.groups"] = None  # other files: all their groups unless --group says
     for text in args.set:
         key, value = parse_assignment(text)
         overrides[key] = value

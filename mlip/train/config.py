@@ -31,7 +31,7 @@ class DataConfig:
     train_size: float = 0.8
     valid_size: float = 0.1
     test_size: float | None = None
-    batch_size: int = 8
+    batch_size: int = 16
     valid_batch_size: int = 32
     cache: bool = True  # hold the train/valid conformers in memory
     allow_missing_labels: bool = False  # drop a weighted term for groups that lack its label
@@ -72,7 +72,7 @@ class OptimConfig:
     """Optimiser, learning-rate schedule, EMA and gradient clipping."""
 
     optimizer: str = "adam"  # "adam" or "adamw"
-    lr: float = 0.005
+    lr: float = 0.01
     weight_decay: float = 0.0
     amsgrad: bool = True
     scheduler: str = "plateau"  # "plateau", "cosine" or "constant"
@@ -89,7 +89,7 @@ class RunConfig:
     """How long and where to train, and what to write."""
 
     max_epochs: int = 100
-    max_time: float | None = None  # seconds; stop cleanly and keep the best model
+    max_time: float | None = 150.0  # seconds; stop cleanly, keep the best model; None: no limit
     device: str = "auto"  # "auto" (cuda if available), "cpu", "cuda", "cuda:1", ...
     dtype: str = "float64"
     out: str | None = None  # run directory; None: runs/<date-time>
