@@ -20,8 +20,6 @@ import contextlib
 import copy
 import os
 import random
-import signal
-import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -41,6 +39,7 @@ from mlip.train.config import TrainConfig, incompatible_keys, save_config
 from mlip.train.data import StructureSource, check_labels
 from mlip.train.metrics import ErrorStats, MetricsLog, accumulate_errors, progress_postfix
 from mlip.train.optim import EMA, LRSchedule, build_optimizer
+from mlip.train.signals import StopOnSignal
 from mlip.train.split import check_split, load_split, make_split, save_split
 from mlip.train.statistics import compute_statistics
 
@@ -141,7 +140,7 @@ class Trainer:
         self.best_loss, self.best_epoch = float("inf"), -1.0
         self.best_state: dict[str, torch.Tensor] | None = None
         self.elapsed = 0.0
-        self._stop_signal = False
+        self._stop_signal = False  # set to stop after the current step (as SIGINT/SIGTERM do)
         if resume_state is not None:
             self._restore(resume_state)
         if self.context.is_main:
@@ -337,7 +336,7 @@ class Trainer:
             disable=not (cfg.progress and self.context.is_main),
             dynamic_ncols=True,
         )
-        handlers = self._install_signal_handlers()
+        stop_flag = StopOnSignal().install()
         session_start = time.monotonic()  # max_time applies to this invocation
         elapsed_before = self.elapsed
         stop_reason = "max_epochs"
@@ -356,7 +355,7 @@ class Trainer:
                     session = time.monotonic() - session_start
                     self.elapsed = elapsed_before + session
                     timed_out = cfg.max_time is not None and session >= cfg.max_time
-                    stop = self.context.any(timed_out or self._stop_signal)
+                    stop = self.context.any(timed_out or self._stop_signal or stop_flag.set)
                     if stop:
                         stop_reason = "max_time" if timed_out else "signal"
                 row = self._end_of_period(losses, log)
@@ -368,7 +367,7 @@ class Trainer:
                     break
         finally:
             bar.close()
-            self._restore_signal_handlers(handlers)
+            stop_flag.uninstall()
             if log is not None:
                 log.close()
         return {
@@ -485,24 +484,6 @@ class Trainer:
         ckpt.restore_global_rng(state["rng"]["global"])
         ckpt.set_generator_state(self.order_rng, state["rng"]["data_order"])
         ckpt.set_generator_state(self.probes.generator, state["rng"]["probes"])
-
-    # -- signals --------------------------------------------------------------------
-    def _install_signal_handlers(self) -> dict:
-        if threading.current_thread() is not threading.main_thread():
-            return {}
-
-        def handler(signum, frame):  # noqa: ANN001
-            if self._stop_signal:  # a second signal stops at once
-                raise KeyboardInterrupt
-            self._stop_signal = True
-            print(f"\nsignal {signum}: stopping after this step (again to stop at once)")
-
-        return {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
-
-    @staticmethod
-    def _restore_signal_handlers(handlers: dict) -> None:
-        for sig, previous in handlers.items():
-            signal.signal(sig, previous)
 
 
 def _flat(values: dict) -> dict:
