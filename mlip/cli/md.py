@@ -60,18 +60,19 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
     import torch
 
+    from mlip.errors import CheckpointError
     from mlip.md import MDExplosionError, read_structures, run_md
     from mlip.model import load_model
 
     if args.structure is None and args.restart is None:
         raise SystemExit("mlip md: give a STRUCTURE or --restart TRAJ.h5")
     dtype = getattr(torch, args.dtype)
-    model = load_model(args.model, device=args.device, dtype=dtype)
-    atoms = None if args.restart else read_structures(args.structure)
     log = args.log
     if log is None and (args.traj or args.restart):
         log = str(Path(args.traj or args.restart).with_suffix(".csv"))
     try:
+        model = load_model(args.model, device=args.device, dtype=dtype)
+        atoms = None if args.restart else read_structures(args.structure)
         result = run_md(
             model, atoms, ensemble=args.ensemble, temperature=args.temperature,
             timestep=args.timestep, steps=args.steps, replicas=args.replicas,
@@ -87,6 +88,9 @@ def run(args: argparse.Namespace) -> int:
         if args.traj or args.restart:
             print(f"the trajectory up to the last log step is in {args.traj or args.restart}")
         return 2
+    except (CheckpointError, ValueError, FileNotFoundError, FileExistsError) as err:
+        print(f"mlip md: error: {err}")  # DataError and UnknownElementError are ValueErrors
+        return 1
     state = result.state
     steps_done = int(result.steps[-1] - result.steps[0])
     rate = steps_done * state.n_atoms / max(result.wall_seconds, 1e-9)

@@ -23,6 +23,7 @@ default pruning is on for CPU states only.
 from __future__ import annotations
 
 import torch
+from ase.data import chemical_symbols
 
 from mlip import keys
 from mlip.derivatives import EnergyModel, compute
@@ -70,8 +71,10 @@ class ForceField:
         present = set(torch.unique(state.atomic_numbers).tolist())
         missing = sorted(present - set(int(z) for z in known))
         if missing:
+            names = [chemical_symbols[z] for z in missing]
             raise UnknownElementError(
-                f"the model knows elements {sorted(known)}, the structure also has {missing}"
+                f"element(s) {', '.join(names)} not known to the model; it knows "
+                f"{', '.join(chemical_symbols[int(z)] for z in sorted(known))}"
             )
         if hasattr(self.model, "check_elements"):
             self.model.check_elements = False

@@ -181,11 +181,16 @@ def run_md(
 
     Units: temperature K (thermostat target and Maxwell-Boltzmann draw), timestep fs,
     friction (Langevin gamma) 1/fs, tau (Bussi) fs, skin/min_distance/max_displacement A,
-    max_force eV/A. ``ensemble``: "nve", "nvt-langevin" or "nvt-bussi".
+    max_force eV/A. ``ensemble``: "nve", "nvt-langevin" or "nvt-bussi". Systems are
+    ordered input by input, replicas of an input together; ``temperature`` takes one
+    value, one per input or one per system, ``friction`` and ``tau`` one value or one
+    per system.
     Velocities are drawn from Maxwell-Boltzmann at ``temperature`` (``seed``) unless the
     input carries momenta (``init_velocities=None``), or when forced with True.
-    ``restart``: continue from the last frame (positions, velocities) of a trajectory;
-    frames are then appended to it unless ``traj`` names another file. Every
+    ``restart``: continue from the last frame (positions, velocities) of a trajectory,
+    all its systems (``atoms_or_state`` and ``replicas`` are then ignored; thermostat
+    noise restarts from ``seed``); frames are appended to it unless ``traj`` names
+    another file. Every
     ``log_every`` steps the frame goes to ``traj`` (HDF5) and a row per system to
     ``log`` (CSV). Raises :class:`MDExplosionError` naming the system and step when a
     system blows up; what was written stays in the files.

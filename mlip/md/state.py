@@ -153,7 +153,7 @@ def from_atoms(
     each other (system order: in0_r0, in0_r1, ..., in1_r0, ...). Masses come from
     ``Atoms.get_masses()`` (ASE standard masses for Structures) and momenta from the
     Atoms' momenta, converted to amu*A/fs (zero if none were set). ``temperature`` (K) is
-    the thermostat target, one value or one per input system. Non-periodic systems get
+    the thermostat target: one value, one per input or one per system. Non-periodic systems get
     a zero cell. ``dof`` is 3N - 3 (3 for one atom) until an integrator sets it.
     """
     if replicas < 1:
@@ -161,9 +161,16 @@ def from_atoms(
     items = [systems] if isinstance(systems, ase.Atoms) else list(systems)
     if not items:
         raise ValueError("from_atoms needs at least one system")
-    temps = np.broadcast_to(np.asarray(temperature, dtype=np.float64), (len(items),))
+    temps = np.atleast_1d(np.asarray(temperature, dtype=np.float64))
+    if temps.ndim != 1 or len(temps) not in (1, len(items), len(items) * replicas):
+        raise ValueError(
+            f"temperature needs 1, {len(items)} (per input) or {len(items) * replicas} "
+            f"(per system) values, got {temperature}"
+        )
     if (temps < 0).any():
         raise ValueError(f"temperature must be >= 0 K, got {temperature}")
+    if len(temps) != len(items) * replicas:
+        temps = np.repeat(np.broadcast_to(temps, (len(items),)), replicas)
     atoms_list = [_as_atoms(x) for x in items for _ in range(replicas)]
     names = [
         f"{k:04d}_{_as_atoms(x).get_chemical_formula()}_r{r}"
@@ -188,7 +195,7 @@ def from_atoms(
         pbc=t(np.stack([a.pbc for a in atoms_list]), torch.bool),
         system_idx=t(np.repeat(np.arange(len(atoms_list)), num_atoms), torch.long),
         num_atoms=t(num_atoms, torch.long),
-        temperature=t(np.repeat(temps, replicas)),
+        temperature=t(temps),
         dof=t(np.where(num_atoms > 1, 3 * num_atoms - 3, 3 * num_atoms)),
         names=names,
     )
