@@ -186,3 +186,27 @@ def test_corrupt_or_foreign_checkpoint_raises_checkpoint_error_naming_the_file(t
         ckpt.load_checkpoint(path)
     with pytest.raises(CheckpointError, match="not found"):
         ckpt.load_checkpoint(tmp_path / "missing.ckpt")
+
+
+def test_command_line_options_map_to_config_keys():
+    from mlip.cli import build_parser
+    from mlip.cli.train import overrides_from_args
+
+    args = build_parser().parse_args(
+        ["train", "--data", "a.h5", "b.h5", "--max-time", "none", "--hessian-probes", "4",
+         "--set", "optim.min_lr=1e-7", "--resume", "--train-size", "0.5"]
+    )  # fmt: skip
+    overrides = overrides_from_args(args)
+    assert overrides == {
+        "data.paths": ["a.h5", "b.h5"],
+        "data.groups": None,  # other files: all groups unless --group
+        "data.train_size": 0.5,
+        "train.max_time": None,
+        "loss.hessian_probes": 4,
+        "optim.min_lr": 1e-7,
+        "train.resume": True,
+    }
+    config = load_config(None, {k: v for k, v in overrides.items() if k != "data.paths"})
+    assert config.train.max_time is None and config.loss.hessian_probes == 4
+    args = build_parser().parse_args(["train", "--group", "ethanol", "--no-progress"])
+    assert overrides_from_args(args) == {"data.groups": ["ethanol"], "train.progress": False}

@@ -10,7 +10,15 @@ from __future__ import annotations
 
 import argparse
 
-#: command-line option -> (dotted config key, type, help)
+NONE = object()  # an option's explicit "no value" (argparse's None means "not given")
+
+
+def optional_float(text: str) -> float | object:
+    """A number, or :data:`NONE` for 'none'/'null'."""
+    return NONE if text.lower() in ("none", "null") else float(text)
+
+
+#: command-line option -> (dotted config key, type (None: optional float), help)
 OPTIONS: dict[str, tuple[str, type | None, str]] = {
     "--data": ("data.paths", str, "mlip-HDF5 file(s)"),
     "--group": ("data.groups", str, "group(s) to train on; 'all' (the default with --data)"),
@@ -27,7 +35,11 @@ OPTIONS: dict[str, tuple[str, type | None, str]] = {
     "--probe-kind": ("loss.probe_kind", str, "'gaussian' (unit directions) or 'onehot' (rows)"),
     "--huber-delta": ("loss.huber_delta", float, "Huber loss threshold (default squared error)"),
     "--max-epochs": ("train.max_epochs", int, "number of epochs"),
-    "--max-time": ("train.max_time", float, "stop cleanly after this many seconds"),
+    "--max-time": (
+        "train.max_time",
+        None,
+        "stop cleanly after this many seconds of this invocation ('none': no limit)",
+    ),
     "--lr": ("optim.lr", float, "learning rate"),
     "--optimizer": ("optim.optimizer", str, "'adam' or 'adamw'"),
     "--scheduler": ("optim.scheduler", str, "'plateau', 'cosine' or 'constant'"),
@@ -64,7 +76,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         nargs = "+" if option in MULTI else None
         metavar = key.split(".")[1].upper()
         parser.add_argument(
-            option, type=kind, nargs=nargs, default=None, help=text, dest=key, metavar=metavar
+            option,
+            type=kind or optional_float,
+            nargs=nargs,
+            default=None,
+            help=text,
+            dest=key,
+            metavar=metavar,
         )
     for option, (key, text) in FLAGS.items():
         parser.add_argument(
@@ -104,7 +122,7 @@ def overrides_from_args(args: argparse.Namespace) -> dict:
     overrides = {}
     for key, value in vars(args).items():
         if "." in key and value is not None:
-            overrides[key] = value
+            overrides[key] = None if value is NONE else value
     if overrides.get("data.groups") in (["all"], ["ALL"]):
         overrides["data.groups"] = None
     if "data.paths" in overrides and "data.groups" not in overrides:

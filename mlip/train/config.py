@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -89,7 +90,7 @@ class RunConfig:
     """How long and where to train, and what to write."""
 
     max_epochs: int = 100
-    max_time: float | None = 150.0  # seconds; stop cleanly, keep the best model; None: no limit
+    max_time: float | None = 150.0  # s per invocation; stop cleanly, keep the best; None: no limit
     device: str = "auto"  # "auto" (cuda if available), "cpu", "cuda", "cuda:1", ...
     dtype: str = "float64"
     out: str | None = None  # run directory; None: runs/<date-time>
@@ -161,6 +162,8 @@ class TrainConfig:
 
 # -- loading and overriding ---------------------------------------------------------
 
+_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+
 
 def load_config(
     path: str | os.PathLike | None = None, overrides: dict | None = None
@@ -230,7 +233,10 @@ def parse_assignment(text: str) -> tuple[str, Any]:
     if "=" not in text:
         raise ValueError(f"expected KEY=VALUE (e.g. optim.lr=1e-3), got {text!r}")
     key, raw = text.split("=", 1)
-    return key.strip(), yaml.safe_load(raw)
+    value = yaml.safe_load(raw)
+    if isinstance(value, str) and _NUMBER.fullmatch(value.strip()):
+        value = float(value)  # YAML 1.1 reads 1e-3 (no dot) as a string
+    return key.strip(), value
 
 
 def save_config(config: TrainConfig, path: str | os.PathLike) -> None:
