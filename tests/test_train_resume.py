@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import os
+import random
 import sys
 import warnings
 
@@ -72,6 +73,10 @@ def reference(h5, tmp_path_factory):
     return losses, trainer.model.weights.detach().clone(), trainer, out
 
 
+def draw_global_streams():
+    return torch.rand(2).tolist(), np.random.rand(2).tolist(), random.random()  # noqa: NPY002
+
+
 def read_rows(path):
     """metrics.csv without the wall-clock column."""
     with open(path, newline="") as handle:
@@ -99,14 +104,20 @@ def test_resume_after_a_kill_reproduces_the_uninterrupted_run(h5, tmp_path, refe
     ref_losses, ref_weights, _, ref_out = reference
     out = tmp_path / "run"
 
+    draws = {}
+
     def kill_after_first_epoch(trainer, row):
-        if row["epoch"] == 1.0:
+        if row["epoch"] == 1.0:  # the checkpoint of epoch 1 is written before the callbacks
+            draws["killed"] = draw_global_streams()
             raise Killed
 
     first = Trainer(config(h5, out), model=PairModel(ELEMENTS), callbacks=[kill_after_first_epoch])
+    step = first.train_step
+    first.train_step = lambda indices: (draw_global_streams(), step(indices))[1]  # as dropout would
     with pytest.raises(Killed):
         first.fit()
     resumed = Trainer(config(h5, out, **{"train.resume": True}), model=PairModel(ELEMENTS, seed=9))
+    assert draw_global_streams() == draws["killed"]  # torch, numpy and python random restored
     losses = record_losses(resumed)
     resumed.fit()
     assert losses == ref_losses[5:]  # the same next losses, bit for bit
