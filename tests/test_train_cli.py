@@ -99,9 +99,11 @@ def test_resume_continues_and_eval_reproduces_the_final_table(run, tmp_path, cap
     assert again["train"]["num_structures"] == 12
     assert os.path.exists(tmp_path / "p" / "parity_forces.png")
 
-    # a model file on other data: the whole group is one "all" row
+    # a model file on other data, or the run on another group: one "all" row
     assert main(["eval", str(run / "model.pt"), DATA, "--group", "ethanol_minimum"]) == 0
-    assert "all" in capsys.readouterr().out
+    assert capsys.readouterr().out.splitlines()[-1].split()[:2] == ["all", "1"]
+    assert main(["eval", str(run), "--group", "ethanol_minimum", "--no-hessian"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1].split()[:2] == ["all", "1"]
 
 
 def test_resume_with_another_model_is_refused(run):

@@ -35,13 +35,14 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from mlip.data.hdf5 import H5Dataset
+    from mlip.model import load_model
     from mlip.train import evaluate
 
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
     is_run = os.path.isdir(args.model)
     model_path = os.path.join(args.model, "model.pt") if is_run else args.model
-    model = evaluate.load_any_model(model_path, args.device, getattr(torch, args.dtype))
+    model = load_model(model_path, args.device, getattr(torch, args.dtype))
     if is_run:
         dataset, split = evaluate.run_dataset(args.model, args.data or None, args.group)
     elif args.data:

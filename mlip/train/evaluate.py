@@ -100,13 +100,6 @@ def _evaluate_chunk(model, chunk, stats, parity, device, dtype, hessian) -> None
 # -- run directories ----------------------------------------------------------------------
 
 
-def load_any_model(path: str, device: str = "cpu", dtype: torch.dtype = torch.float64):
-    """A model file written by training (``mlip.model.load_model``)."""
-    from mlip.model import load_model
-
-    return load_model(path, device=device, dtype=dtype)
-
-
 def evaluate_splits(
     model: torch.nn.Module,
     dataset: H5Dataset,
@@ -141,11 +134,12 @@ def run_dataset(
     config = read_yaml(os.path.join(run_dir, "config.yaml"))
     run_paths = config.get("data", {}).get("paths")
     run_groups = config.get("data", {}).get("groups")
-    same = (
-        not data or [os.path.abspath(p) for p in data] == [os.path.abspath(p) for p in run_paths]
-    ) and (groups is None or groups == run_groups)
-    if not same:
-        return H5Dataset(data, groups), None
+    paths = list(data) if data else run_paths
+    if groups is None:
+        groups = None if data else run_groups  # other files: all their groups
+    same_files = [os.path.abspath(p) for p in paths] == [os.path.abspath(p) for p in run_paths]
+    if not (same_files and groups == run_groups):
+        return H5Dataset(paths, groups), None
     dataset = H5Dataset(run_paths, run_groups)
     path = os.path.join(run_dir, "split.json")
     split, _ = load_split(path)
