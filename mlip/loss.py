@@ -178,6 +178,8 @@ class SobolevLoss:
         for name, weight in self.weights.items():
             if weight < 0:
                 raise ValueError(f"{name} weight must be >= 0, got {weight}")
+        if not any(self.weights.values()):
+            raise ValueError("all loss weights are 0: nothing to train on")
         if huber_delta is not None and huber_delta <= 0:
             raise ValueError(f"huber_delta must be > 0, got {huber_delta}")
         self.huber_delta = huber_delta

@@ -131,7 +131,9 @@ def test_stress_term_only_over_structures_with_stress():
     sigma = pred[keys.STRESS][0].detach().numpy()
     from mlip.data.graph import voigt_to_matrix
 
-    assert float(loss.detach()) == pytest.approx(np.mean((sigma - voigt_to_matrix(crys[0].stress)) ** 2))
+    assert float(loss.detach()) == pytest.approx(
+        np.mean((sigma - voigt_to_matrix(crys[0].stress)) ** 2)
+    )
 
 
 def test_loss_gradient_through_the_hessian_term_matches_finite_differences():
@@ -186,5 +188,7 @@ def test_probe_sampler_is_seeded_unit_and_independent_of_batch_composition():
     assert set(rows.unique().tolist()) == {0.0, 1.0}
     with pytest.raises(ValueError, match="probe kind"):
         ProbeSampler(1, kind="sobol")
-    with pytest.raises(ValueError, match="weight"):
+    with pytest.raises(ValueError, match="forces weight must be >= 0"):
         SobolevLoss(forces_weight=-1.0)
+    with pytest.raises(ValueError, match="all loss weights are 0"):
+        SobolevLoss(0.0, 0.0, 0.0, 0.0)

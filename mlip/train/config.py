@@ -127,9 +127,12 @@ class TrainConfig:
         _check_choice("optim.optimizer", self.optim.optimizer, ("adam", "adamw"))
         _check_choice("optim.scheduler", self.optim.scheduler, ("plateau", "cosine", "constant"))
         _check_choice("train.dtype", self.train.dtype, ("float32", "float64"))
-        for name in ("energy_weight", "forces_weight", "hessian_weight", "stress_weight"):
+        weights = ("energy_weight", "forces_weight", "hessian_weight", "stress_weight")
+        for name in weights:
             if getattr(self.loss, name) < 0:
                 raise ValueError(f"loss.{name} must be >= 0, got {getattr(self.loss, name)}")
+        if not any(getattr(self.loss, name) for name in weights):
+            raise ValueError("all loss weights are 0: nothing to train on")
         positive = {
             "loss.hessian_probes": self.loss.hessian_probes,
             "data.batch_size": self.data.batch_size,
