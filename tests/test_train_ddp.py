@@ -8,7 +8,6 @@ allowed is the order of floating-point sums in the gradient all-reduce.
 from __future__ import annotations
 
 import os
-import socket
 import sys
 
 import pytest
@@ -57,23 +56,17 @@ def train(h5, out):
     return {"losses": losses, "weights": trainer.model.weights.detach().clone(), "row": rows[-1]}
 
 
-def _worker(rank: int, world: int, port: int, h5: str, out: str, result: str) -> None:
+def _worker(rank: int, world: int, rendezvous: str, h5: str, out: str, result: str) -> None:
     torch.set_num_threads(1)
-    dist.init_process_group(
-        "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world
-    )
+    # a file rendezvous: no TCP port that another process on the machine could take
+    dist.init_process_group("gloo", init_method=f"file://{rendezvous}", rank=rank, world_size=world)
     try:
         outcome = train(h5, out)
         if rank == 0:
             torch.save(outcome, result)
+        dist.barrier()  # no rank leaves while another still talks to it
     finally:
         dist.destroy_process_group()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.mark.skipif(not dist.is_available(), reason="torch.distributed not available")
@@ -81,7 +74,8 @@ def test_two_gloo_ranks_equal_one_process(tmp_path):
     h5 = make_h5(str(tmp_path / "d.h5"), n_mol=24, n_cryst=8)
     single = train(h5, tmp_path / "single")
     result = str(tmp_path / "ddp.pt")
-    mp.spawn(_worker, args=(2, free_port(), h5, str(tmp_path / "ddp"), result), nprocs=2)
+    rendezvous = str(tmp_path / "rendezvous")
+    mp.spawn(_worker, args=(2, rendezvous, h5, str(tmp_path / "ddp"), result), nprocs=2)
     ddp = torch.load(result, weights_only=False)
 
     assert len(ddp["losses"]) == len(single["losses"]) == 8

@@ -113,6 +113,7 @@ def setup(device_name: str = "auto") -> DistContext:
 
 
 def teardown(context: DistContext) -> None:
-    """Leave the process group if ``context`` joined it."""
+    """Leave the process group if ``context`` joined it. On success, call ``barrier()``
+    first: a rank that leaves while another still talks to it can abort gloo."""
     if context.owns_group and dist.is_initialized():
         dist.destroy_process_group()
