@@ -49,7 +49,8 @@ def compute(
     FORCES (n_atoms, 3), STRESS and VIRIAL (n_systems, 3, 3), HESSIAN (flattened
     per-system blocks, see :mod:`mlip.keys`). ``hessian_probes`` (n_atoms, 3), one probe
     vector per system on its own atoms, adds HESSIAN_PROBED (n_atoms, 3): H_s v_s on
-    the atoms of each system, differentiable. ``training=True`` keeps the graph so
+    the atoms of each system, differentiable; probes of shape (K, n_atoms, 3) give
+    (K, n_atoms, 3) in one vectorised pass. ``training=True`` keeps the graph so
     that a loss of these outputs can be back-propagated to the weights.
     The input batch is not modified.
     """
@@ -58,21 +59,12 @@ def compute(
     positions = batch[keys.POSITIONS].detach()
     if need_grad:
         positions = positions.requires_grad_(True)
-    strain = None
-    if stress:
-        n_systems = batch[keys.NUM_ATOMS].shape[0]
-        strain = torch.zeros(
-            n_systems, 3, 3, dtype=positions.dtype, device=positions.device, requires_grad=True
-        )
-        symmetric = 0.5 * (strain + strain.transpose(1, 2))
-        atom_strain = symmetric[batch[keys.BATCH]]
-        batch[keys.CELL] = batch[keys.CELL] + torch.bmm(batch[keys.CELL], symmetric)
-        positions_in = positions + torch.einsum("ax,axy->ay", positions, atom_strain)
-    else:
-        positions_in = positions
-    batch[keys.POSITIONS] = positions_in
-
     with torch.enable_grad() if need_grad else torch.no_grad():
+        strain = None
+        if stress:  # built under enable_grad, so that it works inside torch.no_grad() too
+            strain, batch[keys.POSITIONS], batch[keys.CELL] = _strained(batch, positions)
+        else:
+            batch[keys.POSITIONS] = positions
         out = dict(model(batch))
         if not need_grad:
             return out
@@ -108,6 +100,20 @@ def compute(
     if not training:
         out = {k: v.detach() for k, v in out.items()}
     return out
+
+
+def _strained(
+    batch: dict[str, torch.Tensor], positions: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Zero strain eps (n_systems, 3, 3) and R (1 + sym eps), cell (1 + sym eps) built on it."""
+    n_systems = batch[keys.NUM_ATOMS].shape[0]
+    strain = torch.zeros(
+        n_systems, 3, 3, dtype=positions.dtype, device=positions.device, requires_grad=True
+    )
+    symmetric = 0.5 * (strain + strain.transpose(1, 2))
+    cell = batch[keys.CELL] + torch.bmm(batch[keys.CELL], symmetric)
+    strained = positions + torch.einsum("ax,axy->ay", positions, symmetric[batch[keys.BATCH]])
+    return strain, strained, cell
 
 
 def auto_hessian_chunk(num_edges: int, budget: int = 20_000) -> int:

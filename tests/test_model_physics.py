@@ -142,3 +142,23 @@ def test_smooth_at_cutoff(model):
     assert abs(float(inside[keys.ENERGY]) - e_far) < 1e-8
     assert inside[keys.FORCES].abs().max() < 1e-5
     assert inside[keys.HESSIAN].abs().max() < 1e-2
+
+
+def test_derivatives_work_under_no_grad(model):
+    structures = [copper(1, seed=6), ethanol(10)]
+    ref = evaluate(model, structures, stress=True)
+    with torch.no_grad():
+        out = evaluate(model, structures, stress=True)
+    assert out[keys.FORCES].abs().max() > 0
+    for key in (keys.ENERGY, keys.FORCES, keys.STRESS):
+        assert torch.equal(out[key], ref[key])
+
+
+def test_batched_hessian_probes_equal_single_probes(model):
+    structures = [ethanol(11), copper(1, seed=7)]
+    n = sum(s.num_atoms for s in structures)
+    probes = torch.randn(3, n, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    batched = evaluate(model, structures, hessian_probes=probes)[keys.HESSIAN_PROBED]
+    for k in range(3):
+        single = evaluate(model, structures, hessian_probes=probes[k])[keys.HESSIAN_PROBED]
+        assert torch.allclose(batched[k], single, rtol=0, atol=1e-12)
