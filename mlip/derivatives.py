@@ -90,8 +90,9 @@ def compute(
                 create_graph=training,
                 retain_graph=True,
                 allow_unused=True,
+                is_grads_batched=hessian_probes.dim() == 3,
             )
-            out[keys.HESSIAN_PROBED] = torch.zeros_like(positions) if hv is None else hv
+            out[keys.HESSIAN_PROBED] = torch.zeros_like(hessian_probes) if hv is None else hv
         if hessian:
             chunk = hessian_chunk or auto_hessian_chunk(batch[keys.EDGE_INDEX].shape[1])
             out[keys.HESSIAN] = hessian_blocks(
