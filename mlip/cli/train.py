@@ -42,7 +42,7 @@ OPTIONS: dict[str, tuple[str, type | None, str]] = {
     ),
     "--lr": ("optim.lr", float, "learning rate"),
     "--optimizer": ("optim.optimizer", str, "'adam' or 'adamw'"),
-    "--scheduler": ("optim.scheduler", str, "'plateau', 'cosine' or 'constant'"),
+    "--scheduler": ("optim.scheduler", str, "'plateau', 'cosine', 'cosine_time' or 'constant'"),
     "--ema-decay": ("optim.ema_decay", float, "EMA decay of the weights (0: off)"),
     "--clip-grad": ("optim.clip_grad", float, "max gradient norm"),
     "--device": ("train.device", str, "'auto', 'cpu', 'cuda', 'cuda:1', ..."),

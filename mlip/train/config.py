@@ -18,6 +18,8 @@ from typing import Any
 
 import yaml
 
+from mlip.train.optim import KINDS
+
 
 @dataclass
 class DataConfig:
@@ -76,7 +78,7 @@ class OptimConfig:
     lr: float = 0.01
     weight_decay: float = 0.0
     amsgrad: bool = True
-    scheduler: str = "plateau"  # "plateau", "cosine" or "constant"
+    scheduler: str = "plateau"  # "plateau", "cosine", "cosine_time" (over max_time), "constant"
     warmup_epochs: float = 1.0  # linear warm-up from 1% of lr
     plateau_patience: int = 5
     plateau_factor: float = 0.5
@@ -125,7 +127,9 @@ class TrainConfig:
         """Raise ValueError naming the first bad value; returns self."""
         _check_choice("loss.probe_kind", self.loss.probe_kind, ("gaussian", "onehot"))
         _check_choice("optim.optimizer", self.optim.optimizer, ("adam", "adamw"))
-        _check_choice("optim.scheduler", self.optim.scheduler, ("plateau", "cosine", "constant"))
+        _check_choice("optim.scheduler", self.optim.scheduler, KINDS)
+        if self.optim.scheduler == "cosine_time" and self.train.max_time is None:
+            raise ValueError("optim.scheduler 'cosine_time' needs train.max_time (seconds)")
         _check_choice("train.dtype", self.train.dtype, ("float32", "float64"))
         weights = ("energy_weight", "forces_weight", "hessian_weight", "stress_weight")
         for name in weights:

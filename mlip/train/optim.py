@@ -5,6 +5,9 @@ Learning rate at optimiser step t (steps counted from 0), base rate lr0:
     warm-up    lr = lr0 * (0.01 + 0.99 * t / T_w)             for t < T_w
     constant   lr = lr0
     cosine     lr = lr_min + (lr0 - lr_min) (1 + cos(pi u)) / 2,  u = (t - T_w) / (T - T_w)
+    cosine_time  the same with u = elapsed wall time / max_time, for a wall-clock budget
+               (the trainer sets ``time_fraction``; the schedule then depends on the
+               machine's speed, so a resumed run is not bit-identical to an uninterrupted one)
     plateau    lr = max(lr0 * f^m, lr_min), m = number of reductions so far: after every
                epoch whose validation loss did not improve on the best by 1e-4 relative
                for more than ``patience`` epochs in a row, m grows by one.
@@ -39,6 +42,9 @@ def build_optimizer(
     raise ValueError(f"optimizer must be 'adam' or 'adamw', got {name!r}")
 
 
+KINDS = ("plateau", "cosine", "cosine_time", "constant")
+
+
 class LRSchedule:
     """Warm-up followed by a constant, cosine or plateau schedule (see module docstring)."""
 
@@ -53,8 +59,8 @@ class LRSchedule:
         factor: float = 0.5,
         threshold: float = 1e-4,
     ) -> None:
-        if kind not in ("plateau", "cosine", "constant"):
-            raise ValueError(f"scheduler must be 'plateau', 'cosine' or 'constant', got {kind!r}")
+        if kind not in KINDS:
+            raise ValueError(f"scheduler must be one of {KINDS}, got {kind!r}")
         self.optimizer, self.kind = optimizer, kind
         self.base_lrs = [group["lr"] for group in optimizer.param_groups]
         self.warmup_steps, self.total_steps = int(warmup_steps), max(int(total_steps), 1)
@@ -64,6 +70,7 @@ class LRSchedule:
         self.reductions = 0
         self.best = math.inf
         self.bad_epochs = 0
+        self.time_fraction = 0.0  # elapsed / max_time, set by the trainer for cosine_time
         self._apply()
 
     def factor_at(self, step: int) -> float:
@@ -75,6 +82,8 @@ class LRSchedule:
             span = max(self.total_steps - self.warmup_steps, 1)
             u = min(max(step - self.warmup_steps, 0) / span, 1.0)
             return warm * 0.5 * (1.0 + math.cos(math.pi * u))
+        if self.kind == "cosine_time":
+            return warm * 0.5 * (1.0 + math.cos(math.pi * min(max(self.time_fraction, 0.0), 1.0)))
         if self.kind == "plateau":
             return warm * self.factor**self.reductions
         return warm
@@ -82,7 +91,7 @@ class LRSchedule:
     def _apply(self) -> None:
         f = self.factor_at(self.step_count)
         for group, base in zip(self.optimizer.param_groups, self.base_lrs, strict=True):
-            if self.kind == "cosine":
+            if self.kind in ("cosine", "cosine_time"):
                 group["lr"] = self.min_lr + (base - self.min_lr) * f
             elif self.step_count < self.warmup_steps:
                 group["lr"] = base * f
@@ -112,7 +121,7 @@ class LRSchedule:
     def state_dict(self) -> dict[str, Any]:
         """The progress of the schedule (its shape comes from the config, so that a resumed
         run with more epochs stretches a cosine schedule to the new length)."""
-        names = ("step_count", "reductions", "best", "bad_epochs")
+        names = ("step_count", "reductions", "best", "bad_epochs", "time_fraction")
         return {k: getattr(self, k) for k in names}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:

@@ -355,6 +355,8 @@ class Trainer:
                     session = time.monotonic() - session_start
                     self.elapsed = elapsed_before + session
                     timed_out = cfg.max_time is not None and session >= cfg.max_time
+                    if self.schedule.kind == "cosine_time":
+                        self.schedule.time_fraction = self._time_fraction(session)
                     stop = self.context.any(timed_out or self._stop_signal or stop_flag.set)
                     if stop:
                         stop_reason = "max_time" if timed_out else "signal"
@@ -378,6 +380,17 @@ class Trainer:
             "steps": self.step,
             "elapsed_s": self.elapsed,
         }
+
+    def _time_fraction(self, session: float) -> float:
+        """session / max_time, averaged over ranks so that every rank uses the same lr."""
+        budget = self.config.train.max_time
+        if budget is None:
+            raise ValueError("optim.scheduler 'cosine_time' needs train.max_time")
+        fraction = torch.tensor([session / budget], dtype=torch.float64, device=self.device)
+        if self.context.world_size > 1:
+            self.context.all_reduce(fraction)
+            fraction /= self.context.world_size
+        return float(fraction)
 
     def epochs_done(self) -> float:
         """Completed epochs, fractional inside an epoch."""
