@@ -1,0 +1,149 @@
+"""Smoke tests of benchmarks/sobolev.py and benchmarks/training_throughput.py.
+
+Tiny budgets on a 40-conformer excerpt of the ethanol reference data (14 carrying a
+Hessian) and a small model, so that the scripts cannot rot; the long versions are run
+by hand.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import os
+import sys
+
+import numpy as np
+import pytest
+
+from mlip.data.hdf5 import H5Dataset
+from mlip.data.writer import write_mlip_hdf5
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DATA = os.path.join(ROOT, "..", "shared", "data", "ethanol_xtb.h5")
+SMALL_MODEL = {"model.channels": 8, "model.l_max": 1, "model.layers": 1}
+
+pytestmark = pytest.mark.skipif(not os.path.exists(DATA), reason="reference data not present")
+
+
+def _load(name: str):
+    """Import a benchmark script by path (benchmarks/ is not a package)."""
+    module_name = f"_bench_{name}"
+    if module_name in sys.modules:
+        return sys.modules[module_name]
+    spec = importlib.util.spec_from_file_location(
+        module_name, os.path.join(ROOT, "benchmarks", f"{name}.py")
+    )
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module  # dataclasses look their module up while defining
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory) -> str:
+    """ethanol_tiny.h5: 14 conformers with a Hessian + 26 without, and the minimum."""
+    source = H5Dataset(DATA, ["ethanol", "ethanol_minimum"])
+    n_ethanol = source.groups[0].num_conformers
+    mask = source.hessian_mask[:n_ethanol]
+    rows = np.concatenate([np.flatnonzero(mask)[:14], np.flatnonzero(~mask)[:26]])
+    structures = source.get_many(np.sort(rows))
+    minimum = source.get_many([n_ethanol])
+    source.close()
+    path = str(tmp_path_factory.mktemp("data") / "ethanol_tiny.h5")
+    write_mlip_hdf5(path, {"ethanol": structures, "ethanol_minimum": minimum}, "GFN2-xTB")
+    return path
+
+
+def test_draw_sets_are_disjoint_nested_and_reproducible():
+    sobolev = _load("sobolev")
+    mask = np.zeros(200, dtype=bool)
+    mask[::4] = True  # 50 Hessian-carrying conformers
+    sets = sobolev.draw_sets(mask, [5, 20, 40], [60], n_valid=10, n_test=30, seed=0)
+    valid, test, train = set(sets["valid"]), set(sets["test"]), sets["train"]
+    assert len(valid) == 10 and len(test) == 30 and not valid & test
+    assert mask[sets["valid"]].all() and not mask[sets["test"]].any()
+    for n in (5, 20, 40):
+        assert len(train[n]) == n and mask[train[n]].all()
+        assert not set(train[n]) & (valid | test)
+    assert set(train[5]) <= set(train[20]) <= set(train[40])  # nested
+    assert len(train[60]) == 60 and not set(train[60]) & (valid | test)
+    again = sobolev.draw_sets(mask, [5, 20, 40], [60], n_valid=10, n_test=30, seed=0)
+    assert all(np.array_equal(again["train"][n], train[n]) for n in train)
+    with pytest.raises(ValueError, match="size 41"):
+        sobolev.draw_sets(mask, [41], [], n_valid=10, n_test=30)
+
+
+def test_sobolev_curve_in_process(tiny_data, tmp_path):
+    sobolev = _load("sobolev")
+    options = sobolev.Options(
+        data=tiny_data,
+        sizes=[4],
+        large_sizes=[12],
+        minutes=0.01,
+        max_epochs=3,
+        n_valid=4,
+        n_test=8,
+        threads=1,
+        out=str(tmp_path / "curve"),
+        overrides=SMALL_MODEL,
+    )
+    plot = str(tmp_path / "curve.png")
+    payload = sobolev.run_benchmark(options, plot)
+    results = payload["results"]
+    got = [(r["mode"], r["n_train"]) for r in results]
+    assert got == [("e", 4), ("e", 12), ("ef", 4), ("ef", 12), ("efh", 4)]  # no efh on 12
+    for r in results:
+        assert "error" not in r, r.get("log_tail")
+        assert r["epochs"] > 0 and r["test_count"] == 8
+        for key in ("test_forces_mae", "test_energy_mae", "freq_mae", "freq_max_error"):
+            assert math.isfinite(r[key]) and r[key] > 0, (r["name"], key)
+        assert r["freq_max_error"] >= r["freq_mae"]
+    table = sobolev.format_table(results).splitlines()
+    assert len(table) == 2 + len(results)
+    assert table[-1].startswith("| 4 | E+F+H |")
+    assert os.path.getsize(plot) > 0
+    with open(os.path.join(options.out, "sobolev.json")) as handle:
+        saved = json.load(handle)
+    assert saved["results"] == results
+    assert not set(saved["test"]) & set(saved["valid"])
+    # a second call reuses the finished runs (same results, no retraining)
+    assert sobolev.run_benchmark(options)["results"] == results
+
+
+def test_sobolev_run_in_subprocess(tiny_data, tmp_path):
+    sobolev = _load("sobolev")
+    options = sobolev.Options(
+        data=tiny_data,
+        sizes=[4],
+        large_sizes=[],
+        modes=["efh"],
+        minutes=0.01,
+        max_epochs=2,
+        n_valid=4,
+        n_test=8,
+        relax=True,
+        subprocess=True,
+        out=str(tmp_path / "sub"),
+        overrides=SMALL_MODEL,
+    )
+    (result,) = sobolev.run_benchmark(options)["results"]
+    assert "error" not in result, result.get("log_tail")
+    assert result["name"] == "efh_n4" and math.isfinite(result["freq_mae"])
+    assert "relax_converged" in result and result["relax_max_shift_A"] >= 0
+
+
+def test_training_throughput_rows(tiny_data):
+    throughput = _load("training_throughput")
+    rows = throughput.measure(
+        tiny_data, batch_sizes=(2, 3), steps=2, warmup=1, pool=30, overrides=SMALL_MODEL
+    )
+    keys = [(r.dtype, r.batch_size, r.hessian) for r in rows]
+    expected = [(d, b, h) for d in ("float32", "float64") for h in (False, True) for b in (2, 3)]
+    assert keys == expected
+    assert all(math.isfinite(r.rate) and r.rate > 0 for r in rows)
+    ratios = throughput.ratios(rows)
+    assert sorted(ratios) == [(d, b) for d in ("float32", "float64") for b in (2, 3)]
+    assert all(math.isfinite(x) and x > 0 for x in ratios.values())
+    table = throughput.format_table(rows)
+    assert table.count("| float64 |") == 4 + 2  # 4 step rows + 2 ratio rows
