@@ -30,6 +30,7 @@ from mlip.nn.radial import BesselBasis, PolynomialEnvelope
 
 MODEL_FORMAT = "mlip-model"
 MODEL_VERSION = 1
+CODEGEN_MARK = "._compiled_"
 
 
 @dataclass
@@ -191,6 +192,27 @@ class MLIPModel(torch.nn.Module):
         energy = torch.zeros(n_systems, dtype=node_energy.dtype, device=node_energy.device)
         energy = energy.index_add(0, batch[keys.BATCH], node_energy)
         return {keys.ENERGY: energy, keys.NODE_ENERGY: node_energy}
+
+    # -- state -------------------------------------------------------------
+    # e3nn's generated code modules gain constant buffers ("..._compiled_...
+    # _tensor_constant0") when deep-copied or unpickled; they are rebuilt from the
+    # irreps at construction, so they are left out of the state on both sides.
+    def state_dict(self, *args, **kwargs):  # noqa: ANN002, ANN003, ANN201 (torch's signature)
+        state = super().state_dict(*args, **kwargs)
+        for key in [k for k in state if CODEGEN_MARK in k]:
+            del state[key]
+        return state
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):  # noqa: ANN001, ANN201
+        state = {k: v for k, v in state_dict.items() if CODEGEN_MARK not in k}
+        result = super().load_state_dict(state, strict=False, assign=assign)
+        missing = [k for k in result.missing_keys if CODEGEN_MARK not in k]
+        if strict and (missing or result.unexpected_keys):
+            raise RuntimeError(
+                f"state dict does not match the model: missing {missing}, "
+                f"unexpected {result.unexpected_keys}"
+            )
+        return result
 
     # -- files ---------------------------------------------------------------
     def save(self, path: str | os.PathLike) -> None:

@@ -41,7 +41,7 @@ def copper(size: int = 1, cubic: bool = False, seed: int = 0, noise: float = 0.0
 def small_model(atomic_numbers=(1, 6, 8, 29), seed: int = 0, **overrides) -> MLIPModel:
     """An untrained float64 model with non-trivial weights and statistics."""
     torch.manual_seed(seed)
-    config = ModelConfig(atomic_numbers=list(atomic_numbers), num_channels=8, **overrides)
+    config = ModelConfig(atomic_numbers=list(atomic_numbers), **{"num_channels": 8, **overrides})
     model = MLIPModel(config).double()
     model.set_atomic_energies({z: -float(z) for z in atomic_numbers})
     model.set_scale(0.7)

@@ -196,3 +196,15 @@ def test_failed_save_keeps_previous_model(tmp_path, monkeypatch):
         model.save(path)
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["model.pt"]  # no temporary left
+
+
+def test_deep_copied_model_state_round_trips():
+    """e3nn code modules gain constant buffers when copied; state dicts must still match."""
+    import copy
+
+    model = small_model(hidden_l_max=2, num_channels=16)
+    clone = copy.deepcopy(model)
+    clone.load_state_dict(model.state_dict())
+    model.load_state_dict(clone.state_dict())
+    s = ethanol(12)
+    assert torch.allclose(evaluate(model, [s])[keys.ENERGY], evaluate(clone, [s])[keys.ENERGY])
