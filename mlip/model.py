@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import tempfile
 from dataclasses import dataclass, field
 
 import torch
@@ -24,6 +23,7 @@ from e3nn import o3
 
 from mlip import keys
 from mlip.errors import CheckpointError, UnknownElementError
+from mlip.fileio import atomic_torch_save
 from mlip.nn.blocks import Interaction, natural_irreps
 from mlip.nn.geometry import edge_vectors
 from mlip.nn.radial import BesselBasis, PolynomialEnvelope
@@ -225,23 +225,6 @@ class MLIPModel(torch.nn.Module):
             "units": {"energy": "eV", "length": "Angstrom"},
         }
         atomic_torch_save(payload, path)
-
-
-def atomic_torch_save(payload: object, path: str | os.PathLike) -> None:
-    """torch.save to a temporary file in the same folder, then rename over ``path``."""
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".pt")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 def load_model(
