@@ -100,19 +100,6 @@ def reference_hvp(
     return out
 
 
-class _PositionTap:
-    """Wraps a model and keeps the positions tensor that :func:`compute` feeds it."""
-
-    def __init__(self, model: torch.nn.Module) -> None:
-        self.model = model
-        self.r_max = getattr(model, "r_max", 0.0)
-        self.positions: torch.Tensor | None = None
-
-    def __call__(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        self.positions = batch[keys.POSITIONS]
-        return self.model(batch)
-
-
 def predict(
     model: torch.nn.Module,
     batch: dict[str, torch.Tensor],
@@ -123,30 +110,30 @@ def predict(
 ) -> dict[str, torch.Tensor]:
     """Energies and the derivatives the loss needs, differentiable when ``training``.
 
-    ``probes`` (K, n_atoms, 3) adds HESSIAN_PROBED (K, n_atoms, 3) = H_s v_sk, each one
-    extra reverse pass through the forces (K passes; positions re-used, no extra forward).
+    ``forces=False`` (and no probes, no stress) evaluates the energy alone: no reverse
+    pass and no graph for second derivatives. ``probes`` (K, n_atoms, 3) adds
+    HESSIAN_PROBED (K, n_atoms, 3) = H_s v_sk, the K products in one vectorised reverse
+    pass through the forces (:func:`mlip.derivatives.compute`; no extra forward).
     """
-    tap = _PositionTap(model)
-    need_graph = training or probes is not None
-    out = compute(
-        tap, batch, forces=forces or probes is not None, stress=stress, training=need_graph
+    if not (forces or stress or probes is not None):
+        with torch.set_grad_enabled(training):
+            out = dict(model(batch))
+        return out if training else {k: v.detach() for k, v in out.items()}
+    if probes is not None and probes.shape[0] == 1:
+        # one probe: a plain vector-Jacobian product, no vmap
+        out = compute(
+            model, batch, forces=True, stress=stress, training=training, hessian_probes=probes[0]
+        )
+        out[keys.HESSIAN_PROBED] = out[keys.HESSIAN_PROBED].unsqueeze(0)
+        return out
+    return compute(
+        model,
+        batch,
+        forces=forces or probes is not None,
+        stress=stress,
+        training=training,
+        hessian_probes=probes,
     )
-    if probes is not None:
-        products = []
-        for k in range(probes.shape[0]):
-            (hv,) = torch.autograd.grad(
-                out[keys.FORCES],
-                tap.positions,
-                grad_outputs=-probes[k],
-                create_graph=training,
-                retain_graph=True,
-                allow_unused=True,
-            )
-            products.append(torch.zeros_like(probes[k]) if hv is None else hv)
-        out[keys.HESSIAN_PROBED] = torch.stack(products)
-    if not training:
-        out = {k: v.detach() for k, v in out.items()}
-    return out
 
 
 def _rho(residual: torch.Tensor, huber_delta: float | None) -> torch.Tensor:

@@ -136,14 +136,36 @@ def test_sobolev_run_in_subprocess(tiny_data, tmp_path):
 def test_training_throughput_rows(tiny_data):
     throughput = _load("training_throughput")
     rows = throughput.measure(
-        tiny_data, batch_sizes=(2, 3), steps=2, warmup=1, pool=30, overrides=SMALL_MODEL
+        tiny_data,
+        batch_sizes=(2, 3),
+        probes=(1, 2),
+        steps=2,
+        warmup=1,
+        pool=30,
+        overrides=SMALL_MODEL,
     )
-    keys = [(r.dtype, r.batch_size, r.hessian) for r in rows]
-    expected = [(d, b, h) for d in ("float32", "float64") for h in (False, True) for b in (2, 3)]
+    keys = [(r.dtype, r.probes, r.batches, r.batch_size) for r in rows]
+    expected = [
+        (d, k, kind, b)
+        for d in ("float32", "float64")
+        for k in (0, 1, 2)
+        for kind in ("worst", "mixed")
+        for b in (2, 3)
+    ]
     assert keys == expected
     assert all(math.isfinite(r.rate) and r.rate > 0 for r in rows)
+    assert all(r.hessian == (r.probes > 0) for r in rows)
+    # worst-case batches hold only Hessian conformers; mixed ones are drawn from all
+    assert all(r.hessian_share == 1.0 for r in rows if r.batches == "worst")
+    assert all(r.hessian_share < 1.0 for r in rows if r.batches == "mixed")
     ratios = throughput.ratios(rows)
-    assert sorted(ratios) == [(d, b) for d in ("float32", "float64") for b in (2, 3)]
+    assert sorted(ratios) == sorted(
+        (d, b, kind, k)
+        for d in ("float32", "float64")
+        for b in (2, 3)
+        for kind in ("worst", "mixed")
+        for k in (1, 2)
+    )
     assert all(math.isfinite(x) and x > 0 for x in ratios.values())
     table = throughput.format_table(rows)
-    assert table.count("| float64 |") == 4 + 2  # 4 step rows + 2 ratio rows
+    assert table.count("| float64 |") == 12 + 8  # 12 step rows + 8 ratio rows

@@ -2,8 +2,10 @@
 
 One optimiser step takes a global batch of ``data.batch_size`` training conformers
 (split across data-parallel ranks, see :mod:`mlip.train.distributed`), evaluates the
-loss of :mod:`mlip.loss` with fresh Hessian probes, clips the gradient norm, steps the
-optimiser, the learning-rate schedule and the EMA. After every epoch (and when a time
+loss of :mod:`mlip.loss` with fresh Hessian probes (each rank evaluates its conformers
+with a reference Hessian and the others as two sub-batches, so only the former pay for
+the Hessian-vector products), clips the gradient norm, steps the optimiser, the
+learning-rate schedule and the EMA. After every epoch (and when a time
 limit or a signal stops the run) the EMA weights are validated; the best are written to
 ``model.pt`` and the full state to ``last.ckpt``, both atomically. A resumed run
 continues from ``last.ckpt`` with the same data order, probes and random streams, so it
@@ -29,7 +31,7 @@ import torch
 from tqdm.auto import tqdm
 
 from mlip import keys
-from mlip.data.graph import build_batch
+from mlip.data.graph import Structure, build_batch
 from mlip.data.hdf5 import H5Dataset
 from mlip.errors import CheckpointError
 from mlip.loss import TERMS, ProbeSampler, SobolevLoss, predict
@@ -235,32 +237,79 @@ class Trainer:
                 getattr(self.model, setter)(value)
 
     # -- one step -------------------------------------------------------------------
-    def _batch(self, indices: np.ndarray) -> dict[str, torch.Tensor]:
-        return build_batch(self.source.get(indices), self.r_max, self.dtype, self.device)
+    def _partition(
+        self, indices: np.ndarray, training: bool
+    ) -> list[tuple[np.ndarray, list[Structure], bool]]:
+        """The non-empty sub-batches ``(indices, structures, probed)`` of ``indices``.
 
-    def _forward(self, indices: np.ndarray, step_seed: int, training: bool):
-        """Predictions, loss sums and counts of this rank's conformers (may be none)."""
-        zero = torch.zeros((), dtype=self.dtype, device=self.device)
+        Without a weighted Hessian term (training) the batch stays whole and unprobed;
+        otherwise the conformers with a reference Hessian form the probed sub-batch and
+        the others the unprobed one. Validation always probes the Hessian conformers
+        (for the H v errors).
+        """
+        indices = np.asarray(indices, dtype=np.int64)
         if len(indices) == 0:
-            empty = {t: zero for t in self.active_terms}
-            return None, (None, None), empty, dict(empty)
-        batch = self._batch(indices)
-        needs = self.loss.needs(batch)
-        has_hessian = bool(batch[keys.HAS_HESSIAN].any())
+            return []
+        structures = self.source.get(indices)
+        if training and self.loss.weights["hessian"] <= 0:
+            return [(indices, structures, False)]
+        has = np.array([s.hessian is not None for s in structures], dtype=bool)
+        parts = []
+        for mask, probed in ((~has, False), (has, True)):
+            if mask.any():
+                chosen = [s for s, keep in zip(structures, mask, strict=True) if keep]
+                parts.append((indices[mask], chosen, probed))
+        return parts
+
+    def _evaluate(
+        self,
+        indices: np.ndarray,
+        structures: list[Structure],
+        probed: bool,
+        step_seed: int,
+        training: bool,
+    ) -> tuple:
+        """One sub-batch: ``(batch, pred, probes, sums, counts)`` of the loss terms."""
+        batch = build_batch(structures, self.r_max, self.dtype, self.device)
         probes = None
-        if needs["hessian"] or (not training and has_hessian):
+        if probed:
             probes = self.probes.probes(
                 batch[keys.NUM_ATOMS].tolist(), indices, step_seed, self.dtype, self.device
             )
-        stress = needs["stress"] or (not training and bool(batch[keys.HAS_STRESS].any()))
+        stress = self.loss.needs(batch)["stress"]
+        stress = stress or (not training and bool(batch[keys.HAS_STRESS].any()))
         pred = predict(
             self.model, batch, forces=True, stress=stress, probes=probes, training=training
         )
         sums = self.loss.terms(pred, batch, probes)
         counts = self.loss.counts(batch, self.config.loss.hessian_probes)
-        sums = {t: sums.get(t, zero) for t in self.active_terms}
-        counts = {t: counts.get(t, zero) for t in self.active_terms}
-        return batch, (pred, probes), sums, counts
+        return batch, pred, probes, sums, counts
+
+    def _forward(self, indices: np.ndarray, step_seed: int, training: bool) -> tuple:
+        """Loss sums and counts of this rank's conformers (may be none), and the parts.
+
+        The conformers carrying a reference Hessian and the others are evaluated as two
+        sub-batches (:meth:`_partition`), so that the Hessian-vector products (a double
+        backward through the graph) are paid only on the graphs of the conformers that
+        have a Hessian; the others get energy, forces and stress. The probes of a
+        conformer depend only on the step seed and its dataset index, and the loss is
+        built from per-term sums and counts, so adding the parts' sums and counts gives
+        the loss of the whole batch up to the order of floating-point sums. Returns
+        ``(parts, sums, counts)``, ``parts`` a list of ``(batch, pred, probes)``.
+        """
+        zero = torch.zeros((), dtype=self.dtype, device=self.device)
+        sums = {t: zero for t in self.active_terms}
+        counts = dict(sums)
+        parts = []
+        for part, structures, probed in self._partition(indices, training):
+            batch, pred, probes, s, c = self._evaluate(
+                part, structures, probed, step_seed, training
+            )
+            parts.append((batch, pred, probes))
+            for t in self.active_terms:
+                sums[t] = sums[t] + s.get(t, zero)
+                counts[t] = counts[t] + c.get(t, zero)
+        return parts, sums, counts
 
     def _global_counts(self, counts: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         stacked = torch.stack([counts[t].detach().to(self.dtype) for t in self.active_terms])
@@ -273,7 +322,7 @@ class Trainer:
         step_seed = self.probes.next_seed()
         local = self.context.shard(global_indices)
         self.optimizer.zero_grad(set_to_none=True)
-        _, _, sums, counts = self._forward(local, step_seed, training=True)
+        _, sums, counts = self._forward(local, step_seed, training=True)
         loss = self.loss.combine(sums, self._global_counts(counts))
         if loss.requires_grad:
             loss.backward()
@@ -301,11 +350,12 @@ class Trainer:
         with self.ema.averaged() if self.ema is not None else contextlib.nullcontext():
             for start in range(0, len(local), size):
                 chunk = local[start : start + size]
-                batch, (pred, probes), sums, cnt = self._forward(chunk, VALID_PROBE_SEED, False)
+                parts, sums, cnt = self._forward(chunk, VALID_PROBE_SEED, False)
                 for t in self.active_terms:
                     totals[t] += float(sums[t])
                     counts[t] += float(cnt[t])
-                accumulate_errors(stats, pred, batch, probes)
+                for batch, pred, probes in parts:
+                    accumulate_errors(stats, pred, batch, probes)
         stats.reduce(self.context)
         packed = torch.stack([*totals.values(), *counts.values()]).to(self.device)
         self.context.all_reduce(packed)

@@ -1,0 +1,111 @@
+"""One training step: Hessian/non-Hessian sub-batches equal the whole batch (float64)."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+sys.path.insert(0, os.path.dirname(__file__))
+from test_train_helpers import ELEMENTS, PairModel, make_h5  # noqa: E402
+
+from mlip import keys  # noqa: E402
+from mlip.data.graph import build_batch  # noqa: E402
+from mlip.loss import predict  # noqa: E402
+from mlip.train.config import load_config  # noqa: E402
+from mlip.train.trainer import VALID_PROBE_SEED, Trainer  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def h5(tmp_path_factory):
+    # every 3rd conformer carries a Hessian; 'cryst' is periodic with stress labels
+    return make_h5(str(tmp_path_factory.mktemp("data") / "d.h5"), n_mol=18, n_cryst=9)
+
+
+def make_trainer(h5, out, **overrides):
+    values = {
+        "data.paths": [h5],
+        "data.groups": None,
+        "data.train_size": 18,
+        "data.valid_size": 9,
+        "data.batch_size": 6,
+        "data.valid_batch_size": 9,
+        "loss.hessian_weight": 10.0,
+        "loss.stress_weight": 5.0,
+        "loss.hessian_probes": 2,
+        "train.out": str(out),
+        "train.max_epochs": 1,
+        "train.progress": False,
+        "train.evaluate": False,
+        "train.tensorboard": False,
+        "train.device": "cpu",
+    }
+    values.update(overrides)
+    return Trainer(load_config(None, values), model=PairModel(ELEMENTS, seed=4))
+
+
+def whole_batch_loss(trainer, indices, seed, training=True):
+    """The loss of ``indices`` as one batch, with probes on every conformer (the old path)."""
+    batch = build_batch(trainer.source.get(indices), trainer.r_max, torch.float64)
+    probes = trainer.probes.probes(batch[keys.NUM_ATOMS].tolist(), indices, seed)
+    pred = predict(trainer.model, batch, stress=True, probes=probes, training=training)
+    return trainer.loss(pred, batch, probes)
+
+
+def mixed_indices(trainer):
+    """Training conformers: 2 with a Hessian, 4 without, molecules and crystals."""
+    train = trainer.split["train"]
+    mask = trainer.dataset.hessian_mask[train]
+    chosen = np.concatenate([train[mask][:2], train[~mask][:4]])
+    assert trainer.dataset.hessian_mask[chosen].sum() == 2
+    assert len({trainer.dataset.group_of(int(i)).name for i in chosen}) == 2  # both groups
+    return np.random.default_rng(0).permutation(chosen)
+
+
+def test_sub_batches_give_the_loss_and_gradients_of_the_whole_batch(h5, tmp_path):
+    trainer = make_trainer(h5, tmp_path / "run")
+    indices = mixed_indices(trainer)
+    seed = 12345
+    reference = whole_batch_loss(trainer, indices, seed)
+    ref_grads = torch.autograd.grad(reference, trainer.params)
+
+    parts, sums, counts = trainer._forward(indices, seed, training=True)
+    loss = trainer.loss.combine(sums, counts)
+    grads = torch.autograd.grad(loss, trainer.params)
+
+    assert float(reference.detach()) > 0
+    assert all(float(counts[t]) > 0 for t in trainer.active_terms)
+    assert float(loss.detach()) == pytest.approx(float(reference.detach()), rel=1e-12)
+    for g, r in zip(grads, ref_grads, strict=True):
+        assert r.abs().max() > 0
+        torch.testing.assert_close(g, r, rtol=1e-11, atol=1e-14)
+    # the probes only go to the sub-batch of conformers with a Hessian
+    (plain, _, no_probes), (hessian, pred, probes) = parts
+    assert no_probes is None and not plain[keys.HAS_HESSIAN].any()
+    assert bool(hessian[keys.HAS_HESSIAN].all()) and len(hessian[keys.NUM_ATOMS]) == 2
+    assert probes.shape == (2, hessian[keys.POSITIONS].shape[0], 3)
+    assert keys.HESSIAN_PROBED in pred
+
+
+def test_validation_on_sub_batches_equals_the_whole_batch_loss(h5, tmp_path):
+    trainer = make_trainer(h5, tmp_path / "run", **{"optim.ema_decay": 0.0})
+    valid = trainer.split["valid"]
+    assert 0 < trainer.dataset.hessian_mask[valid].sum() < len(valid)  # a mixed batch
+    metrics = trainer.validate()
+    reference = whole_batch_loss(trainer, valid, VALID_PROBE_SEED, training=False)
+    assert metrics["loss"] == pytest.approx(float(reference), rel=1e-12)
+    assert metrics["hvp_count"] == 3 * 2 * sum(  # K=2 probes x 3 N_s over Hessian conformers
+        trainer.dataset.group_of(int(i)).num_atoms
+        for i in valid[trainer.dataset.hessian_mask[valid]]
+    )
+
+
+def test_without_a_hessian_term_the_batch_is_not_split_nor_probed(h5, tmp_path):
+    trainer = make_trainer(h5, tmp_path / "run", **{"loss.hessian_weight": 0.0})
+    indices = mixed_indices(trainer)
+    parts, _, _ = trainer._forward(indices, 1, training=True)
+    assert len(parts) == 1 and parts[0][2] is None
+    assert keys.HESSIAN_PROBED not in parts[0][1]
