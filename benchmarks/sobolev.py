@@ -18,11 +18,10 @@ Protocol (all draws from ``numpy.random.default_rng(--seed)``, in this order):
 3. ``--large-sizes`` (default 1000): training sets drawn from all remaining conformers
    (not valid, not test), for the modes without a Hessian term only (e, ef).
 
-Each run writes an HDF5 file with exactly its train + valid conformers, placed so that
-the trainer's seeded split (:func:`mlip.train.split.make_split`) puts them where they
-belong (checked against the run's ``split.json`` afterwards); Hessians are stripped
-from that file for the modes without a Hessian term, so their validation costs no
-Hessian-vector products. The best (EMA) model is evaluated on the test set
+Each run trains on the full data file with an explicit split (``data.split_file``:
+DIR/sets.json holds its train, valid and test indices), so no data is copied. The
+modes without a Hessian term neither train on nor validate with Hessian-vector
+products. The best (EMA) model is evaluated on the test set
 (:func:`mlip.train.evaluate.evaluate`: force MAE meV/A, energy MAE meV/atom) and by the
 harmonic frequencies (cm^-1) at the reference minimum ``ethanol_minimum``: the model's
 exact Hessian at the reference geometry (or at the model's own minimum with
@@ -188,34 +187,13 @@ def make_specs(options: Options, sets: dict[str, Any]) -> list[dict[str, Any]]:
 # -- one run --------------------------------------------------------------------------
 
 
-def write_subset(dataset, train, valid, path: str, keep_hessian: bool, seed: int) -> np.ndarray:  # noqa: ANN001
-    """Write train + valid conformers so that ``make_split(.., seed)`` recovers them.
+def write_sets(spec: dict[str, Any], path: str) -> str:
+    """The run's train/valid/test indices as a split file for ``data.split_file``."""
+    from mlip.train.checkpoint import atomic_write_text
 
-    Returns ``rows``: the global index of the conformer stored at each row of the file.
-    """
-    from mlip.data.writer import write_mlip_hdf5
-    from mlip.train.split import make_split
-
-    split = make_split(len(train) + len(valid), len(train), len(valid), 0, seed)
-    rows = np.empty(len(train) + len(valid), dtype=np.int64)
-    rows[split["train"]] = train
-    rows[split["valid"]] = valid
-    structures = dataset.get_many(rows)
-    if not keep_hessian:
-        structures = [dataclasses.replace(s, hessian=None) for s in structures]
-    write_mlip_hdf5(path, {dataset.groups[0].name: structures}, "subset", overwrite=True)
-    return rows
-
-
-def check_membership(split_path: str, rows: np.ndarray, train, valid) -> None:  # noqa: ANN001
-    """The trainer's split.json maps back to exactly the intended train/valid sets."""
-    from mlip.train.split import load_split
-
-    split, _ = load_split(split_path)
-    for name, wanted in (("train", train), ("valid", valid)):
-        got = np.sort(rows[split[name]])
-        if not np.array_equal(got, np.sort(np.asarray(wanted))):
-            raise RuntimeError(f"{split_path}: the trainer's {name} split is not the intended set")
+    sets = {name: spec[name] for name in ("train", "valid", "test")}
+    atomic_write_text(path, json.dumps(sets))
+    return path
 
 
 def frequency_errors(model: torch.nn.Module, data: str, group: str, relax: bool) -> dict:
@@ -262,20 +240,15 @@ def run_one(spec: dict[str, Any]) -> dict[str, Any]:
     torch.set_num_threads(spec["threads"])
     os.makedirs(spec["dir"], exist_ok=True)
     dataset = H5Dataset(spec["data"], [spec["group"]])
-    overrides = spec["overrides"]
-    subset = os.path.join(spec["dir"], "subset.h5")
-    keep_hessian = overrides["loss.hessian_weight"] > 0
-    rows = write_subset(dataset, spec["train"], spec["valid"], subset, keep_hessian, spec["seed"])
+    sets = write_sets(spec, os.path.join(spec["dir"], "sets.json"))
     out = os.path.join(spec["dir"], "train")
     config = load_config(
         None,
         {
-            **overrides,
-            "data.paths": [subset],
+            **spec["overrides"],
+            "data.paths": [spec["data"]],
             "data.groups": [spec["group"]],
-            "data.train_size": len(spec["train"]),
-            "data.valid_size": len(spec["valid"]),
-            "data.test_size": 0,
+            "data.split_file": sets,
             "train.seed": spec["seed"],
             "train.out": out,
             "train.evaluate": False,
@@ -284,7 +257,6 @@ def run_one(spec: dict[str, Any]) -> dict[str, Any]:
         },
     )
     summary = run_training(config)
-    check_membership(os.path.join(out, "split.json"), rows, spec["train"], spec["valid"])
     device = config.train.device if config.train.device != "auto" else "cpu"
     model = load_model(os.path.join(out, "model.pt"), device=device, dtype=torch.float64)
     test = evaluate(model, dataset.get_many(spec["test"]), 50, device, torch.float64, False)

@@ -107,6 +107,14 @@ def test_sobolev_curve_in_process(tiny_data, tmp_path):
         saved = json.load(handle)
     assert saved["results"] == results
     assert not set(saved["test"]) & set(saved["valid"])
+    for r in results:  # each run trained on exactly its sets of the full file (split_file)
+        run = os.path.join(options.out, r["name"])
+        with open(os.path.join(run, "train", "split.json")) as handle:
+            split = json.load(handle)
+        assert split["valid"] == saved["valid"] and split["test"] == saved["test"]
+        assert len(split["train"]) == r["n_train"]
+        assert split["meta"]["split_file"] == os.path.join(run, "sets.json")
+        assert not os.path.exists(os.path.join(run, "subset.h5"))
     # a second call reuses the finished runs (same results, no retraining)
     assert sobolev.run_benchmark(options)["results"] == results
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import sys
 
 import numpy as np
 import pytest
@@ -14,10 +16,11 @@ from mlip.errors import CheckpointError
 from mlip.train import checkpoint as ckpt
 from mlip.train.config import TrainConfig, load_config, parse_assignment, resolve_config
 from mlip.train.optim import EMA, LRSchedule
-from mlip.train.split import make_split, resolve_size
+from mlip.train.split import make_split, read_split_file, resolve_size
 from mlip.train.statistics import compute_statistics
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(__file__))
 
 
 # -- config -------------------------------------------------------------------------------
@@ -81,6 +84,66 @@ def test_split_errors_name_the_bad_size():
         make_split(10, 5, 0.01)
     with pytest.raises(ValueError, match="exceeds the 10 conformers"):
         make_split(10, 8, 5)
+
+
+def test_split_file_is_validated_with_errors_naming_the_file_and_value(tmp_path):
+    path = tmp_path / "split.json"
+
+    def read(payload, n=10):
+        path.write_text(json.dumps(payload))
+        return read_split_file(path, n)
+
+    split = read({"train": [4, 0, 2], "valid": [9], "meta": {"note": "ignored"}})
+    assert split["train"].tolist() == [0, 2, 4] and split["test"].tolist() == []
+    bad = [
+        ({"train": [0, 10], "valid": [1]}, r"train index 10 outside 0..9"),
+        ({"train": [0, -1], "valid": [1]}, r"train index -1 outside"),
+        ({"train": [0, 1], "valid": [1, 2]}, r"index 1 is in both train and valid"),
+        ({"train": [0, 1], "valid": [2], "test": [2]}, r"index 2 is in both valid and test"),
+        ({"train": [3, 3], "valid": [2]}, r"train holds index 3 twice"),
+        ({"train": [0, 1.5], "valid": [2]}, r"train\[1\] = 1.5 is not an integer"),
+        ({"train": [0, 1]}, r"no 'valid' list"),
+        ({"train": [], "valid": [1]}, r"the train list is empty"),
+        ({"train": [0], "validation": [1]}, r"unknown keys \['validation'\]"),
+        ({"train": "0-5", "valid": [1]}, r"'train' must be a list"),
+    ]
+    for payload, message in bad:
+        with pytest.raises(ValueError, match=message) as info:
+            read(payload)
+        assert str(path) in str(info.value)
+    with pytest.raises(ValueError, match="split file not found"):
+        read_split_file(tmp_path / "missing.json", 10)
+    path.write_text("{not json")
+    with pytest.raises(ValueError, match="not a valid JSON split file"):
+        read_split_file(path, 10)
+
+
+def test_trainer_uses_the_split_file_and_records_it(tmp_path):
+    from test_train_helpers import ELEMENTS, PairModel, make_h5
+
+    from mlip.train.trainer import Trainer
+
+    h5 = make_h5(str(tmp_path / "d.h5"), n_mol=20)
+    wanted = {"train": [1, 5, 6, 8, 13], "valid": [0, 19], "test": [2, 3]}
+    (tmp_path / "mine.json").write_text(json.dumps(wanted))
+    values = {
+        "data.paths": [h5],
+        "data.groups": None,
+        "data.split_file": str(tmp_path / "mine.json"),
+        "train.out": str(tmp_path / "run"),
+        "train.progress": False,
+        "train.tensorboard": False,
+    }
+    trainer = Trainer(load_config(None, values), model=PairModel(ELEMENTS))
+    assert {k: v.tolist() for k, v in trainer.split.items()} == wanted
+    saved = json.loads((tmp_path / "run" / "split.json").read_text())
+    assert {k: saved[k] for k in wanted} == wanted
+    assert saved["meta"]["split_file"] == str(tmp_path / "mine.json")
+    assert trainer.steps_per_epoch == 1  # 5 training conformers, batch 16
+    (tmp_path / "bad.json").write_text(json.dumps({"train": [1, 20], "valid": [0]}))
+    values.update({"data.split_file": str(tmp_path / "bad.json"), "train.out": str(tmp_path / "b")})
+    with pytest.raises(ValueError, match=r"bad.json: train index 20 outside 0..19"):
+        Trainer(load_config(None, values), model=PairModel(ELEMENTS))
 
 
 # -- statistics --------------------------------------------------------------------------
@@ -194,13 +257,15 @@ def test_command_line_options_map_to_config_keys():
 
     args = build_parser().parse_args(
         ["train", "--data", "a.h5", "b.h5", "--max-time", "none", "--hessian-probes", "4",
-         "--set", "optim.min_lr=1e-7", "--resume", "--train-size", "0.5"]
+         "--set", "optim.min_lr=1e-7", "--resume", "--train-size", "0.5",
+         "--split-file", "s.json"]
     )  # fmt: skip
     overrides = overrides_from_args(args)
     assert overrides == {
         "data.paths": ["a.h5", "b.h5"],
         "data.groups": None,  # other files: all groups unless --group
         "data.train_size": 0.5,
+        "data.split_file": "s.json",
         "train.max_time": None,
         "loss.hessian_probes": 4,
         "optim.min_lr": 1e-7,

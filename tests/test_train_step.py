@@ -109,3 +109,5 @@ def test_without_a_hessian_term_the_batch_is_not_split_nor_probed(h5, tmp_path):
     parts, _, _ = trainer._forward(indices, 1, training=True)
     assert len(parts) == 1 and parts[0][2] is None
     assert keys.HESSIAN_PROBED not in parts[0][1]
+    metrics = trainer.validate()  # no Hessian-vector products in validation either
+    assert "hvp_mae" not in metrics and metrics["forces_mae"] > 0

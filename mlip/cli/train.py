@@ -25,6 +25,12 @@ OPTIONS: dict[str, tuple[str, type | None, str]] = {
     "--train-size": ("data.train_size", float, "training conformers: count or fraction"),
     "--valid-size": ("data.valid_size", float, "validation conformers: count or fraction"),
     "--test-size": ("data.test_size", float, "test conformers: count or fraction (default rest)"),
+    "--split-file": (
+        "data.split_file",
+        str,
+        "JSON file with 'train'/'valid'/'test' index lists over the selected conformers "
+        "(like a run's split.json); replaces the sizes",
+    ),
     "--batch-size": ("data.batch_size", int, "global batch size (conformers per step)"),
     "--seed": ("train.seed", int, "seed of the split, initialisation, order and probes"),
     "--energy-weight": ("loss.energy_weight", float, "weight of the energy term (eV/atom)^2"),

@@ -26,7 +26,9 @@ class DataConfig:
     """Which data, how it is split and batched.
 
     Sizes are counts (integers >= 0) or fractions of the selected conformers (0 < x < 1);
-    ``test_size: null`` takes all conformers left after train and valid.
+    ``test_size: null`` takes all conformers left after train and valid. ``split_file``
+    (a JSON file with "train"/"valid"/"test" index lists over the selected conformers,
+    like a run's ``split.json``) gives the split explicitly; the sizes are then unused.
     """
 
     paths: list[str] = field(default_factory=lambda: ["datasets/ethanol_small.h5"])
@@ -34,6 +36,7 @@ class DataConfig:
     train_size: float = 0.8
     valid_size: float = 0.1
     test_size: float | None = None
+    split_file: str | None = None  # explicit split (JSON); overrides the sizes
     batch_size: int = 16
     valid_batch_size: int = 32
     cache: bool = True  # hold the train/valid conformers in memory

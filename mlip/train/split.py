@@ -85,13 +85,60 @@ def load_split(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict[str
 
 
 def check_split(split: dict[str, np.ndarray], n: int, path: str = "split") -> None:
-    """The splits index 0..n-1 and do not overlap; ValueError otherwise."""
-    seen: set[int] = set()
+    """The splits index 0..n-1, hold no index twice and do not overlap; ValueError otherwise."""
+    seen: dict[int, str] = {}
     for name in SPLITS:
-        idx = split[name]
-        if idx.size and (idx.min() < 0 or idx.max() >= n):
-            raise ValueError(f"{path}: {name} indices outside 0..{n - 1}; wrong dataset?")
-        overlap = seen.intersection(idx.tolist())
-        if overlap:
-            raise ValueError(f"{path}: {name} overlaps another split at {sorted(overlap)[:5]}")
-        seen.update(idx.tolist())
+        idx = np.asarray(split[name])
+        outside = idx[(idx < 0) | (idx >= n)]
+        if outside.size:
+            raise ValueError(
+                f"{path}: {name} index {int(outside[0])} outside 0..{n - 1} (the {n} selected "
+                "conformers); wrong dataset or groups?"
+            )
+        values, counts = np.unique(idx, return_counts=True)
+        if (counts > 1).any():
+            raise ValueError(f"{path}: {name} holds index {int(values[counts > 1][0])} twice")
+        for i in values.tolist():
+            if i in seen:
+                raise ValueError(f"{path}: index {i} is in both {seen[i]} and {name}")
+            seen[i] = name
+
+
+def read_split_file(path: str | os.PathLike, n: int) -> dict[str, np.ndarray]:
+    """An explicit split of the ``n`` selected conformers from a JSON file.
+
+    The file holds ``{"train": [...], "valid": [...], "test": [...]}``: lists of
+    integer indices into the selected conformers (in the order of ``data.paths`` and
+    ``data.groups``), like the ``split.json`` a run writes; ``"test"`` may be left out
+    and ``"meta"`` is ignored. The indices must lie in 0..n-1, appear once and the
+    lists must not overlap; train and valid must not be empty. Returns each list sorted
+    (int64). Raises ValueError naming the file, the list and the bad value.
+    """
+    try:
+        with open(path) as handle:
+            payload = json.load(handle)
+    except FileNotFoundError as err:
+        raise ValueError(f"split file not found: {path}") from err
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path}: not a valid JSON split file ({err})") from err
+    if not isinstance(payload, dict):
+        raise ValueError(f"{path}: expected a JSON object with lists 'train', 'valid', 'test'")
+    unknown = sorted(set(payload) - {*SPLITS, "meta"})
+    if unknown:
+        raise ValueError(f"{path}: unknown keys {unknown}; expected {list(SPLITS)} (and 'meta')")
+    split = {}
+    for name in SPLITS:
+        values = payload.get(name, [])
+        if name != "test" and name not in payload:
+            raise ValueError(f"{path}: no '{name}' list")
+        if not isinstance(values, list):
+            raise ValueError(f"{path}: '{name}' must be a list of indices, got {values!r:.80}")
+        for k, value in enumerate(values):
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ValueError(f"{path}: {name}[{k}] = {value!r} is not an integer index")
+        split[name] = np.sort(np.asarray(values, dtype=np.int64))
+    check_split(split, n, os.fspath(path))
+    for name in ("train", "valid"):
+        if split[name].size == 0:
+            raise ValueError(f"{path}: the {name} list is empty")
+    return split

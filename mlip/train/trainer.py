@@ -42,7 +42,7 @@ from mlip.train.data import StructureSource, check_labels
 from mlip.train.metrics import ErrorStats, MetricsLog, accumulate_errors, progress_postfix
 from mlip.train.optim import EMA, LRSchedule, build_optimizer
 from mlip.train.signals import StopOnSignal
-from mlip.train.split import check_split, load_split, make_split, save_split
+from mlip.train.split import check_split, load_split, make_split, read_split_file, save_split
 from mlip.train.statistics import compute_statistics
 
 VALID_PROBE_SEED = 20240901  # fixed probes for validation: comparable across epochs
@@ -208,9 +208,13 @@ class Trainer:
             check_split(split, len(self.dataset), path)
             return split
         d = self.config.data
-        split = make_split(
-            len(self.dataset), d.train_size, d.valid_size, d.test_size, self.config.train.seed
-        )
+        if d.split_file:
+            split = read_split_file(d.split_file, len(self.dataset))
+            meta["split_file"] = os.path.abspath(d.split_file)
+        else:
+            split = make_split(
+                len(self.dataset), d.train_size, d.valid_size, d.test_size, self.config.train.seed
+            )
         if self.context.is_main:
             save_split(path, split, meta)
         return split
@@ -242,16 +246,15 @@ class Trainer:
     ) -> list[tuple[np.ndarray, list[Structure], bool]]:
         """The non-empty sub-batches ``(indices, structures, probed)`` of ``indices``.
 
-        Without a weighted Hessian term (training) the batch stays whole and unprobed;
-        otherwise the conformers with a reference Hessian form the probed sub-batch and
-        the others the unprobed one. Validation always probes the Hessian conformers
-        (for the H v errors).
+        Without a weighted Hessian term the batch stays whole and unprobed (validation
+        then reports no H v errors); otherwise the conformers with a reference Hessian
+        form the probed sub-batch and the others the unprobed one.
         """
         indices = np.asarray(indices, dtype=np.int64)
         if len(indices) == 0:
             return []
         structures = self.source.get(indices)
-        if training and self.loss.weights["hessian"] <= 0:
+        if self.loss.weights["hessian"] <= 0:
             return [(indices, structures, False)]
         has = np.array([s.hessian is not None for s in structures], dtype=bool)
         parts = []
