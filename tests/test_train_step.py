@@ -111,3 +111,41 @@ def test_without_a_hessian_term_the_batch_is_not_split_nor_probed(h5, tmp_path):
     assert keys.HESSIAN_PROBED not in parts[0][1]
     metrics = trainer.validate()  # no Hessian-vector products in validation either
     assert "hvp_mae" not in metrics and metrics["forces_mae"] > 0
+
+
+def test_energy_only_training_computes_no_forces(h5, tmp_path, monkeypatch):
+    """forces_weight 0 and no Hessian/stress term: the step evaluates the energy alone (no
+    autograd.grad, i.e. no create_graph pass), with the gradient of the energy loss."""
+    weights = {"loss.forces_weight": 0.0, "loss.hessian_weight": 0.0, "loss.stress_weight": 0.0}
+    trainer = make_trainer(h5, tmp_path / "run", **weights)
+    indices = mixed_indices(trainer)
+    calls = []
+    grad = torch.autograd.grad
+
+    def counting_grad(*args, **kwargs):
+        calls.append(kwargs.get("create_graph", False))
+        return grad(*args, **kwargs)
+
+    monkeypatch.setattr(torch.autograd, "grad", counting_grad)
+    parts, sums, counts = trainer._forward(indices, 1, training=True)
+    assert calls == [] and keys.FORCES not in parts[0][1]
+    loss = trainer.loss.combine(sums, counts)
+    (got,) = grad(loss, [trainer.model.weights])
+    # the loss and gradient of the energy term evaluated with forces, by hand
+    batch = build_batch(trainer.source.get(indices), trainer.r_max, torch.float64)
+    pred = predict(trainer.model, batch, forces=True)
+    expected = ((pred[keys.ENERGY] - batch[keys.ENERGY]) / batch[keys.NUM_ATOMS]).square().mean()
+    (reference,) = grad(expected, [trainer.model.weights])
+    assert float(loss.detach()) == pytest.approx(float(expected.detach()), rel=1e-12)
+    torch.testing.assert_close(got, reference, rtol=1e-12, atol=0)
+    # a real step trains, and validation still reports force errors
+    calls.clear()
+    trainer.train_step(indices)
+    assert calls == []
+    metrics = trainer.validate()
+    assert metrics["forces_mae"] > 0 and metrics["energy_mae"] > 0
+    # with a force term the step differentiates, keeping the graph for the force loss
+    forced = make_trainer(h5, tmp_path / "forces", **{**weights, "loss.forces_weight": 1.0})
+    calls.clear()
+    forced._forward(indices, 1, training=True)
+    assert calls == [True]

@@ -279,10 +279,13 @@ class Trainer:
             probes = self.probes.probes(
                 batch[keys.NUM_ATOMS].tolist(), indices, step_seed, self.dtype, self.device
             )
-        stress = self.loss.needs(batch)["stress"]
-        stress = stress or (not training and bool(batch[keys.HAS_STRESS].any()))
+        needs = self.loss.needs(batch)
+        # training computes only the derivatives the loss uses (an energy-only loss: the
+        # energy alone, no reverse pass); validation also reports force and stress errors
+        forces = needs["forces"] or not training
+        stress = needs["stress"] or (not training and bool(batch[keys.HAS_STRESS].any()))
         pred = predict(
-            self.model, batch, forces=True, stress=stress, probes=probes, training=training
+            self.model, batch, forces=forces, stress=stress, probes=probes, training=training
         )
         sums = self.loss.terms(pred, batch, probes)
         counts = self.loss.counts(batch, self.config.loss.hessian_probes)
