@@ -258,7 +258,7 @@ def test_command_line_options_map_to_config_keys():
     args = build_parser().parse_args(
         ["train", "--data", "a.h5", "b.h5", "--max-time", "none", "--hessian-probes", "4",
          "--set", "optim.min_lr=1e-7", "--resume", "--train-size", "0.5",
-         "--split-file", "s.json"]
+         "--split-file", "s.json", "--valid-every", "3"]
     )  # fmt: skip
     overrides = overrides_from_args(args)
     assert overrides == {
@@ -266,6 +266,7 @@ def test_command_line_options_map_to_config_keys():
         "data.groups": None,  # other files: all groups unless --group
         "data.train_size": 0.5,
         "data.split_file": "s.json",
+        "train.valid_every": 3,
         "train.max_time": None,
         "loss.hessian_probes": 4,
         "optim.min_lr": 1e-7,

@@ -228,3 +228,52 @@ def test_nan_labels_and_empty_splits_are_clear_errors(tmp_path):
             Trainer(
                 config(good, tmp_path / "c", **{"data.train_size": 18}), model=PairModel(ELEMENTS)
             )
+
+
+def test_valid_every_validates_every_nth_and_the_last_epoch_and_resumes_exactly(h5, tmp_path):
+    """valid_every=2 over 3 epochs: validations (rows, model.pt) after epochs 2 and 3 only;
+    a kill after epoch 1 (checkpointed, not validated) resumes to the same run, including
+    the mean training loss of the epoch-2 row that spans the kill."""
+    every = {"train.valid_every": 2}
+    ref_out = tmp_path / "ref"
+    rows = []
+    reference = Trainer(
+        config(h5, ref_out, **every),
+        model=PairModel(ELEMENTS),
+        callbacks=[lambda t, row: rows.append(row)],
+    )
+    ref_losses = record_losses(reference)
+    reference.fit()
+    assert [row["epoch"] for row in rows] == [2.0, 3.0]
+    assert rows[0]["train_loss"] == pytest.approx(np.mean(ref_losses[:10]), rel=1e-12)
+
+    out = tmp_path / "run"
+    first = Trainer(config(h5, out, **every), model=PairModel(ELEMENTS))
+    step = first.train_step
+
+    def killed_at_epoch_2(indices):
+        if first.step == first.steps_per_epoch:  # epoch 1 done and checkpointed
+            raise Killed
+        return step(indices)
+
+    first.train_step = killed_at_epoch_2
+    with pytest.raises(Killed):
+        first.fit()
+    assert not os.path.exists(out / "model.pt") and not os.path.exists(out / "metrics.csv")
+    resumed = Trainer(config(h5, out, **every, **{"train.resume": True}), model=PairModel(ELEMENTS))
+    assert (resumed.epoch, resumed.batch_in_epoch, len(resumed.pending_losses)) == (1, 0, 5)
+    losses = record_losses(resumed)
+    resumed.fit()
+    assert losses == ref_losses[5:]
+    assert torch.equal(resumed.model.weights.detach(), reference.model.weights.detach())
+    assert read_rows(out / "metrics.csv") == read_rows(ref_out / "metrics.csv")
+
+
+def test_a_time_stop_validates_even_between_validation_epochs(h5, tmp_path):
+    out = tmp_path / "run"
+    values = {"train.max_time": 1e-3, "train.max_epochs": 50, "train.valid_every": 10}
+    summary = Trainer(config(h5, out, **values), model=PairModel(ELEMENTS)).fit()
+    assert summary["stop_reason"] == "max_time" and np.isfinite(summary["best_loss"])
+    assert os.path.exists(out / "model.pt") and len(read_rows(out / "metrics.csv")) == 1
+    with pytest.raises(ValueError, match="train.valid_every must be > 0, got 0"):
+        config(h5, out, **{"train.valid_every": 0})

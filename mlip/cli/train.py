@@ -46,6 +46,11 @@ OPTIONS: dict[str, tuple[str, type | None, str]] = {
         None,
         "stop cleanly after this many seconds of this invocation ('none': no limit)",
     ),
+    "--valid-every": (
+        "train.valid_every",
+        int,
+        "epochs between validations (the last epoch and a time stop always validate)",
+    ),
     "--lr": ("optim.lr", float, "learning rate"),
     "--optimizer": ("optim.optimizer", str, "'adam' or 'adamw'"),
     "--scheduler": ("optim.scheduler", str, "'plateau', 'cosine', 'cosine_time' or 'constant'"),

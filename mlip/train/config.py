@@ -96,6 +96,7 @@ class RunConfig:
 
     max_epochs: int = 100
     max_time: float | None = 150.0  # s per invocation; stop cleanly, keep the best; None: no limit
+    valid_every: int = 1  # epochs between validations (the last epoch and a stop always validate)
     device: str = "auto"  # "auto" (cuda if available), "cpu", "cuda", "cuda:1", ...
     dtype: str = "float64"
     out: str | None = None  # run directory; None: runs/<date-time>
@@ -150,6 +151,7 @@ class TrainConfig:
             "model.layers": self.model.layers,
             "model.num_radial": self.model.num_radial,
             "train.max_epochs": self.train.max_epochs,
+            "train.valid_every": self.train.valid_every,
         }
         for name, value in positive.items():
             if value <= 0:

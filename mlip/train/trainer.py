@@ -5,9 +5,11 @@ One optimiser step takes a global batch of ``data.batch_size`` training conforme
 loss of :mod:`mlip.loss` with fresh Hessian probes (each rank evaluates its conformers
 with a reference Hessian and the others as two sub-batches, so only the former pay for
 the Hessian-vector products), clips the gradient norm, steps the optimiser, the
-learning-rate schedule and the EMA. After every epoch (and when a time
-limit or a signal stops the run) the EMA weights are validated; the best are written to
-``model.pt`` and the full state to ``last.ckpt``, both atomically. A resumed run
+learning-rate schedule and the EMA. After every ``train.valid_every``-th epoch, the
+last epoch, and when a time limit or a signal stops the run, the EMA weights are
+validated and the best are written to ``model.pt``; the full state goes to ``last.ckpt``
+after every epoch (with the step losses since the last validation), both atomically.
+The plateau schedule steps at validations, so its patience counts validations. A resumed run
 continues from ``last.ckpt`` with the same data order, probes and random streams, so it
 reproduces the uninterrupted run.
 
@@ -141,6 +143,7 @@ class Trainer:
         self.epoch_order: np.ndarray | None = None
         self.best_loss, self.best_epoch = float("inf"), -1.0
         self.best_state: dict[str, torch.Tensor] | None = None
+        self.pending_losses: list[float] = []  # step losses since the last validation
         self.elapsed = 0.0
         self._stop_signal = False  # set to stop after the current step (as SIGINT/SIGTERM do)
         if resume_state is not None:
@@ -396,7 +399,6 @@ class Trainer:
         session_start = time.monotonic()  # max_time applies to this invocation
         elapsed_before = self.elapsed
         stop_reason = "max_epochs"
-        losses: list[float] = []
         try:
             while self.epoch < cfg.max_epochs:
                 if self.epoch_order is None:
@@ -405,7 +407,8 @@ class Trainer:
                 stop = False
                 while self.batch_in_epoch < self.steps_per_epoch and not stop:
                     b = self.batch_in_epoch
-                    losses.append(self.train_step(self.epoch_order[b * size : (b + 1) * size]))
+                    batch = self.epoch_order[b * size : (b + 1) * size]
+                    self.pending_losses.append(self.train_step(batch))
                     self.batch_in_epoch += 1
                     bar.update(1)
                     session = time.monotonic() - session_start
@@ -416,11 +419,14 @@ class Trainer:
                     stop = self.context.any(timed_out or self._stop_signal or stop_flag.set)
                     if stop:
                         stop_reason = "max_time" if timed_out else "signal"
-                row = self._end_of_period(losses, log)
-                losses = []
-                bar.set_postfix(progress_postfix(row))
-                for callback in self.callbacks:
-                    callback(self, row)
+                complete = self.batch_in_epoch >= self.steps_per_epoch
+                if stop or not complete or self._validation_due():
+                    row = self._end_of_period(log)
+                    bar.set_postfix(progress_postfix(row))
+                    for callback in self.callbacks:
+                        callback(self, row)
+                else:
+                    self._next_epoch()
                 if stop:
                     break
         finally:
@@ -452,7 +458,12 @@ class Trainer:
         """Completed epochs, fractional inside an epoch."""
         return self.epoch + self.batch_in_epoch / self.steps_per_epoch
 
-    def _end_of_period(self, losses: list[float], log: MetricsLog | None) -> dict:
+    def _validation_due(self) -> bool:
+        """Whether the epoch now ending validates: every ``valid_every``-th and the last."""
+        done = self.epoch + 1
+        return done % self.config.train.valid_every == 0 or done >= self.config.train.max_epochs
+
+    def _end_of_period(self, log: MetricsLog | None) -> dict:
         """Validate, track the best model, log, advance the epoch, write the checkpoint."""
         valid = self.validate()
         complete = self.batch_in_epoch >= self.steps_per_epoch
@@ -464,6 +475,7 @@ class Trainer:
             self.best_state = self._averaged_state()
             if self.context.is_main:
                 self._save_model()
+        losses = self.pending_losses
         row = {
             "epoch": round(self.epochs_done(), 6),
             "step": self.step,
@@ -472,16 +484,26 @@ class Trainer:
             "train_loss": float(np.mean(losses)) if losses else float("nan"),
             **{f"valid_{k}": v for k, v in valid.items() if not k.endswith("_count")},
         }
+        self.pending_losses = []
         if log is not None:
             log.write(row)
         if complete:
-            self.epoch += 1
-            self.batch_in_epoch = 0
-            self.epoch_order = None
+            self._next_epoch()
+        else:
+            self._save_checkpoint()
+        return row
+
+    def _next_epoch(self) -> None:
+        """Advance to the next epoch and write the checkpoint."""
+        self.epoch += 1
+        self.batch_in_epoch = 0
+        self.epoch_order = None
+        self._save_checkpoint()
+
+    def _save_checkpoint(self) -> None:
         if self.context.is_main:
             ckpt.save_checkpoint(self.path("last.ckpt"), self.state_dict())
         self.context.barrier()
-        return row
 
     def _averaged_state(self) -> dict[str, torch.Tensor]:
         with self.ema.averaged() if self.ema is not None else contextlib.nullcontext():
@@ -522,6 +544,7 @@ class Trainer:
                 "best_loss": self.best_loss,
                 "best_epoch": self.best_epoch,
                 "elapsed": self.elapsed,
+                "pending_losses": list(self.pending_losses),
             },
             "rng": {
                 "global": ckpt.capture_global_rng(),
@@ -550,6 +573,7 @@ class Trainer:
             p["best_epoch"],
             p["elapsed"],
         )
+        self.pending_losses = list(p.get("pending_losses", []))
         ckpt.restore_global_rng(state["rng"]["global"])
         ckpt.set_generator_state(self.order_rng, state["rng"]["data_order"])
         ckpt.set_generator_state(self.probes.generator, state["rng"]["probes"])
