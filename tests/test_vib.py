@@ -237,6 +237,26 @@ def test_relax_with_newton_steps_reaches_tight_minimum() -> None:
     np.testing.assert_array_equal(cluster.positions[0], anchor)
 
 
+def test_result_keeps_its_own_copy_of_the_inputs() -> None:
+    """An ASE relaxation moves atoms.positions in place: the result must not follow."""
+    atoms = water()
+    model = water_model(atoms)
+    result = analyse_atoms(atoms, MLIPCalculator(model))
+    before = result.positions.copy()
+    hessian = result.hessian.copy()
+    atoms.rattle(0.1, seed=4)
+    relax(atoms, MLIPCalculator(model), fmax=1e-6)
+    assert np.abs(atoms.positions - before).max() > 1e-3  # the atoms did move
+    np.testing.assert_array_equal(result.positions, before)
+    masses, positions = atoms.get_masses(), atoms.get_positions()
+    original = positions.copy()
+    direct = harmonic_analysis(hessian, masses, positions)
+    positions += 1.0
+    masses[0] = 99.0
+    np.testing.assert_array_equal(direct.positions, original)
+    assert direct.masses[0] == pytest.approx(15.999, rel=1e-3)
+
+
 def test_read_structure_specs(tmp_path) -> None:
     atoms, hessian = read_structure("/work/shared/data/aspirin_xtb.h5:aspirin_minimum:0")
     assert len(atoms) == 21 and hessian.shape == (63, 63)

@@ -290,9 +290,11 @@ def _geometry(
 def _validate(
     hessian: np.ndarray, masses: np.ndarray, positions: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    hessian = np.asarray(hessian, dtype=np.float64)
-    masses = np.asarray(masses, dtype=np.float64).reshape(-1)
-    positions = np.asarray(positions, dtype=np.float64)
+    # copies: the result must not change when the caller's arrays do (ASE relaxes
+    # atoms.positions in place)
+    hessian = np.array(hessian, dtype=np.float64, copy=True)
+    masses = np.array(masses, dtype=np.float64, copy=True).reshape(-1)
+    positions = np.array(positions, dtype=np.float64, copy=True)
     n = len(masses)
     if n == 0:
         raise ValueError("harmonic_analysis needs at least one atom (masses is empty)")
