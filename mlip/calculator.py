@@ -29,9 +29,6 @@ from mlip.derivatives import compute, split_hessian
 from mlip.errors import CheckpointError, UnknownElementError
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
-# vesin needs a positive cutoff; models without a neighbour list (r_max = 0, e.g.
-# HarmonicBonds) get a tiny one, which yields no edges for any sensible geometry.
-MIN_CUTOFF = 1e-3
 
 
 def _resolve_dtype(dtype: str | torch.dtype) -> torch.dtype:
@@ -115,7 +112,7 @@ class MLIPCalculator(Calculator):
     @property
     def cutoff(self) -> float:
         """Neighbour-list cutoff, Angstrom (the model's r_max)."""
-        return max(float(self.model.r_max), MIN_CUTOFF)
+        return float(self.model.r_max)  # 0 for models without a neighbour list
 
     def calculate(
         self,
