@@ -208,3 +208,16 @@ def test_deep_copied_model_state_round_trips():
     model.load_state_dict(clone.state_dict())
     s = ethanol(12)
     assert torch.allclose(evaluate(model, [s])[keys.ENERGY], evaluate(clone, [s])[keys.ENERGY])
+
+
+def test_structure_without_neighbours_is_named(tmp_path):
+    from mlip.train.statistics import compute_statistics
+
+    group = water_group()
+    group["positions"][2] *= 20.0  # conformer 2: atoms ~20 A apart
+    ds = H5Dataset(write_file(tmp_path / "far.h5", {"water": group}))
+    compute_statistics(ds.get_many([0, 1]), [1, 8], r_max=5.0)  # fine
+    with pytest.raises(DataError, match=r"far.h5, group 'water', field 'positions', conformer 2"):
+        compute_statistics(ds.get_many([0, 2]), [1, 8], r_max=5.0)
+    lone = Structure(np.array([8]), np.zeros((1, 3)), energy=-1.0)
+    compute_statistics([ds[0], lone], [1, 8], r_max=5.0)  # an isolated-atom reference is fine

@@ -34,7 +34,9 @@ class Structure:
     forces: np.ndarray | None = None
     stress: np.ndarray | None = None
     hessian: np.ndarray | None = None
-    index: int = -1  # index of the conformer in its source dataset
+    index: int = -1  # index of the conformer in its source group
+    file: str | None = None  # source file and group, for error messages
+    group: str | None = None
 
     @property
     def num_atoms(self) -> int:

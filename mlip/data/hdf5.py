@@ -179,6 +179,8 @@ class H5Dataset:
                     stress=None if stress is None else stress[k],
                     hessian=h,
                     index=int(idx),
+                    file=info.file,
+                    group=info.name,
                 )
             )
         return structures

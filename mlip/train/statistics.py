@@ -13,12 +13,14 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 
 import numpy as np
 
 from mlip.data.graph import Structure, neighbor_list
+from mlip.errors import DataError
 
 
 @dataclass
@@ -49,6 +51,27 @@ def fit_atomic_energies(
     return solution
 
 
+def check_connected(structure: Structure, centres: np.ndarray, r_max: float) -> None:
+    """A multi-atom structure must have neighbours within r_max; isolated atoms warn."""
+    if structure.num_atoms < 2:
+        return  # a lone atom (e.g. an isolated-atom reference energy) is fine
+    where = dict(file=structure.file, group=structure.group, index=structure.index)
+    if len(centres) == 0:
+        raise DataError(
+            f"no atom has a neighbour within r_max = {r_max} A (atoms too far apart, or "
+            "positions not in Angstrom?)",
+            field="positions",
+            **where,
+        )
+    isolated = np.setdiff1d(np.arange(structure.num_atoms), centres)
+    if len(isolated):
+        warnings.warn(
+            str(DataError(f"atoms {isolated.tolist()} have no neighbour within {r_max} A",
+                          field="positions", **where)),
+            stacklevel=2,
+        )  # fmt: skip
+
+
 def compute_statistics(
     structures: Iterable[Structure],
     elements: list[int],
@@ -71,7 +94,9 @@ def compute_statistics(
         if s.forces is not None:
             force_sq += float(np.square(s.forces).sum())
             force_count += s.forces.size
-        edges += len(neighbor_list(s.positions, s.cell, s.pbc, r_max)[0])
+        centres = neighbor_list(s.positions, s.cell, s.pbc, r_max)[0]
+        check_connected(s, centres, r_max)
+        edges += len(centres)
     if not energies:
         raise ValueError("cannot compute statistics of an empty set of conformers")
     a, e, n = np.array(compositions), np.array(energies), np.array(num_atoms)
