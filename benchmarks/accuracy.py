@@ -85,9 +85,11 @@ def main() -> None:
     wall = time.perf_counter() - start
     test = result["eval"]["test"]
     mace = MACE.get(args.molecule, {})
-    print(f"\n{args.molecule}: {result['epochs']:.1f} epochs, training {result['elapsed_s'] / 60:.1f}"
-          f" min, total {wall / 60:.1f} min, {args.device}, {args.dtype}, "
-          f"{torch.get_num_threads()} threads")  # fmt: skip
+    minutes = result["elapsed_s"] / 60
+    print(
+        f"\n{args.molecule}: {result['epochs']:.1f} epochs, training {minutes:.1f} min, total "
+        f"{wall / 60:.1f} min, {args.device}, {args.dtype}, {torch.get_num_threads()} threads"
+    )
     print(f"{'test MAE':<22} {'mlip':>8} {'MACE (quoted)':>14}")
     for key, label in (("energy_per_atom", "energy meV/atom"), ("forces", "forces meV/A")):
         ref = mace.get(key.split("_")[0])
