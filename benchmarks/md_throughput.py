@@ -122,14 +122,9 @@ def model_for(model, atoms):  # noqa: ANN001, ANN201
     known = getattr(model, "atomic_numbers", None)
     if known is None or set(atoms.numbers.tolist()) <= set(known):
         return model, ""
-    import dataclasses
+    from mlip.model import same_architecture
 
-    from mlip.model import MLIPModel
-
-    elements = sorted(set(known) | set(atoms.numbers.tolist()))
-    config = dataclasses.replace(model.config, atomic_numbers=elements)
-    param = next(model.parameters())
-    twin = MLIPModel(config).to(device=param.device, dtype=param.dtype).eval()
+    twin = same_architecture(model, list(known) + atoms.numbers.tolist())
     return twin, " (untrained twin: element not in the model)"
 
 

@@ -189,7 +189,7 @@ def make_specs(options: Options, sets: dict[str, Any]) -> list[dict[str, Any]]:
 
 def write_sets(spec: dict[str, Any], path: str) -> str:
     """The run's train/valid/test indices as a split file for ``data.split_file``."""
-    from mlip.train.checkpoint import atomic_write_text
+    from mlip.fileio import atomic_write_text
 
     sets = {name: spec[name] for name in ("train", "valid", "test")}
     atomic_write_text(path, json.dumps(sets))
@@ -231,9 +231,9 @@ def frequency_errors(model: torch.nn.Module, data: str, group: str, relax: bool)
 def run_one(spec: dict[str, Any]) -> dict[str, Any]:
     """Train one run of the curve, evaluate it and write ``DIR/result.json``."""
     from mlip.data.hdf5 import H5Dataset
+    from mlip.fileio import atomic_write_text
     from mlip.model import load_model
     from mlip.train import run_training
-    from mlip.train.checkpoint import atomic_write_text
     from mlip.train.config import load_config
     from mlip.train.evaluate import evaluate
 

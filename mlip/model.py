@@ -227,6 +227,14 @@ class MLIPModel(torch.nn.Module):
         atomic_torch_save(payload, path)
 
 
+def same_architecture(model: MLIPModel, atomic_numbers: list[int]) -> MLIPModel:
+    """An untrained model with ``model``'s hyperparameters for other elements, on the same
+    device and dtype (benchmarks use it to time systems a trained model cannot evaluate)."""
+    config = dataclasses.replace(model.config, atomic_numbers=sorted(set(atomic_numbers)))
+    param = next(model.parameters())
+    return MLIPModel(config).to(device=param.device, dtype=param.dtype).eval()
+
+
 def load_model(
     path: str | os.PathLike, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float64
 ) -> MLIPModel:

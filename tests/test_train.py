@@ -11,6 +11,7 @@ import pytest
 import torch
 import yaml
 
+from mlip import fileio
 from mlip.data.graph import Structure, neighbor_list
 from mlip.errors import CheckpointError
 from mlip.train import checkpoint as ckpt
@@ -156,16 +157,16 @@ def test_reference_energies_scale_and_neighbours():
     structures = []
     for numbers in ([6, 1, 1, 1, 1], [8, 1, 1], [6, 8], [6, 6, 1, 1], [8, 8]) * 2:
         z = np.array(numbers)
-        positions = rng.uniform(0, 3, (len(z), 3))
+        positions = rng.uniform(0, 3, (len(z), 3))  # all pairs within r_max = 6 A
         forces = rng.normal(0, 0.5, (len(z), 3))
         energy = sum(e0[int(x)] for x in z) + rng.normal(0, 1e-9)
         structures.append(Structure(z, positions, energy=energy, forces=forces))
-    stats = compute_statistics(structures, [1, 6, 8], r_max=2.0)
+    stats = compute_statistics(structures, [1, 6, 8], r_max=6.0)
     for z, e in e0.items():
         assert stats.atomic_energies[z] == pytest.approx(e, abs=1e-6)
     all_forces = np.concatenate([s.forces for s in structures])
     assert stats.scale == pytest.approx(np.sqrt(np.mean(all_forces**2)))
-    edges = sum(len(neighbor_list(s.positions, None, None, 2.0)[0]) for s in structures)
+    edges = sum(len(neighbor_list(s.positions, None, None, 6.0)[0]) for s in structures)
     assert stats.avg_num_neighbors == pytest.approx(edges / sum(s.num_atoms for s in structures))
     with pytest.raises(ValueError, match="Z=9"):
         compute_statistics([Structure(np.array([9]), np.zeros((1, 3)), energy=0.0)], [1], 2.0)
@@ -227,14 +228,14 @@ def test_ema_follows_the_update_rule_and_swaps_weights():
 
 def test_failed_write_leaves_the_old_file_intact(tmp_path):
     path = tmp_path / "last.ckpt"
-    ckpt.atomic_torch_save({"value": torch.tensor(1.0)}, path)
+    fileio.atomic_torch_save({"value": torch.tensor(1.0)}, path)
 
     def torn(handle):
         handle.write(b"partial bytes of a new checkpoint")
         raise OSError("disk full")
 
     with pytest.raises(OSError, match="disk full"):
-        ckpt.atomic_write(path, torn)
+        fileio.atomic_write(path, torn)
     assert torch.load(path, weights_only=True)["value"] == 1.0
     assert os.listdir(tmp_path) == ["last.ckpt"]  # no temporary file left behind
 

@@ -19,8 +19,8 @@ import torch
 from mlip import keys
 from mlip.data.graph import Structure, build_batch
 from mlip.derivatives import compute
+from mlip.fileio import atomic_torch_save
 from mlip.nn.geometry import edge_vectors
-from mlip.train.checkpoint import atomic_torch_save
 
 
 class PairModel(torch.nn.Module):

@@ -1,4 +1,4 @@
-"""Atomic files and training checkpoints.
+"""Training checkpoints, written atomically (:mod:`mlip.fileio`).
 
 Every file is written to a temporary file in the same directory, flushed and fsynced,
 then moved over the target with ``os.replace`` (atomic on POSIX), so a crash or a kill
@@ -15,47 +15,17 @@ from __future__ import annotations
 
 import os
 import random
-import tempfile
-from collections.abc import Callable
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 import torch
 
 from mlip.errors import CheckpointError
+from mlip.fileio import atomic_torch_save
 
 CHECKPOINT_FORMAT = "mlip-train-checkpoint"
 CHECKPOINT_VERSION = 1
 REQUIRED_KEYS = ("format", "version", "config", "model", "optimizer", "scheduler", "progress")
-
-
-def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) -> None:
-    """Call ``write(handle)`` on a temporary file next to ``path``, then replace ``path``.
-
-    If ``write`` raises, the temporary file is removed and ``path`` is untouched.
-    """
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    atomic_write(path, lambda handle: handle.write(text.encode()))
-
-
-def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
-    atomic_write(path, lambda handle: torch.save(obj, handle))
 
 
 def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> None:

@@ -253,7 +253,7 @@ def parse_assignment(text: str) -> tuple[str, Any]:
 
 def save_config(config: TrainConfig, path: str | os.PathLike) -> None:
     """Write the resolved config as YAML (atomically)."""
-    from mlip.train.checkpoint import atomic_write_text
+    from mlip.fileio import atomic_write_text
 
     atomic_write_text(path, yaml.safe_dump(config.to_dict(), sort_keys=False))
 

@@ -152,7 +152,7 @@ def summary(results: dict[str, EvalResult]) -> dict[str, dict[str, float]]:
 
 
 def write_json(results: dict[str, EvalResult], path: str, meta: dict[str, Any] | None = None):
-    from mlip.train.checkpoint import atomic_write_text
+    from mlip.fileio import atomic_write_text
 
     units = {name: unit for name, (unit, _) in QUANTITIES.items()}
     payload = {"meta": meta or {}, "units": units, "splits": summary(results)}

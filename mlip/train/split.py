@@ -67,7 +67,7 @@ def save_split(
     path: str | os.PathLike, split: dict[str, np.ndarray], meta: dict[str, Any] | None = None
 ) -> None:
     """Write the split (and what it indexes: files, groups, seed) as JSON, atomically."""
-    from mlip.train.checkpoint import atomic_write_text
+    from mlip.fileio import atomic_write_text
 
     payload = {"meta": meta or {}, **{k: [int(i) for i in split[k]] for k in SPLITS}}
     atomic_write_text(path, json.dumps(payload, indent=1))

@@ -36,6 +36,7 @@ from mlip import keys
 from mlip.data.graph import Structure, build_batch
 from mlip.data.hdf5 import H5Dataset
 from mlip.errors import CheckpointError
+from mlip.fileio import atomic_torch_save
 from mlip.loss import TERMS, ProbeSampler, SobolevLoss, predict
 from mlip.train import checkpoint as ckpt
 from mlip.train import distributed
@@ -515,7 +516,7 @@ class Trainer:
             if hasattr(self.model, "save"):
                 self.model.save(self.path("model.pt"))
             else:
-                ckpt.atomic_torch_save(self.model, self.path("model.pt"))
+                atomic_torch_save(self.model, self.path("model.pt"))
 
     def best_model(self) -> torch.nn.Module:
         """A copy of the model with the best validation weights."""
