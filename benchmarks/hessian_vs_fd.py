@@ -1,7 +1,7 @@
 """Analytic Hessian (MLIPCalculator.get_hessian) vs ASE finite differences (Vibrations).
 
 For ethanol and aspirin at their xTB minima (``*_minimum`` groups of
-/work/shared/data/*_xtb.h5), float64 on the CPU, prints the wall time of the exact
+../shared/data/*_xtb.h5), float64 on the CPU, prints the wall time of the exact
 autograd Hessian (best of two) and of ``ase.vibrations.Vibrations`` (central differences of the
 forces, 6N + 1 force calls for nfree=2) with the same calculator, and the largest
 absolute difference of the two Hessians (eV/A^2).
@@ -26,7 +26,7 @@ from ase.vibrations import Vibrations
 from mlip.calculator import MLIPCalculator
 from mlip.vib import read_structure
 
-DATA = "/work/shared/data"
+DATA = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data")
 SYSTEMS = {
     "ethanol": f"{DATA}/ethanol_xtb.h5:ethanol_minimum",
     "aspirin": f"{DATA}/aspirin_xtb.h5:aspirin_minimum",

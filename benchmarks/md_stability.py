@@ -397,7 +397,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--model", required=True, help="model file (mlip.model.load_model)")
     p.add_argument(
         "--structure",
-        default="/work/shared/data/ethanol_xtb.h5:ethanol_minimum",
+        default="datasets/ethanol_small.h5:ethanol_minimum",
         help="FILE.h5:GROUP[:INDEX] or an ASE-readable file (first frame)",
     )
     p.add_argument("--replicas", type=int, default=16)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -22,6 +24,9 @@ from mlip.errors import CheckpointError, UnknownElementError
 from mlip.potentials import HarmonicBonds, LennardJones
 
 EPS, SIGMA, RC = 0.0104, 3.4, 8.5  # argon, eV and Angstrom
+
+
+SMALL = os.path.join(os.path.dirname(__file__), "..", "datasets", "ethanol_small.h5")
 
 
 def lj_model() -> LennardJones:
@@ -246,7 +251,7 @@ def test_learned_model_by_path_matches_module(tmp_path) -> None:
     config = model_module.ModelConfig(num_channels=8, num_layers=1, radial_hidden=8)
     model = model_module.MLIPModel(config).to(torch.float64)
     model.save(tmp_path / "model.pt")
-    atoms, _ = read_structure("/work/shared/data/ethanol_xtb.h5:ethanol_minimum")
+    atoms, _ = read_structure(f"{SMALL}:ethanol_minimum")
     by_path = MLIPCalculator(tmp_path / "model.pt")
     by_module = MLIPCalculator(model)
     assert by_path.get_potential_energy(atoms) == pytest.approx(

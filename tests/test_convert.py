@@ -25,7 +25,7 @@ KCAL_MOL_EV = 0.0433641
 HARTREE_EV = 27.211386
 BOHR_A = 0.529177
 DATASETS = Path(__file__).resolve().parents[1] / "datasets"
-REFERENCE = Path("/work/shared/data")
+REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
 def labelled(atoms: Atoms, rng: np.random.Generator, stress: bool = False) -> Atoms:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import types
 
@@ -31,6 +32,9 @@ from mlip.vib import (
 WATER_BONDS = [(0, 1), (0, 2), (1, 2)]
 WATER_K = [52.0, 52.0, 6.0]  # eV/A^2: O-H, O-H, H...H
 CO2_K = 100.0  # eV/A^2 per C-O spring
+
+
+SMALL = os.path.join(os.path.dirname(__file__), "..", "datasets", "ethanol_small.h5")
 
 
 def wavenumber_si(eigenvalue: np.ndarray) -> np.ndarray:
@@ -124,7 +128,7 @@ def test_agrees_with_ase_vibrations_data() -> None:
     ase_frequencies = np.sort(data.get_frequencies().real)[-3:]
     np.testing.assert_allclose(result.frequencies, ase_frequencies, rtol=1e-8)
     # a real xTB Hessian (FD, not exactly projected): ASE's unprojected modes agree closely
-    ethanol, hessian = read_structure("/work/shared/data/ethanol_xtb.h5:ethanol_minimum")
+    ethanol, hessian = read_structure(f"{SMALL}:ethanol_minimum")
     reference = harmonic_analysis(hessian, ethanol.get_masses(), ethanol.positions)
     ase_ethanol = np.sort(reference.to_vibrations_data(ethanol).get_frequencies().real)[6:]
     np.testing.assert_allclose(reference.frequencies, ase_ethanol, atol=1e-2)
@@ -258,14 +262,14 @@ def test_result_keeps_its_own_copy_of_the_inputs() -> None:
 
 
 def test_read_structure_specs(tmp_path) -> None:
-    atoms, hessian = read_structure("/work/shared/data/aspirin_xtb.h5:aspirin_minimum:0")
-    assert len(atoms) == 21 and hessian.shape == (63, 63)
-    with pytest.raises(ValueError, match="aspirin_minimum.*out of range"):
-        read_structure("/work/shared/data/aspirin_xtb.h5:aspirin_minimum:5")
+    atoms, hessian = read_structure(f"{SMALL}:ethanol_minimum:0")
+    assert len(atoms) == 9 and hessian.shape == (27, 27)
+    with pytest.raises(ValueError, match="ethanol_minimum.*out of range"):
+        read_structure(f"{SMALL}:ethanol_minimum:5")
     with pytest.raises(ValueError, match="needs a group"):
-        read_structure("/work/shared/data/aspirin_xtb.h5")
+        read_structure(SMALL)
     with pytest.raises(ValueError, match="no reference Hessian"):
-        read_reference("/work/shared/data/aspirin_xtb.h5:aspirin:0")  # conformer 0: no Hessian
+        read_reference(f"{SMALL}:ethanol:3")  # conformer 3 carries no Hessian
 
 
 def _write_h5(path, atoms: Atoms, hessian: np.ndarray) -> None:  # noqa: ANN001

@@ -1,6 +1,6 @@
 """MD input and output: structures, HDF5 trajectories (mlip layout), CSV logs, restarts.
 
-Trajectories follow /work/shared/data/FORMAT.md (``format = "mlip-hdf5"``, version 1):
+Trajectories follow the mlip HDF5 layout (``format = "mlip-hdf5"``, version 1):
 one group per simulated system with ``atomic_numbers`` (N,), ``positions`` (M, N, 3) A,
 ``energy`` (M,) eV (potential energy), ``forces`` (M, N, 3) eV/A, ``cell`` (M, 3, 3) A
 for periodic systems and ``pbc`` (3,). Extra datasets: ``velocities`` (M, N, 3) A/fs,
