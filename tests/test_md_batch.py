@@ -20,13 +20,7 @@ from mlip.md import (
 )
 from mlip.potentials import LennardJones
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def with_momenta(atoms, seed: int, scale: float = 0.3):

@@ -28,12 +28,7 @@ from mlip.potentials import HarmonicBonds, LennardJones
 EPS, SIGMA, RC = 0.0104, 3.4, 8.5  # argon
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # small tensors: threads only add overhead on a shared CPU
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def ar13() -> ase.Atoms:

@@ -15,13 +15,7 @@ from mlip.derivatives import compute
 from mlip.md import ForceField, VerletList, from_atoms, neighbor_list
 from mlip.potentials import LennardJones
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def as_set(i, j, shifts) -> set[tuple[int, ...]]:

@@ -28,12 +28,7 @@ LJ = dict(epsilon=0.0104, sigma=3.4, r_max=7.0)
 ETHANOL_H5 = Path(__file__).resolve().parents[1] / "datasets" / "ethanol_small.h5"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def argon():

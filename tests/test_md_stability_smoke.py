@@ -22,12 +22,7 @@ sys.modules["md_stability"] = md_stability  # dataclasses look their module up
 _spec.loader.exec_module(md_stability)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def ethanol():
