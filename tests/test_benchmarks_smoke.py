@@ -21,7 +21,7 @@ from mlip.data.writer import write_mlip_hdf5
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA = os.path.join(ROOT, "..", "shared", "data", "ethanol_xtb.h5")
-SMALL_MODEL = {"model.channels": 8, "model.l_max": 1, "model.layers": 1}
+SMALL_MODEL = {"model.channels": 8, "model.l_max": 1, "model.layers": 1, "model.extra": {}}
 
 pytestmark = pytest.mark.skipif(not os.path.exists(DATA), reason="reference data not present")
 
