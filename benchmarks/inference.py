@@ -57,15 +57,11 @@ def time_call(fn, repeats: int, warm_up: bool = True) -> float:
 
 
 def model_for(model, atoms):  # noqa: ANN001, ANN201
-    """``model``, or an untrained model of the same architecture when it lacks an element
-    of ``atoms`` (e.g. Cu for a model trained on ethanol): the cost is what is measured."""
-    known = getattr(model, "atomic_numbers", None)
-    if known is None or set(atoms.numbers.tolist()) <= set(known):
-        return model, ""
-    from mlip.model import same_architecture
+    """The model to time on ``atoms`` and a note when it is an untrained twin."""
+    from mlip.model import covering_model
 
-    twin = same_architecture(model, list(known) + atoms.numbers.tolist())
-    return twin, " (untrained twin: element not in the model)"
+    chosen = covering_model(model, atoms.numbers)
+    return chosen, "" if chosen is model else " (untrained twin: element not in the model)"
 
 
 def main() -> None:

@@ -227,10 +227,16 @@ class MLIPModel(torch.nn.Module):
         atomic_torch_save(payload, path)
 
 
-def same_architecture(model: MLIPModel, atomic_numbers: list[int]) -> MLIPModel:
-    """An untrained model with ``model``'s hyperparameters for other elements, on the same
-    device and dtype (benchmarks use it to time systems a trained model cannot evaluate)."""
-    config = dataclasses.replace(model.config, atomic_numbers=sorted(set(atomic_numbers)))
+def covering_model(model: torch.nn.Module, atomic_numbers) -> torch.nn.Module:  # noqa: ANN001
+    """``model`` if it knows every element of ``atomic_numbers`` (or takes any element);
+    else an untrained :class:`MLIPModel` with its hyperparameters for the union of
+    elements, on the same device and dtype (benchmarks time systems a trained model
+    cannot evaluate with it: the cost, not the values, is what they measure)."""
+    known = getattr(model, "atomic_numbers", None)
+    wanted = {int(z) for z in atomic_numbers}
+    if known is None or wanted <= set(known):
+        return model
+    config = dataclasses.replace(model.config, atomic_numbers=sorted(wanted | set(known)))
     param = next(model.parameters())
     return MLIPModel(config).to(device=param.device, dtype=param.dtype).eval()
 
