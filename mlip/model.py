@@ -178,7 +178,9 @@ class MLIPModel(torch.nn.Module):
         lengths = vectors.norm(dim=-1)
         edge_radial = self.radial_basis(lengths) * self.envelope(lengths).unsqueeze(-1)
         edge_sh = self.spherical_harmonics(vectors)
-        node_attrs = torch.nn.functional.one_hot(species, len(self.atomic_numbers)).to(vectors)
+        # one-hot by comparison: F.one_hot validates its input with a host sync
+        classes = torch.arange(len(self.atomic_numbers), device=species.device)
+        node_attrs = (species.unsqueeze(-1) == classes).to(vectors)
         edge_index = batch[keys.EDGE_INDEX]
 
         h = self.embedding(node_attrs)
