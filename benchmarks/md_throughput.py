@@ -8,6 +8,7 @@ of one system (R sequential runs); it is measured once per structure.
     python benchmarks/md_throughput.py                    # CPU, untrained default model
     python benchmarks/md_throughput.py --device cuda      # GPU figures (when present)
     python benchmarks/md_throughput.py --model model.pt --steps 20
+    python benchmarks/md_throughput.py --compile          # adds a torch.compile column
 
 The default run takes well under a minute on a 2-core CPU (one torch thread).
 Timings exclude the first force evaluation and one warm-up step; neighbour-list
@@ -41,6 +42,11 @@ def parse_args() -> argparse.Namespace:
         "and are much slower; 0 = torch's default)",
     )
     p.add_argument("--skip-ase", action="store_true", help="batched engine only")
+    p.add_argument(
+        "--compile",
+        action="store_true",
+        help="also time the engine with torch.compile (compilation excluded from the timing)",
+    )
     p.add_argument(
         "--check-every", type=int, help="host checks every k steps (default: 1 CPU, 20 GPU)"
     )
@@ -79,14 +85,19 @@ def thermalised(atoms, replicas: int, args, dtype):
     return maxwell_boltzmann(state, generator=generator)
 
 
-def time_batched(model, atoms, replicas, args, dtype) -> tuple[float, int, int]:
+def time_batched(
+    model, atoms, replicas, args, dtype, compile_model: bool = False
+) -> tuple[float, int, int]:
     """(atom-steps/s, timed steps, neighbour-list builds during them) of the engine."""
     from mlip.md import ForceField, Simulation, VelocityVerlet
 
     state = thermalised(atoms, replicas, args, dtype)
-    sim = Simulation(state, ForceField(model), VelocityVerlet(0.5), check_every=args.check_every)
+    force_field = ForceField(model, compile=compile_model)
+    sim = Simulation(state, force_field, VelocityVerlet(0.5), check_every=args.check_every)
     chunk = sim.check_every
-    sim.advance(chunk if chunk > 1 else 1)  # warm-up
+    sim.advance(chunk if chunk > 1 else 1)  # warm-up (and compilation)
+    if compile_model:
+        sim.advance(chunk)  # a second call: guards settled, no compilation left in the timing
     sync(args.device)
     builds = sim.force_field.neighbors.builds
     start, steps = time.perf_counter(), 0
@@ -156,6 +167,7 @@ def main() -> None:
     header = (
         f"{'system':<14}{'atoms':>7}{'batched':>14}{'ms/step':>10}{'steps':>7}{'NL builds':>10}"
     )
+    header += f"{'compiled':>14}{'gain':>7}" if args.compile else ""
     header += f"{'ASE (seq.)':>14}{'speed-up':>10}" if run_ase else ""
     print(header + "\n" + "-" * len(header))
     ase_rate: dict[str, float] = {}
@@ -164,6 +176,9 @@ def main() -> None:
         rate, steps, builds = time_batched(model_here, atoms, replicas, args, dtype)
         n = len(atoms) * replicas
         line = f"{name:<14}{n:>7}{rate:>14.4g}{1000 * n / rate:>10.1f}{steps:>7}{builds:>10}"
+        if args.compile:
+            compiled, _, _ = time_batched(model_here, atoms, replicas, args, dtype, True)
+            line += f"{compiled:>14.4g}{compiled / rate:>6.2f}x"
         if run_ase:
             key = atoms.get_chemical_formula()
             if key not in ase_rate:
@@ -171,6 +186,8 @@ def main() -> None:
             line += f"{ase_rate[key]:>14.4g}{rate / ase_rate[key]:>9.1f}x"
         print(line + note, flush=True)
     print("rates in atom-steps/s; ASE runs replicas one after the other (rate of one system)")
+    if args.compile:
+        print("compiled: ForceField(compile=True), torch.compile(model, dynamic=True)")
 
 
 if __name__ == "__main__":

@@ -119,6 +119,7 @@ class MLIPModel(torch.nn.Module):
         self.layers = torch.nn.ModuleList()
         self.readouts = torch.nn.ModuleList()
         irreps_in = scalars
+        self.num_scalars: list[int] = []  # per layer; scalars come first in its irreps
         for t in range(config.num_layers):
             last = t == config.num_layers - 1
             irreps_out = scalars if last else hidden
@@ -129,6 +130,7 @@ class MLIPModel(torch.nn.Module):
                 )
             )  # fmt: skip
             num_scalars = irreps_out.count("0e")
+            self.num_scalars.append(num_scalars)
             if last:
                 self.readouts.append(
                     torch.nn.Sequential(
@@ -185,10 +187,11 @@ class MLIPModel(torch.nn.Module):
 
         h = self.embedding(node_attrs)
         node_energy = torch.zeros_like(lengths.new_empty(h.shape[0]))
-        for layer, readout in zip(self.layers, self.readouts, strict=True):
+        for layer, readout, n_scalars in zip(
+            self.layers, self.readouts, self.num_scalars, strict=True
+        ):
             h = layer(h, node_attrs, edge_sh, edge_radial, edge_index, self.inv_avg_neighbors)
-            scalars = h[:, : layer.irreps_out.count("0e")]  # scalars come first in the irreps
-            node_energy = node_energy + readout(scalars).squeeze(-1)
+            node_energy = node_energy + readout(h[:, :n_scalars]).squeeze(-1)
         node_energy = self.scale * node_energy + self.atomic_energies[species]
         n_systems = batch[keys.NUM_ATOMS].shape[0]
         energy = torch.zeros(n_systems, dtype=node_energy.dtype, device=node_energy.device)

@@ -176,6 +176,7 @@ def run_md(
     init_velocities: bool | None = None,
     restart: str | Path | None = None,
     overwrite: bool = False,
+    compile: bool = False,  # noqa: A002 (torch's own name for it)
 ) -> MDResult:
     """Run batched MD of ``replicas`` copies of each input system on ``device``.
 
@@ -193,7 +194,8 @@ def run_md(
     another file. Every
     ``log_every`` steps the frame goes to ``traj`` (HDF5) and a row per system to
     ``log`` (CSV). Raises :class:`MDExplosionError` naming the system and step when a
-    system blows up; what was written stays in the files.
+    system blows up; what was written stays in the files. ``compile``: run the model
+    through ``torch.compile`` (see :mod:`mlip.md.forcefield`; the first step compiles).
     """
     if steps < 0 or log_every < 1:
         raise ValueError(f"need steps >= 0 and log_every >= 1, got {steps}, {log_every}")
@@ -204,7 +206,8 @@ def run_md(
     )
     integrator = make_integrator(ensemble, timestep, friction=friction, tau=tau, seed=seed)
     monitor = ExplosionMonitor(max_force, min_distance, max_displacement)
-    sim = Simulation(state, ForceField(model, skin=skin), integrator, monitor, check_every)
+    force_field = ForceField(model, skin=skin, compile=compile)
+    sim = Simulation(state, force_field, integrator, monitor, check_every)
     same_file = restart is not None and (traj is None or Path(traj) == Path(restart))
     traj = restart if same_file else traj
     writer = None
