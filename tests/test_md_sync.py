@@ -66,7 +66,7 @@ def make_simulation(model, atoms, ensemble: str, check_every: int = 10) -> Simul
     return Simulation(state, force_field, integrator, check_every=check_every)
 
 
-@pytest.mark.parametrize("ensemble", ["nve", "nvt-langevin", "nvt-bussi"])
+@pytest.mark.parametrize("ensemble", ["nve", "nvt-langevin", "nvt-bussi", "nvt-nhc"])
 @pytest.mark.parametrize(
     "system",
     ["ethanol-model", "argon-lj"],

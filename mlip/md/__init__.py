@@ -20,6 +20,7 @@ from mlip.md.integrators import (
 from mlip.md.io import CSVLog, TrajectoryWriter, read_restart, read_structures
 from mlip.md.monitor import ExplosionMonitor, MDExplosionError
 from mlip.md.neighbors import VerletList, neighbor_list
+from mlip.md.nose_hoover import NoseHooverChain
 from mlip.md.runner import MDResult, Simulation, run_md
 from mlip.md.state import (
     AMU_A2_FS2_PER_EV,
@@ -43,6 +44,7 @@ __all__ = [
     "MDExplosionError",
     "MDResult",
     "MDState",
+    "NoseHooverChain",
     "Simulation",
     "TrajectoryWriter",
     "VelocityVerlet",

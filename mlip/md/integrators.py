@@ -204,7 +204,7 @@ class BussiCSVR(_Stochastic):
         return state.replace(step=state.step + 1, time=state.time + dt)
 
 
-ENSEMBLES = ("nve", "nvt-langevin", "nvt-bussi")
+ENSEMBLES = ("nve", "nvt-langevin", "nvt-bussi", "nvt-nhc")
 
 
 def make_integrator(
@@ -213,8 +213,13 @@ def make_integrator(
     friction: float | Sequence[float] = 0.01,
     tau: float | Sequence[float] = 100.0,
     seed: int = 0,
+    chain_length: int = 3,
 ) -> VelocityVerlet:
-    """The integrator of an ensemble name (``ENSEMBLES``); dt in fs, gamma 1/fs, tau fs."""
+    """The integrator of an ensemble name (``ENSEMBLES``); dt in fs, gamma 1/fs, tau fs.
+
+    ``tau`` is the Bussi or Nose-Hoover relaxation time, ``chain_length`` the number of
+    Nose-Hoover thermostats in each chain ("nvt-nhc").
+    """
     name = ensemble.lower()
     if name == "nve":
         return VelocityVerlet(timestep)
@@ -222,4 +227,8 @@ def make_integrator(
         return LangevinBAOAB(timestep, friction=friction, seed=seed)
     if name in ("nvt-bussi", "bussi", "csvr"):
         return BussiCSVR(timestep, tau=tau, seed=seed)
+    if name in ("nvt-nhc", "nhc", "nose-hoover"):
+        from mlip.md.nose_hoover import NoseHooverChain  # imports this module
+
+        return NoseHooverChain(timestep, tau=tau, chain_length=chain_length)
     raise ValueError(f"unknown ensemble '{ensemble}', choose one of {ENSEMBLES}")

@@ -41,8 +41,10 @@ class MDState:
     kinetic temperature T = 2 K / (dof k_B): 3N - 3 when the centre-of-mass momentum
     is held at zero (NVE, Bussi), 3N under Langevin dynamics. ``heat`` accumulates the
     energy (eV) that a thermostat put into each system, so ``total_energy - heat`` is
-    conserved up to discretisation error. ``step`` and ``time`` (fs) count the steps
-    done since the start of the trajectory.
+    conserved up to discretisation error. ``thermostat`` holds the per-system dynamical
+    variables of a deterministic thermostat (Nose-Hoover chain positions and momenta),
+    kept in the state so that snapshots and rollbacks restore them. ``step`` and
+    ``time`` (fs) count the steps done since the start of the trajectory.
     """
 
     positions: torch.Tensor  # (n_atoms, 3) A
@@ -58,6 +60,7 @@ class MDState:
     energy: torch.Tensor | None = None  # (n_systems,) eV, potential energy
     forces: torch.Tensor | None = None  # (n_atoms, 3) eV/A
     heat: torch.Tensor | None = None  # (n_systems,) eV, energy given by the thermostat
+    thermostat: torch.Tensor | None = None  # (n_systems, k) integrator-owned per-system variables
     step: int = 0
     time: float = 0.0  # fs
     names: list[str] = field(default_factory=list)  # one label per system
@@ -241,7 +244,11 @@ def maxwell_boltzmann(
 
 
 def concatenate(states: Sequence[MDState]) -> MDState:
-    """Join states into one batch (energies/forces are dropped; step/time of the first)."""
+    """Join states into one batch (energies/forces are dropped; step/time of the first).
+
+    ``thermostat`` variables are joined when every state has them (same width), else
+    dropped (the integrator's ``init`` restarts them).
+    """
     if not states:
         raise ValueError("concatenate needs at least one state")
     offsets = np.cumsum([0] + [s.n_systems for s in states[:-1]])
@@ -260,5 +267,13 @@ def concatenate(states: Sequence[MDState]) -> MDState:
         energy=None,
         forces=None,
         heat=None,
+        thermostat=_cat_thermostat(states),
         names=[n for s in states for n in s.names],
     )
+
+
+def _cat_thermostat(states: Sequence[MDState]) -> torch.Tensor | None:
+    chains = [s.thermostat for s in states]
+    if any(c is None for c in chains) or len({c.shape[1:] for c in chains}) != 1:
+        return None
+    return torch.cat(chains)
