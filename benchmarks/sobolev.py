@@ -5,7 +5,7 @@ Why derivative labels matter: the same model is trained on N conformers of ethan
 per run (``--minutes``, training time including the per-epoch validation):
 
 * ``e``   energies only          (loss weights E 1, F 0,   H 0)
-* ``ef``  energies + forces      (E 1, F 100, H 0: the SETTINGS of accuracy.py)
+* ``ef``  energies + forces      (E 1, F 100, H 0: configs/accuracy.yaml)
 * ``efh`` energies + forces + Hessians (E 1, F 100, H ``--hessian-weight``, K probes)
 
 Protocol (all draws from ``numpy.random.default_rng(--seed)``, in this order):
@@ -41,7 +41,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
-import importlib.util
 import json
 import os
 import shutil
@@ -59,12 +58,7 @@ DATA = os.path.join(HERE, "..", "..", "shared", "data")
 MODES = {"e": "E", "ef": "E+F", "efh": "E+F+H"}
 
 
-def _accuracy_settings() -> dict[str, Any]:
-    """The model/optimiser SETTINGS of benchmarks/accuracy.py (a sibling script)."""
-    spec = importlib.util.spec_from_file_location("_accuracy", os.path.join(HERE, "accuracy.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return dict(module.SETTINGS)
+ACCURACY_CONFIG = os.path.join(HERE, "..", "configs", "accuracy.yaml")  # model, optimiser
 
 
 @dataclass
@@ -140,7 +134,6 @@ def make_specs(options: Options, sets: dict[str, Any]) -> list[dict[str, Any]]:
     for mode in options.modes:
         if mode not in MODES:
             raise ValueError(f"unknown mode {mode!r}; modes are {list(MODES)}")
-    settings = _accuracy_settings()
     separate = options.parallel > 1 or options.subprocess
     threads = 1 if separate else options.threads  # one thread per subprocess
     specs = []
@@ -169,8 +162,8 @@ def make_specs(options: Options, sets: dict[str, Any]) -> list[dict[str, Any]]:
                     "threads": threads,
                     "seed": options.seed,
                     "dir": os.path.abspath(os.path.join(options.out, name)),
+                    "config": os.path.abspath(ACCURACY_CONFIG),
                     "overrides": {
-                        **settings,
                         **weights,
                         "loss.hessian_probes": options.hessian_probes,
                         "train.max_time": options.minutes * 60.0,
@@ -243,7 +236,7 @@ def run_one(spec: dict[str, Any]) -> dict[str, Any]:
     sets = write_sets(spec, os.path.join(spec["dir"], "sets.json"))
     out = os.path.join(spec["dir"], "train")
     config = load_config(
-        None,
+        spec["config"],
         {
             **spec["overrides"],
             "data.paths": [spec["data"]],

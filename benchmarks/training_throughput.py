@@ -14,7 +14,7 @@ without it (weight 0). Two kinds of batches (``--batches``):
 
 The same batches are timed with and without the Hessian term. The trainer evaluates
 the conformers with and without a Hessian as two sub-batches, so only the former pay
-for the probes. The model is that of benchmarks/accuracy.py's SETTINGS. Each row:
+for the probes. The model is that of configs/accuracy.yaml. Each row:
 ``--warmup`` untimed steps, then ``--steps`` timed ones; throughput = steps x batch /
 time. Timings of a machine shared with other jobs are noisy; rerun the rows you quote.
 
@@ -27,7 +27,6 @@ The issue expects the Hessian term to cost less than 2x per step.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import sys
 import tempfile
@@ -42,12 +41,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 DATA = os.path.join(HERE, "..", "..", "shared", "data")
 
 
-def _accuracy_settings() -> dict[str, Any]:
-    """The model/optimiser SETTINGS of benchmarks/accuracy.py (a sibling script)."""
-    spec = importlib.util.spec_from_file_location("_accuracy", os.path.join(HERE, "accuracy.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return dict(module.SETTINGS)
+ACCURACY_CONFIG = os.path.join(HERE, "..", "configs", "accuracy.yaml")  # model, optimiser
 
 
 @dataclass
@@ -93,9 +87,8 @@ def build_trainer(
     from mlip.train.trainer import Trainer
 
     config = load_config(
-        None,
+        ACCURACY_CONFIG,
         {
-            **_accuracy_settings(),
             "data.paths": [data],
             "data.groups": [group],
             "data.train_size": pool,

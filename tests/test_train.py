@@ -31,6 +31,17 @@ def test_shipped_default_yaml_equals_the_built_in_defaults():
     assert load_config(os.path.join(ROOT, "configs", "default.yaml")) == TrainConfig()
 
 
+def test_shipped_accuracy_yaml_is_the_accurate_model():
+    """configs/accuracy.yaml (read by three benchmarks) loads and differs where it says."""
+    config = load_config(os.path.join(ROOT, "configs", "accuracy.yaml"))
+    default = TrainConfig()
+    assert (config.model.channels, config.model.l_max) == (64, 2)
+    assert config.model.extra == {"hidden_l_max": 2}
+    assert config.optim.scheduler == "cosine_time" and config.loss.hessian_weight == 0.0
+    assert config.data.batch_size == 5 != default.data.batch_size
+    assert config.train.max_time == 1200.0 and config.loss.forces_weight == 100.0
+
+
 def test_yaml_then_overrides_then_validation(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text(yaml.safe_dump({"loss": {"forces_weight": 20}, "model": {"r_max": 4.0}}))
