@@ -31,6 +31,7 @@ import json
 import os
 from dataclasses import dataclass
 from math import pi, sqrt
+from typing import Any
 
 import numpy as np
 from ase import units
@@ -92,36 +93,20 @@ class HarmonicResult:
         self._check_atoms(atoms)
         return VibrationsData.from_2d(atoms, self.hessian)
 
-    def thermochemistry(
-        self,
-        atoms,  # noqa: ANN001 (ase.Atoms)
-        temperature: float = 298.15,
-        pressure: float = 101325.0,
-        geometry: str | None = None,
-        symmetrynumber: int = 1,
-        spin: float = 0,
-        potentialenergy: float = 0.0,
-    ) -> dict[str, float]:
-        """Harmonic thermochemistry at ``temperature`` (K) and ``pressure`` (Pa), in eV.
+    def thermochemistry(self, atoms, **options: Any) -> dict[str, float]:  # noqa: ANN001
+        """Harmonic thermochemistry of ``atoms`` (ase.Atoms) in eV and eV/K.
 
         Molecules: ideal gas + rigid rotor + harmonic oscillator
         (``ase.thermochemistry.IdealGasThermo``); periodic systems: harmonic
-        oscillators only (``HarmonicThermo``). Imaginary modes are left out and
-        counted in ``n_imaginary``. See :func:`mlip.vib.thermo.thermochemistry`.
+        oscillators only (``HarmonicThermo``). Imaginary modes are left out and counted
+        in ``n_imaginary``. ``options`` (temperature K, pressure Pa, geometry,
+        symmetrynumber, spin, potentialenergy eV) are those of
+        :func:`mlip.vib.thermo.thermochemistry`, which this calls.
         """
         from mlip.vib.thermo import thermochemistry
 
         self._check_atoms(atoms)
-        return thermochemistry(
-            self,
-            atoms,
-            temperature=temperature,
-            pressure=pressure,
-            geometry=geometry,
-            symmetrynumber=symmetrynumber,
-            spin=spin,
-            potentialenergy=potentialenergy,
-        )
+        return thermochemistry(self, atoms, **options)
 
     def compare(self, reference: HarmonicResult):  # noqa: ANN201 (-> ModeComparison)
         """Mode-by-mode comparison with a reference (sorted order): errors, MAE, max, cm^-1."""
