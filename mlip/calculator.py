@@ -11,6 +11,10 @@
 
 All derivatives come from :func:`mlip.derivatives.compute`. The model is evaluated in
 the calculator's own dtype/device; torch's global default dtype is never changed.
+With ``compile=True`` energies, forces and stress go through
+``torch.compile(model, dynamic=True)`` (the first call compiles; results equal the eager
+model's to rounding); Hessians need double backward, which torch.compile does not
+support, and use the eager model.
 """
 
 from __future__ import annotations
@@ -90,7 +94,8 @@ class MLIPCalculator(Calculator):
 
     ``model_or_path``: a module with the model interface, or a path for
     :func:`mlip.model.load_model`. ``device``: torch device; ``dtype``: "float64"
-    (default, for MD and Hessians) or "float32".
+    (default, for MD and Hessians) or "float32". ``compile``: run energies, forces and
+    stress through ``torch.compile`` (see the module docstring).
     """
 
     implemented_properties = ["energy", "free_energy", "energies", "forces", "stress"]
@@ -100,12 +105,14 @@ class MLIPCalculator(Calculator):
         model_or_path: torch.nn.Module | str | os.PathLike,
         device: str | torch.device = "cpu",
         dtype: str | torch.dtype = "float64",
+        compile: bool = False,  # noqa: A002 (torch's own name for it)
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
         self.dtype = _resolve_dtype(dtype)
         self.device = torch.device(device)
         self.model = load_calculator_model(model_or_path, self.device, self.dtype)
+        self._compiled = torch.compile(self.model, dynamic=True) if compile else self.model
         known = getattr(self.model, "atomic_numbers", None)
         self.known_numbers: set[int] | None = None if known is None else {int(z) for z in known}
 
@@ -128,7 +135,8 @@ class MLIPCalculator(Calculator):
         periodic = bool(atoms.pbc.any()) and atoms.cell.rank == 3
         want_hessian = "hessian" in properties
         batch = atoms_to_batch(atoms, self.cutoff, dtype=self.dtype, device=self.device)
-        out = compute(self.model, batch, forces=True, stress=periodic, hessian=want_hessian)
+        model = self.model if want_hessian else self._compiled
+        out = compute(model, batch, forces=True, stress=periodic, hessian=want_hessian)
 
         def numpy(t: torch.Tensor) -> np.ndarray:
             return t.detach().to("cpu", torch.float64).numpy()
