@@ -61,6 +61,7 @@ class MDState:
     forces: torch.Tensor | None = None  # (n_atoms, 3) eV/A
     heat: torch.Tensor | None = None  # (n_systems,) eV, energy given by the thermostat
     thermostat: torch.Tensor | None = None  # (n_systems, k) integrator-owned per-system variables
+    stress: torch.Tensor | None = None  # (n_systems,3,3) eV/A^3
     step: int = 0
     time: float = 0.0  # fs
     names: list[str] = field(default_factory=list)  # one label per system
@@ -266,6 +267,7 @@ def concatenate(states: Sequence[MDState]) -> MDState:
         dof=cat("dof"),
         energy=None,
         forces=None,
+        stress=None,
         heat=None,
         thermostat=_cat_thermostat(states),
         names=[n for s in states for n in s.names],
