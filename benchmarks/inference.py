@@ -4,7 +4,10 @@ Each call starts from an ``ase.Atoms`` (neighbour list, graph building and Pytho
 overhead included, as an ASE calculator call would), for ethanol (9 atoms), aspirin
 (21 atoms) and 108-atom fcc Cu. Usage:
 
-    python benchmarks/inference.py [--model model.pt] [--repeats 20] [--threads 2]
+    python benchmarks/inference.py [--model model.pt] [--repeats 20] [--threads 2] [--compile]
+
+``--compile`` adds a column: energy+forces with ``torch.compile(model, dynamic=True)``
+(what ``MLIPCalculator(..., compile=True)`` does), compilation excluded from the timing.
 
 For scale (measured on this 2-core machine, given in the issue): MACE's ASE
 calculator (93k parameters, float64) takes 125 / 148 ms per energy+forces call for
@@ -72,6 +75,7 @@ def main() -> None:
     )
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--compile", action="store_true", help="also time a compiled model")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if args.model:
@@ -84,6 +88,7 @@ def main() -> None:
     header = (
         f"{'system':>8} {'atoms':>5} {'E+F ms':>8} {'Hessian ms':>11} {'MACE E+F':>9} {'MACE H':>8}"
     )
+    header += f" {'compiled E+F ms':>16}" if args.compile else ""
     print(header)
     for name, atoms in systems(args.data_dir).items():
         model_here, note = model_for(model, atoms)
@@ -100,7 +105,13 @@ def main() -> None:
         hess = time_call(hessian, 1 if large else max(1, args.repeats // 5), warm_up=not large)
         mace = MACE_MS.get(name)
         mace_txt = f"{mace[0]:>9.0f} {mace[1]:>8.0f}" if mace else f"{'-':>9} {'-':>8}"
-        print(f"{name:>8} {len(atoms):>5} {ef:>8.2f} {hess:>11.1f} {mace_txt}{note}")
+        compiled_txt = ""
+        if args.compile:
+            compiled = torch.compile(model_here, dynamic=True)
+            energy_forces(model=compiled)  # compiles; the timing below warms up once more
+            ms = time_call(lambda compiled=compiled: energy_forces(model=compiled), args.repeats)
+            compiled_txt = f" {ms:>16.2f}"
+        print(f"{name:>8} {len(atoms):>5} {ef:>8.2f} {hess:>11.1f} {mace_txt}{compiled_txt}{note}")
 
 
 if __name__ == "__main__":

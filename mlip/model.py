@@ -165,8 +165,15 @@ class MLIPModel(torch.nn.Module):
 
     # -- forward -------------------------------------------------------------
     def element_indices(self, atomic_numbers: torch.Tensor) -> torch.Tensor:
+        """Row of each atom's element in the model's tables; UnknownElementError if absent.
+
+        The check reads a device value (a host sync, and a graph break under
+        torch.compile); it is skipped while compiling, so compiled callers
+        (MLIPCalculator, mlip.md.ForceField) check the elements themselves first.
+        """
         index = self.element_index[atomic_numbers]
-        if self.check_elements and bool((index < 0).any()):
+        check = self.check_elements and not torch.compiler.is_compiling()
+        if check and bool((index < 0).any()):
             unknown = sorted({int(z) for z in atomic_numbers[index < 0]})
             raise UnknownElementError(
                 f"elements {[chemical_symbols[z] for z in unknown]} are unknown to this model, "
