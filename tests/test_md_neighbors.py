@@ -160,3 +160,79 @@ def test_zero_volume_cell_is_rejected():
     pbc = torch.ones(1, 3, dtype=torch.bool)
     with pytest.raises(ValueError, match="zero volume"):
         neighbor_list(positions, cell, pbc, torch.zeros(2, dtype=torch.long), [2], 3.0)
+
+
+def deform(rng: np.random.Generator, kind: str) -> np.ndarray:
+    """A deformation gradient F (cell -> cell @ F): isotropic or a general strain."""
+    if kind == "isotropic":
+        return rng.uniform(0.93, 1.07) * np.eye(3)
+    return np.eye(3) + rng.uniform(-0.04, 0.04, (3, 3))
+
+
+def missing_pairs(nl: VerletList, systems, positions: np.ndarray, cells, r_max: float) -> int:
+    """Pairs within r_max of a fresh vesin list that the stored list lacks."""
+    stored = as_set(nl.edge_index[0].numpy(), nl.edge_index[1].numpy(), nl.edge_shifts.numpy())
+    start = np.cumsum([0] + [len(p) for p, _, _ in systems])
+    expected = set()
+    for k, (_, _, b) in enumerate(systems):
+        p = positions[start[k] : start[k + 1]]
+        i, j, s = vesin_neighbor_list(p, cells[k] if b.any() else None, b, r_max)
+        expected |= as_set(i + start[k], j + start[k], s)
+    return len(expected - stored)
+
+
+@pytest.mark.parametrize("kind", ["isotropic", "general"])
+def test_staleness_is_exact_for_deformed_cells(kind):
+    """Whenever is_stale(positions, cell) is False, no pair within r_max is missing."""
+    rng = np.random.default_rng(11)
+    systems = random_systems(rng)  # small skewed cell, mixed pbc, no pbc
+    sizes = [len(p) for p, _, _ in systems]
+    system_idx = torch.repeat_interleave(torch.arange(len(sizes)), torch.tensor(sizes))
+    pbc = torch.tensor(np.stack([b for _, _, b in systems]))
+    positions0 = np.concatenate([p for p, _, _ in systems])
+    cells0 = np.stack([c for _, c, _ in systems])
+    r_max, skin = 3.0, 1.0
+    nl = VerletList(r_max, skin)
+    nl.build(torch.tensor(positions0), torch.tensor(cells0), pbc, system_idx, sizes)
+    counts = {"fresh": 0, "stale": 0}
+    for _ in range(60):
+        f = [deform(rng, kind) if b.any() else np.eye(3) for _, _, b in systems]
+        cells = np.stack([c @ fk for c, fk in zip(cells0, f, strict=True)])
+        # affine motion with the cell (what a barostat does) plus random moves
+        positions = np.concatenate(
+            [p @ fk for (p, _, _), fk in zip(systems, f, strict=True)]
+        ) + rng.normal(0, rng.uniform(0.0, 0.15), positions0.shape)
+        stale = bool(nl.is_stale(torch.tensor(positions), torch.tensor(cells)))
+        counts["stale" if stale else "fresh"] += 1
+        if not stale:
+            assert missing_pairs(nl, systems, positions, cells, r_max) == 0
+    assert counts["fresh"] >= 10 and counts["stale"] >= 10, counts
+
+
+def test_compressed_cell_is_stale_though_no_atom_moved():
+    """One atom at the origin of a primitive cell (images only), compressed by s: stale
+    iff s < r_max / (r_max + skin), which the displacement-only test cannot see."""
+    atoms = bulk("Cu", "fcc", a=3.61)  # 2.55 A cell vectors, cutoff 5 A: many images
+    state = from_atoms(atoms)
+    r_max, skin = 4.0, 1.0
+    nl = VerletList(r_max, skin)
+    nl.build(state.positions, state.cell, state.pbc, state.system_idx, [state.n_atoms])
+    systems = [(atoms.positions, atoms.cell.array, atoms.pbc)]
+    # shells at 2.55, 3.61, 4.42 A are listed, 5.10 A is not: it enters r_max for s < 0.784
+    for s, stale in [(1.0, False), (1.3, False), (0.81, False), (0.79, True), (0.77, True)]:
+        positions, cell = s * state.positions, s * state.cell
+        assert bool(nl.is_stale(positions, cell)) == stale, s
+        assert not bool(nl.is_stale(positions))  # no atom moved
+        missing = missing_pairs(nl, systems, positions.numpy(), cell.numpy(), r_max)
+        assert missing == 0 if not stale else (missing > 0) == (s < 0.784), (s, missing)
+
+
+def test_unchanged_cell_gives_the_displacement_test():
+    state = from_atoms(bulk("Cu", "fcc", a=3.61, cubic=True) * (2, 2, 2))
+    nl = VerletList(4.0, 1.0)
+    nl.build(state.positions, state.cell, state.pbc, state.system_idx, [state.n_atoms])
+    moved = state.positions.clone()
+    moved[5, 0] += 0.49
+    assert not bool(nl.is_stale(moved, state.cell))
+    moved[5, 0] += 0.02
+    assert bool(nl.is_stale(moved, state.cell))

@@ -19,6 +19,15 @@ longer than r_max are dropped before every evaluation (one gather and a boolean 
 A boolean mask has a data-dependent size, which costs a host sync on a GPU, so by
 default pruning is on for CPU states only.
 
+Stress and moving cells. With ``stress = True`` every call also computes the stress
+sigma = (1/V) dE/d(strain) (n_systems, 3, 3), eV/A^3, ASE sign, so that the potential
+pressure is -tr(sigma)/3, by the strain derivative of :func:`mlip.derivatives.compute`,
+and stores it in ``state.stress`` (otherwise ``state.stress`` is None). It costs one
+more input to the backward pass, so only integrators that need it (barostats) switch
+it on in their ``init``. With ``variable_cell = True`` (default: same as ``stress``)
+the neighbour-list staleness test also accounts for the change of the cells since the
+list was built (:meth:`mlip.md.neighbors.VerletList.is_stale`).
+
 Compilation. With ``compile=True`` the model's forward pass goes through
 ``torch.compile(model, dynamic=True)`` (TorchInductor: fused kernels, C++ on the CPU,
 Triton on a GPU); forces are still the autograd gradient of its energy, so results agree
@@ -41,14 +50,15 @@ from mlip.md.state import MDState
 
 
 class ForceField:
-    """Callable ``state -> state`` with ``energy`` (eV) and ``forces`` (eV/A) filled in.
+    """Callable ``state -> state`` with ``energy`` (eV), ``forces`` (eV/A) (and ``stress``).
 
     ``model`` is any energy model of the package (``r_max`` in A, ``forward(batch)``);
     the list is built with cutoff ``model.r_max + skin`` (A). A model with r_max = 0
     (e.g. :class:`mlip.potentials.HarmonicBonds`) gets no edges and no list.
     ``prune`` (default: on the CPU only) drops edges longer than r_max before each
-    model call; ``compile`` runs the model through ``torch.compile``; see the module
-    docstring.
+    model call; ``compile`` runs the model through ``torch.compile``; ``stress`` adds
+    the stress (eV/A^3) to the state and ``variable_cell`` makes the list follow changing
+    cells; see the module docstring.
     """
 
     def __init__(
@@ -59,8 +69,12 @@ class ForceField:
         deferred: bool = False,
         prune: bool | None = None,
         compile: bool = False,  # noqa: A002 (torch's own name for it)
+        stress: bool = False,
+        variable_cell: bool | None = None,
     ) -> None:
         self.model = model
+        self.stress = bool(stress)
+        self.variable_cell = self.stress if variable_cell is None else bool(variable_cell)
         self.compiled = compile
         self._forward = torch.compile(model, dynamic=True) if compile else model
         self.prune = prune
@@ -112,7 +126,7 @@ class ForceField:
         if n.reference is None or n.reference.shape != state.positions.shape:
             self.rebuild(state)
             return
-        stale = n.is_stale(state.positions)
+        stale = n.is_stale(state.positions, state.cell if self.variable_cell else None)
         if self.deferred:
             self.stale_flag = self.stale_flag | stale
         elif bool(stale):  # one host sync
@@ -152,8 +166,9 @@ class ForceField:
 
     def __call__(self, state: MDState) -> MDState:
         self._update_list(state)
-        out = compute(self._forward, self.batch(state), forces=True)
-        return state.replace(energy=out[keys.ENERGY], forces=out[keys.FORCES])
+        out = compute(self._forward, self.batch(state), forces=True, stress=self.stress)
+        stress = out[keys.STRESS] if self.stress else None
+        return state.replace(energy=out[keys.ENERGY], forces=out[keys.FORCES], stress=stress)
 
     def take_stale_flag(self) -> bool:
         """Read (one host sync) and clear the deferred stale flag."""

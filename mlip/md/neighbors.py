@@ -18,6 +18,17 @@ bound memory.
 atom has moved more than skin / 2 since the build; until then every pair closer than
 r_max is in the list (two atoms approach each other by at most skin), and the extra
 pairs are harmless because models zero every edge beyond r_max.
+
+When the cell changes (NPT), pair vectors across the boundary, R_j - R_i + S @ cell,
+change with the cell even if no atom moves, so displacements alone do not bound them.
+:meth:`VerletList.is_stale` with ``cell`` given uses the exact criterion of
+:func:`deformed_cell_limit`: with F = cell_ref^-1 cell the deformation gradient since
+the build (row vectors: cell = cell_ref F), every pair vector is r = r' F with
+r' = r_ref + Delta_j - Delta_i, Delta_a = R_a F^-1 - R_a^ref the displacement seen in
+the reference cell. A pair left out of the list had |r_ref| >= r_max + skin, so now
+|r| >= s_min (r_max + skin - 2 max_a |Delta_a|), s_min the smallest singular value of
+F; the list is complete while 2 max |Delta| < r_max + skin - r_max / s_min. For F = 1
+this is the fixed-cell test max |Delta| < skin / 2.
 """
 
 from __future__ import annotations
@@ -264,14 +275,59 @@ def _pairs_of_group(
     return torch.cat(out_i), torch.cat(out_j), torch.cat(out_g)
 
 
+def smallest_singular_value(matrices: torch.Tensor) -> torch.Tensor:
+    """(n,) smallest singular values of (n, 3, 3) matrices, in closed form on the device.
+
+    s_min^2 is the smallest eigenvalue of the symmetric A = F F^T, from the
+    trigonometric solution of its characteristic cubic (Smith 1961): with q = tr A / 3,
+    p = sqrt(|A - q|_F^2 / 6) and r = det((A - q) / p) / 2, the eigenvalues are
+    q + 2 p cos(acos(r) / 3 + 2 pi k / 3); the smallest is k = 1 (p = 0: all equal q).
+    No LAPACK call, hence no error check that would wait for the device.
+    """
+    a = matrices @ matrices.transpose(1, 2)
+    q = torch.diagonal(a, dim1=1, dim2=2).sum(-1) / 3.0
+    shifted = a - q[:, None, None] * torch.eye(3, dtype=a.dtype, device=a.device)
+    p = torch.sqrt((shifted * shifted).sum((1, 2)) / 6.0)
+    b = shifted / torch.where(p > 0, p, torch.ones_like(p))[:, None, None]
+    det = (b[:, 0] * torch.cross(b[:, 1], b[:, 2], dim=-1)).sum(-1)
+    phi = torch.acos((0.5 * det).clamp(-1.0, 1.0)) / 3.0
+    smallest = q + 2.0 * p * torch.cos(phi + 2.0 * np.pi / 3.0)
+    return torch.sqrt(torch.where(p > 0, smallest, q).clamp_min(0.0))
+
+
+def deformed_cell_limit(
+    cell_ref: torch.Tensor, cell: torch.Tensor, r_max: float, skin: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """F^-1 (n_systems, 3, 3) and the largest allowed displacement (n_systems,) A.
+
+    For invertible cells (rows) with cell = cell_ref F: F^-1 = cell^-1 cell_ref maps
+    positions back to the reference cell, and the list built at cell_ref with cutoff
+    r_max + skin is complete while every such displacement Delta satisfies
+    |Delta| <= (r_max + skin - r_max / s_min(F)) / 2 (module docstring); a negative
+    limit means stale whatever the atoms did. Systems whose cell did not change get
+    exactly skin / 2 and F^-1 = 1.
+    """
+    # inv_ex: no error check, hence no host sync
+    f_inv = torch.linalg.inv_ex(cell)[0] @ cell_ref
+    s_min = smallest_singular_value(torch.linalg.inv_ex(cell_ref)[0] @ cell)
+    s_min = s_min * (1.0 - 64.0 * torch.finfo(cell.dtype).eps)  # rounding: stay conservative
+    limit = 0.5 * (r_max + skin - r_max / s_min.clamp_min(torch.finfo(cell.dtype).tiny))
+    same = (cell == cell_ref).all(-1).all(-1)
+    eye = torch.eye(3, dtype=cell.dtype, device=cell.device).expand_as(f_inv)
+    f_inv = torch.where(same[:, None, None], eye, f_inv)
+    return f_inv, torch.where(same, torch.full_like(limit, 0.5 * skin), limit)
+
+
 class VerletList:
     """A neighbour list with cutoff ``r_max + skin`` (A), rebuilt only when needed.
 
-    ``build`` computes the list and remembers the positions; ``is_stale`` is a device
-    boolean, true once some atom has moved more than skin / 2 from where it was at the
-    last build (max_a |R_a - R_a^build| > skin / 2), which is when a pair closer than
-    r_max could be missing. Reading it on the host is the caller's choice (see
-    :class:`mlip.md.forcefield.ForceField`).
+    ``build`` computes the list and remembers the positions and cells; ``is_stale`` is
+    a device boolean, true once some atom has moved more than skin / 2 from where it was
+    at the last build (max_a |R_a - R_a^build| > skin / 2), which is when a pair closer
+    than r_max could be missing. With ``cell`` given (cells that change, NPT) the test
+    is the exact deformed-cell criterion of :func:`deformed_cell_limit`, applied to the
+    systems whose cell differs from the one at the build. Reading it on the host is the
+    caller's choice (see :class:`mlip.md.forcefield.ForceField`).
     """
 
     def __init__(self, r_max: float, skin: float = 1.0, max_candidates: int = 2**20) -> None:
@@ -283,6 +339,10 @@ class VerletList:
         self.edge_index: torch.Tensor | None = None
         self.edge_shifts: torch.Tensor | None = None
         self.reference: torch.Tensor | None = None
+        self.reference_cell: torch.Tensor | None = None
+        self.reference_pbc: torch.Tensor | None = None
+        self.reference_system_idx: torch.Tensor | None = None
+        self._all_periodic = True
         self.builds = 0
 
     @property
@@ -302,11 +362,35 @@ class VerletList:
             positions, cell, pbc, system_idx, num_atoms, self.cutoff, self.max_candidates
         )
         self.reference = positions.detach().clone()
+        self.reference_pbc = pbc.detach().clone()
+        self._all_periodic = bool(pbc.all())  # host: then the cells are their own effective cells
+        self.reference_cell = self._effective(cell.detach().to(positions.dtype)).clone()
+        self.reference_system_idx = system_idx
         self.builds += 1
 
-    def is_stale(self, positions: torch.Tensor) -> torch.Tensor:
-        """0-d bool tensor on the device: has any atom moved more than skin / 2?"""
+    def _effective(self, cell: torch.Tensor) -> torch.Tensor:
+        return cell if self._all_periodic else effective_cell(cell, self.reference_pbc)
+
+    def is_stale(self, positions: torch.Tensor, cell: torch.Tensor | None = None) -> torch.Tensor:
+        """0-d bool tensor on the device: could a pair closer than r_max be missing?
+
+        Without ``cell``: has any atom moved more than skin / 2 since the build? With
+        ``cell`` (n_systems, 3, 3), the current cells: the exact test for deformed cells
+        (:func:`deformed_cell_limit`), the same as without for unchanged cells.
+        """
         if self.reference is None or self.reference.shape != positions.shape:
             return torch.ones((), dtype=torch.bool, device=positions.device)
-        moved2 = ((positions.detach() - self.reference) ** 2).sum(-1)
-        return (moved2 > (0.5 * self.skin) ** 2).any()
+        if cell is None:
+            moved2 = ((positions.detach() - self.reference) ** 2).sum(-1)
+            return (moved2 > (0.5 * self.skin) ** 2).any()
+        f_inv, limit = deformed_cell_limit(
+            self.reference_cell,
+            self._effective(cell.detach().to(self.reference.dtype)),
+            self.r_max,
+            self.skin,
+        )
+        idx = self.reference_system_idx
+        back = torch.einsum("ax,axy->ay", positions.detach(), f_inv[idx])
+        moved2 = ((back - self.reference) ** 2).sum(-1)
+        atom_limit = limit[idx]
+        return ((moved2 > atom_limit * atom_limit) | (atom_limit < 0)).any()
