@@ -9,6 +9,7 @@ through :func:`mlip.derivatives.compute` with a neighbour list built on the devi
                     steps=10_000, replicas=64, device="cuda", traj="md.h5", log="md.csv")
 """
 
+from mlip.md.barostat import NPTBussi, NPTLangevin, StochasticCellRescaling
 from mlip.md.forcefield import ForceField
 from mlip.md.integrators import (
     ENSEMBLES,
@@ -44,8 +45,11 @@ __all__ = [
     "MDExplosionError",
     "MDResult",
     "MDState",
+    "NPTBussi",
+    "NPTLangevin",
     "NoseHooverChain",
     "Simulation",
+    "StochasticCellRescaling",
     "TrajectoryWriter",
     "VelocityVerlet",
     "VerletList",

@@ -204,7 +204,7 @@ class BussiCSVR(_Stochastic):
         return state.replace(step=state.step + 1, time=state.time + dt)
 
 
-ENSEMBLES = ("nve", "nvt-langevin", "nvt-bussi", "nvt-nhc")
+ENSEMBLES = ("nve", "nvt-langevin", "nvt-bussi", "nvt-nhc", "npt-langevin", "npt-bussi")
 
 
 def make_integrator(
@@ -214,11 +214,16 @@ def make_integrator(
     tau: float | Sequence[float] = 100.0,
     seed: int = 0,
     chain_length: int = 3,
+    pressure: float | Sequence[float] = 0.0,
+    compressibility: float | Sequence[float] = 0.01,
+    tau_p: float | Sequence[float] = 1000.0,
 ) -> VelocityVerlet:
     """The integrator of an ensemble name (``ENSEMBLES``); dt in fs, gamma 1/fs, tau fs.
 
     ``tau`` is the Bussi or Nose-Hoover relaxation time, ``chain_length`` the number of
-    Nose-Hoover thermostats in each chain ("nvt-nhc").
+    Nose-Hoover thermostats in each chain ("nvt-nhc"). The NPT ensembles ("npt-langevin",
+    "npt-bussi": stochastic cell rescaling, :mod:`mlip.md.barostat`) take the target
+    ``pressure`` (GPa), the ``compressibility`` (1/GPa) and the barostat time ``tau_p`` (fs).
     """
     name = ensemble.lower()
     if name == "nve":
@@ -231,4 +236,11 @@ def make_integrator(
         from mlip.md.nose_hoover import NoseHooverChain  # imports this module
 
         return NoseHooverChain(timestep, tau=tau, chain_length=chain_length)
+    if name in ("npt-langevin", "npt-bussi"):
+        from mlip.md.barostat import NPTBussi, NPTLangevin  # imports this module
+
+        baro = {"pressure": pressure, "compressibility": compressibility, "tau_p": tau_p}
+        if name == "npt-langevin":
+            return NPTLangevin(timestep, friction=friction, seed=seed, **baro)
+        return NPTBussi(timestep, tau=tau, seed=seed, **baro)
     raise ValueError(f"unknown ensemble '{ensemble}', choose one of {ENSEMBLES}")
