@@ -1,8 +1,9 @@
 """``mlip md MODEL STRUCTURE``: batched molecular dynamics on the CPU or a GPU.
 
 Units: temperature K, timestep fs, friction 1/fs, tau fs, distances A, forces eV/A,
-energies eV. STRUCTURE is any file ASE reads (every frame becomes a system of the
-batch) or an mlip HDF5 conformer ``FILE.h5:GROUP[:INDEX]``.
+energies eV, pressure GPa, compressibility 1/GPa, tau_p fs. STRUCTURE is any file ASE
+reads (every frame becomes a system of the batch) or an mlip HDF5 conformer
+``FILE.h5:GROUP[:INDEX]``. NPT ensembles (npt-langevin, npt-bussi) need periodic cells.
 """
 
 from __future__ import annotations
@@ -37,6 +38,18 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument("--friction", type=float, default=0.01, help="Langevin gamma, 1/fs")
     parser.add_argument(
         "--tau", type=float, default=100.0, help="Bussi / Nose-Hoover relaxation time, fs"
+    )
+    parser.add_argument(
+        "--pressure", type=float, default=0.0, help="NPT target pressure, GPa (npt-*)"
+    )
+    parser.add_argument(
+        "--compressibility",
+        type=float,
+        default=0.01,
+        help="NPT barostat compressibility estimate, 1/GPa (~0.01 metals, 0.45 water)",
+    )
+    parser.add_argument(
+        "--tau-p", type=float, default=1000.0, help="NPT barostat relaxation time, fs"
     )
     parser.add_argument("--device", default="cpu", help="torch device, e.g. cuda")
     parser.add_argument("--dtype", default="float64", choices=["float64", "float32"])
@@ -90,7 +103,8 @@ def run(args: argparse.Namespace) -> int:
             check_every=args.check_every, progress=not args.no_progress,
             max_force=args.max_force, min_distance=args.min_distance,
             max_displacement=args.max_displacement, restart=args.restart,
-            overwrite=args.overwrite, compile=args.compile,
+            overwrite=args.overwrite, compile=args.compile, pressure=args.pressure,
+            compressibility=args.compressibility, tau_p=args.tau_p,
         )  # fmt: skip
     except MDExplosionError as err:
         print(f"mlip md: {err}")

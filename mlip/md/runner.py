@@ -177,6 +177,9 @@ def run_md(
     restart: str | Path | None = None,
     overwrite: bool = False,
     compile: bool = False,  # noqa: A002 (torch's own name for it)
+    pressure: float | Sequence[float] = 0.0,
+    compressibility: float | Sequence[float] = 0.01,
+    tau_p: float | Sequence[float] = 1000.0,
 ) -> MDResult:
     """Run batched MD of ``replicas`` copies of each input system on ``device``.
 
@@ -196,6 +199,10 @@ def run_md(
     ``log`` (CSV). Raises :class:`MDExplosionError` naming the system and step when a
     system blows up; what was written stays in the files. ``compile``: run the model
     through ``torch.compile`` (see :mod:`mlip.md.forcefield`; the first step compiles).
+    NPT ("npt-langevin", "npt-bussi", periodic systems only, :mod:`mlip.md.barostat`):
+    target ``pressure`` in GPa, ``compressibility`` in 1/GPa and barostat relaxation time
+    ``tau_p`` in fs, one value or one per system; the cell of every frame is written to
+    ``traj``, and ``conserved`` is then the effective energy of the barostat module.
     """
     if steps < 0 or log_every < 1:
         raise ValueError(f"need steps >= 0 and log_every >= 1, got {steps}, {log_every}")
@@ -204,7 +211,16 @@ def run_md(
     state, continuing = _initial_state(
         atoms_or_state, restart, replicas, temperature, device, dtype, seed, init_velocities
     )
-    integrator = make_integrator(ensemble, timestep, friction=friction, tau=tau, seed=seed)
+    integrator = make_integrator(
+        ensemble,
+        timestep,
+        friction=friction,
+        tau=tau,
+        seed=seed,
+        pressure=pressure,
+        compressibility=compressibility,
+        tau_p=tau_p,
+    )
     monitor = ExplosionMonitor(max_force, min_distance, max_displacement)
     force_field = ForceField(model, skin=skin, compile=compile)
     sim = Simulation(state, force_field, integrator, monitor, check_every)
