@@ -237,6 +237,8 @@ def test_run_md_writes_the_cell_of_every_frame_and_cli(tmp_path, capsys):
     volumes = np.abs(np.linalg.det(cells))
     assert (np.abs(np.diff(volumes)) > 0.1).all() and volumes[-1] < 0.9 * volumes[0], volumes
     np.testing.assert_allclose(cells[-1], result.state.cell[0].numpy())
+    np.testing.assert_allclose(result.volume[:, 0], volumes, rtol=1e-10)  # logged per frame
+    np.testing.assert_allclose(result.pressure[-1], pressure(result.state).numpy(), rtol=1e-10)
     # CLI: the NPT options reach the integrator; non-periodic input is a clean error
     model_path, structure = tmp_path / "model.pt", tmp_path / "argon.extxyz"
     small_model(atomic_numbers=(18,), r_max=4.0).save(model_path)

@@ -72,6 +72,12 @@ def test_trajectory_layout_and_csv(tmp_path):
         assert float(r["potential_eV"]) == pytest.approx(float(state.energy[s]))
         total = float(r["potential_eV"]) + float(r["kinetic_eV"])
         assert float(r["total_eV"]) == pytest.approx(total)
+        assert r["pressure_GPa"] == ""  # NVT computes no stress
+        if bool(state.pbc[s].all()):  # the argon crystal: V = det(cell)
+            volume = abs(float(torch.linalg.det(state.cell[s])))
+            assert float(r["volume_A3"]) == pytest.approx(volume)
+        else:
+            assert r["volume_A3"] == ""
     np.testing.assert_allclose(result.temperature[-1], state.kinetic_temperature().numpy())
 
 

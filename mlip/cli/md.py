@@ -40,6 +40,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "--tau", type=float, default=100.0, help="Bussi / Nose-Hoover relaxation time, fs"
     )
     parser.add_argument(
+        "--chain-length", type=int, default=3, help="Nose-Hoover thermostats per chain (nvt-nhc)"
+    )
+    parser.add_argument(
         "--pressure", type=float, default=0.0, help="NPT target pressure, GPa (npt-*)"
     )
     parser.add_argument(
@@ -105,6 +108,7 @@ def run(args: argparse.Namespace) -> int:
             max_displacement=args.max_displacement, restart=args.restart,
             overwrite=args.overwrite, compile=args.compile, pressure=args.pressure,
             compressibility=args.compressibility, tau_p=args.tau_p,
+            chain_length=args.chain_length,
         )  # fmt: skip
     except MDExplosionError as err:
         print(f"mlip md: {err}")
@@ -128,6 +132,13 @@ def run(args: argparse.Namespace) -> int:
         f"final T {np.mean(result.temperature[-1]):.1f} K (mean over systems), "
         f"max conserved-energy change {np.max(np.abs(drift)):.3g} eV/atom"
     )
+    if np.isfinite(result.pressure).any():
+        half = result.pressure[len(result.pressure) // 2 :]  # second half of the run
+        volume = result.volume[len(result.volume) // 2 :] / state.num_atoms.cpu().numpy()
+        print(
+            f"second half: mean pressure {np.nanmean(half):.4g} GPa (target {args.pressure}), "
+            f"mean volume {np.nanmean(volume):.4g} A^3/atom"
+        )
     if log:
         print(f"log: {log}")
     return 0

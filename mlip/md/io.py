@@ -239,11 +239,20 @@ def read_restart(path: str | Path) -> tuple[list[ase.Atoms], list[str], int, flo
     return atoms, names, max(steps), max(times)
 
 
+def _optional(values: dict[str, np.ndarray], key: str, system: int) -> str:
+    """A finite value as text, '' for NaN or a missing series."""
+    if key not in values or not np.isfinite(values[key][system]):
+        return ""
+    return f"{values[key][system]:.10g}"
+
+
 class CSVLog:
     """Per-system energies and temperatures, one row per system and log step (flushed).
 
     Columns: step, time_fs, system, name, temperature_K (kinetic), potential_eV,
-    kinetic_eV, total_eV, conserved_eV (total minus the heat a thermostat put in).
+    kinetic_eV, total_eV, conserved_eV (total minus the heat a thermostat put in),
+    volume_A3 (3D periodic systems) and pressure_GPa (when the integrator computes the
+    stress, i.e. NPT); the last two are empty otherwise.
     """
 
     COLUMNS = (
@@ -256,6 +265,8 @@ class CSVLog:
         "kinetic_eV",
         "total_eV",
         "conserved_eV",
+        "volume_A3",
+        "pressure_GPa",
     )
 
     def __init__(self, path: str | Path, append: bool = False) -> None:
@@ -279,6 +290,8 @@ class CSVLog:
                     f"{kin:.10g}",
                     f"{pot + kin:.10g}",
                     f"{pot + kin - values['heat'][s]:.10g}",
+                    _optional(values, "volume", s),
+                    _optional(values, "pressure", s),
                 ]
             )
         self.handle.flush()

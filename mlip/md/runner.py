@@ -21,6 +21,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import ase
 import numpy as np
@@ -28,6 +29,7 @@ import torch
 from tqdm.auto import tqdm
 
 from mlip.derivatives import EnergyModel
+from mlip.md.barostat import cell_volume, pressure
 from mlip.md.forcefield import ForceField
 from mlip.md.integrators import VelocityVerlet, make_integrator
 from mlip.md.io import CSVLog, TrajectoryWriter, read_restart
@@ -46,6 +48,8 @@ class MDResult:
     potential: np.ndarray  # eV
     kinetic: np.ndarray  # eV
     conserved: np.ndarray  # eV, total energy minus thermostat heat
+    volume: np.ndarray  # A^3, NaN for systems that are not 3D periodic
+    pressure: np.ndarray  # GPa, NaN unless the integrator computes the stress (NPT)
     wall_seconds: float = 0.0
     neighbor_builds: int = 0
     rollbacks: int = 0
@@ -108,11 +112,18 @@ class Simulation:
         self.monitor.raise_if_exploded(self.state)
 
     def observables(self) -> dict[str, np.ndarray]:
-        """Per-system temperature (K), potential, kinetic energy and heat (eV), on the host."""
+        """Per-system temperature (K), potential, kinetic energy and heat (eV), volume
+        (A^3, NaN unless 3D periodic) and pressure (GPa, NaN without stress), on the host
+        (one copy)."""
         s = self.state
-        stacked = torch.stack([s.kinetic_temperature(), s.energy, s.kinetic_energy(), s.heat])
-        t, pot, kin, heat = stacked.detach().cpu().double().numpy()
-        return {"temperature": t, "potential": pot, "kinetic": kin, "heat": heat}
+        volume = torch.where(s.pbc.all(-1), cell_volume(s.cell), torch.nan)
+        p = pressure(s) if s.stress is not None else torch.full_like(volume, torch.nan)
+        stacked = torch.stack(
+            [s.kinetic_temperature(), s.energy, s.kinetic_energy(), s.heat, volume, p]
+        )
+        t, pot, kin, heat, vol, p = stacked.detach().cpu().double().numpy()
+        names = ("temperature", "potential", "kinetic", "heat", "volume", "pressure")
+        return dict(zip(names, (t, pot, kin, heat, vol, p), strict=True))
 
 
 def _initial_state(
@@ -164,8 +175,6 @@ def run_md(
     traj: str | Path | None = None,
     log_every: int = 100,
     seed: int = 0,
-    friction: float | Sequence[float] = 0.01,
-    tau: float | Sequence[float] = 100.0,
     skin: float = 1.0,
     log: str | Path | None = None,
     check_every: int | None = None,
@@ -177,18 +186,18 @@ def run_md(
     restart: str | Path | None = None,
     overwrite: bool = False,
     compile: bool = False,  # noqa: A002 (torch's own name for it)
-    pressure: float | Sequence[float] = 0.0,
-    compressibility: float | Sequence[float] = 0.01,
-    tau_p: float | Sequence[float] = 1000.0,
+    **integrator_options: Any,
 ) -> MDResult:
     """Run batched MD of ``replicas`` copies of each input system on ``device``.
 
     Units: temperature K (thermostat target and Maxwell-Boltzmann draw), timestep fs,
-    friction (Langevin gamma) 1/fs, tau (Bussi) fs, skin/min_distance/max_displacement A,
-    max_force eV/A. ``ensemble``: "nve", "nvt-langevin" or "nvt-bussi". Systems are
-    ordered input by input, replicas of an input together; ``temperature`` takes one
-    value, one per input or one per system, ``friction`` and ``tau`` one value or one
-    per system.
+    skin/min_distance/max_displacement A, max_force eV/A. ``ensemble``: one of
+    :data:`mlip.md.integrators.ENSEMBLES`; ``integrator_options`` go to
+    :func:`mlip.md.integrators.make_integrator`: ``friction`` (Langevin gamma, 1/fs),
+    ``tau`` (Bussi / Nose-Hoover time, fs), ``chain_length`` (Nose-Hoover), ``pressure``
+    (GPa), ``compressibility`` (1/GPa), ``tau_p`` (fs), each one value or one per system.
+    Systems are ordered input by input, replicas of an input together; ``temperature``
+    takes one value, one per input or one per system.
     Velocities are drawn from Maxwell-Boltzmann at ``temperature`` (``seed``) unless the
     input carries momenta (``init_velocities=None``), or when forced with True.
     ``restart``: continue from the last frame (positions, velocities) of a trajectory,
@@ -200,9 +209,8 @@ def run_md(
     system blows up; what was written stays in the files. ``compile``: run the model
     through ``torch.compile`` (see :mod:`mlip.md.forcefield`; the first step compiles).
     NPT ("npt-langevin", "npt-bussi", periodic systems only, :mod:`mlip.md.barostat`):
-    target ``pressure`` in GPa, ``compressibility`` in 1/GPa and barostat relaxation time
-    ``tau_p`` in fs, one value or one per system; the cell of every frame is written to
-    ``traj``, and ``conserved`` is then the effective energy of the barostat module.
+    the cell of every frame is written to ``traj``, the log gains volume and pressure,
+    and ``conserved`` is the effective energy of the barostat module.
     """
     if steps < 0 or log_every < 1:
         raise ValueError(f"need steps >= 0 and log_every >= 1, got {steps}, {log_every}")
@@ -211,16 +219,7 @@ def run_md(
     state, continuing = _initial_state(
         atoms_or_state, restart, replicas, temperature, device, dtype, seed, init_velocities
     )
-    integrator = make_integrator(
-        ensemble,
-        timestep,
-        friction=friction,
-        tau=tau,
-        seed=seed,
-        pressure=pressure,
-        compressibility=compressibility,
-        tau_p=tau_p,
-    )
+    integrator = make_integrator(ensemble, timestep, seed=seed, **integrator_options)
     monitor = ExplosionMonitor(max_force, min_distance, max_displacement)
     force_field = ForceField(model, skin=skin, compile=compile)
     sim = Simulation(state, force_field, integrator, monitor, check_every)
@@ -233,6 +232,7 @@ def run_md(
             "timestep_fs": timestep,
             "seed": seed,
             "temperature_K": float(np.mean(np.atleast_1d(temperature))),
+            **{k: np.asarray(v, dtype=float) for k, v in integrator_options.items()},
         }
         writer = TrajectoryWriter(
             traj,
@@ -252,6 +252,12 @@ def run_md(
             csv_log.close()
 
 
+def _pressure_postfix(obs: dict[str, np.ndarray]) -> dict[str, str]:
+    """Mean pressure for the progress bar, when the integrator computes one."""
+    finite = obs["pressure"][np.isfinite(obs["pressure"])]
+    return {"P_GPa": f"{float(finite.mean()):.3g}"} if finite.size else {}
+
+
 def _loop(
     sim: Simulation,
     steps: int,
@@ -262,14 +268,18 @@ def _loop(
     write_first: bool,
 ) -> MDResult:
     series: dict[str, list] = {
-        k: [] for k in ("step", "time", "temperature", "potential", "kinetic", "conserved")
-    }
+        k: []
+        for k in (
+            "step", "time", "temperature", "potential", "kinetic", "conserved", "volume",
+            "pressure",
+        )
+    }  # fmt: skip
     n_atoms, dt = sim.state.n_atoms, sim.integrator.timestep
 
     def record(write: bool = True) -> dict[str, np.ndarray]:
         obs = sim.observables()
         st = sim.state
-        for key in ("temperature", "potential", "kinetic"):
+        for key in ("temperature", "potential", "kinetic", "volume", "pressure"):
             series[key].append(obs[key])
         series["conserved"].append(obs["potential"] + obs["kinetic"] - obs["heat"])
         series["step"].append(st.step)
@@ -298,6 +308,7 @@ def _loop(
                     ns_day=f"{done * dt / wall * 0.0864:.3g}",
                     atom_steps_s=f"{done * n_atoms / wall:.3g}",
                     T_K=f"{float(np.mean(obs['temperature'])):.1f}",
+                    **_pressure_postfix(obs),
                 )
     except MDExplosionError:
         bar.close()
@@ -313,6 +324,8 @@ def _loop(
         potential=np.stack(series["potential"]),
         kinetic=np.stack(series["kinetic"]),
         conserved=np.stack(series["conserved"]),
+        volume=np.stack(series["volume"]),
+        pressure=np.stack(series["pressure"]),
         wall_seconds=wall,
         neighbor_builds=0 if neighbors is None else neighbors.builds,
         rollbacks=sim.rollbacks,
