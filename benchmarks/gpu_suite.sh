@@ -14,6 +14,7 @@ MINUTES=${MINUTES:-3}                  # training budget and MD-stability wall b
 DATA_DIR=${DATA_DIR:-../shared/data}
 MD_REPLICAS=${MD_REPLICAS:-1,8,64,512}
 STAB_REPLICAS=${STAB_REPLICAS:-64}
+MD_COMPILE=${MD_COMPILE---compile}     # MD_COMPILE= (empty) leaves the compiled column out
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1
 (nvidia-smi || true) > "$OUT/device.txt" 2>&1
@@ -21,7 +22,7 @@ python benchmarks/accuracy.py --molecule ethanol --minutes "$MINUTES" --device "
     --data-dir "$DATA_DIR" --out "$OUT/train" 2>&1 | tail -n 8 | tee "$OUT/accuracy.txt"
 MODEL="$OUT/train/model.pt"
 python benchmarks/md_throughput.py --device "$DEVICE" --model "$MODEL" \
-    --replicas "$MD_REPLICAS" 2>&1 | tee "$OUT/md_throughput.txt"
+    --replicas "$MD_REPLICAS" $MD_COMPILE 2>&1 | tee "$OUT/md_throughput.txt"
 python benchmarks/md_stability.py --device "$DEVICE" --model "$MODEL" \
     --structure "datasets/ethanol_small.h5:ethanol_minimum" --replicas "$STAB_REPLICAS" \
     --ps 100 --max-wall-minutes "$MINUTES" --json "$OUT/md_stability.json" \
