@@ -87,14 +87,33 @@ def test_restart_continues_the_trajectory(tmp_path):
     kwargs = dict(temperature=80, timestep=4, log_every=5, progress=False, seed=3)
     straight = run_md(model, argon(), "nve", steps=40, **kwargs).state
     run_md(model, argon(), "nve", steps=20, traj=traj, **kwargs)
-    atoms, names, step, time = read_restart(traj)
+    atoms, names, step, time, heat, chains = read_restart(traj)
     assert step == 20 and time == pytest.approx(80.0) and len(atoms) == 2
+    assert chains is None and np.allclose(heat, 0.0)  # NVE: no thermostat
     resumed = run_md(model, None, "nve", steps=20, restart=traj, **kwargs).state
     assert resumed.step == 40 and resumed.names == names
     torch.testing.assert_close(resumed.positions, straight.positions, rtol=0, atol=1e-9)
     torch.testing.assert_close(resumed.momenta, straight.momenta, rtol=0, atol=1e-9)
     with h5py.File(traj, "r") as f:
         assert list(f[names[0]]["step"][()]) == [0, 5, 10, 15, 20, 25, 30, 35, 40]
+
+
+@pytest.mark.parametrize("ensemble", ["nvt-nhc", "npt-bussi"])
+def test_restart_keeps_thermostat_state_and_conserved_energy(tmp_path, ensemble):
+    """Nose-Hoover chains continue exactly; the conserved energy has no jump (heat kept)."""
+    traj = tmp_path / "md.h5"
+    model = LennardJones(**LJ)
+    systems = argon()[:1] if ensemble.startswith("npt") else argon()
+    kwargs = dict(temperature=60, timestep=4, log_every=5, progress=False, seed=3, tau=40.0)
+    straight = run_md(model, systems, ensemble, steps=40, **kwargs)
+    run_md(model, systems, ensemble, steps=20, traj=traj, **kwargs)
+    resumed = run_md(model, None, ensemble, steps=20, restart=traj, **kwargs)
+    np.testing.assert_allclose(resumed.conserved[0], straight.conserved[4], rtol=0, atol=1e-10)
+    if ensemble == "nvt-nhc":  # deterministic: the continuation is the straight run
+        a, b = resumed.state, straight.state
+        torch.testing.assert_close(a.thermostat, b.thermostat, rtol=0, atol=1e-9)
+        torch.testing.assert_close(a.positions, b.positions, rtol=0, atol=1e-9)
+        np.testing.assert_allclose(resumed.conserved, straight.conserved[4:], rtol=0, atol=1e-9)
 
 
 def colliding_dimer() -> ase.Atoms:

@@ -18,7 +18,7 @@ from mlip.md.integrators import (
     VelocityVerlet,
     make_integrator,
 )
-from mlip.md.io import CSVLog, TrajectoryWriter, read_restart, read_structures
+from mlip.md.io import CSVLog, RestartFrame, TrajectoryWriter, read_restart, read_structures
 from mlip.md.monitor import ExplosionMonitor, MDExplosionError
 from mlip.md.neighbors import VerletList, neighbor_list
 from mlip.md.nose_hoover import NoseHooverChain
@@ -58,6 +58,7 @@ __all__ = [
     "make_integrator",
     "maxwell_boltzmann",
     "neighbor_list",
+    "RestartFrame",
     "read_restart",
     "read_structures",
     "run_md",

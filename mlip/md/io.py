@@ -4,8 +4,13 @@ Trajectories follow the mlip HDF5 layout (``format = "mlip-hdf5"``, version 1):
 one group per simulated system with ``atomic_numbers`` (N,), ``positions`` (M, N, 3) A,
 ``energy`` (M,) eV (potential energy), ``forces`` (M, N, 3) eV/A, ``cell`` (M, 3, 3) A
 for periodic systems and ``pbc`` (3,). Extra datasets: ``velocities`` (M, N, 3) A/fs,
-``masses`` (N,) amu, ``step`` (M,), ``time`` (M,) fs, ``kinetic_energy`` (M,) eV.
-Frames are appended and the file flushed at every write, so a crash keeps them.
+``masses`` (N,) amu, ``step`` (M,), ``time`` (M,) fs, ``kinetic_energy`` (M,) eV,
+``heat`` (M,) eV (what the thermostat/barostat put in, see :class:`~mlip.md.state.MDState`)
+and, for Nose-Hoover chains, ``thermostat`` (M, k) (the chain variables). A restart
+takes positions, velocities, cell, heat and chain variables from the last frame, so a
+deterministic run (NVE, Nose-Hoover) continues exactly and the conserved energy stays
+continuous. Frames are appended and the file flushed at every write, so a crash keeps
+them.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 import csv
 import os
 from pathlib import Path
+from typing import NamedTuple
 
 import ase
 import ase.io
@@ -140,9 +146,12 @@ class TrajectoryWriter:
                 "kinetic_energy": (),
                 "time": (),
                 "step": (),
+                "heat": (),
             }
             if self._periodic[s]:
                 shapes["cell"] = (3, 3)
+            if state.thermostat is not None:
+                shapes["thermostat"] = tuple(state.thermostat.shape[1:])
             for field, shape in shapes.items():
                 kind = np.int64 if field == "step" else np.float64
                 g.create_dataset(
@@ -180,6 +189,8 @@ class TrajectoryWriter:
             "kinetic_energy": state.kinetic_energy().detach().cpu().double().numpy(),
         }
         cells = state.cell.detach().cpu().double().numpy()
+        heat = None if state.heat is None else state.heat.detach().cpu().double().numpy()
+        chains = None if state.thermostat is None else state.thermostat.detach().cpu().numpy()
         for s, name in enumerate(self.names):
             g, (a, b) = self.file[name], self._bounds[s : s + 2]
             frame = {
@@ -193,6 +204,10 @@ class TrajectoryWriter:
             }
             if "cell" in g:
                 frame["cell"] = cells[s]
+            if "heat" in g:  # files written before heat was stored lack it
+                frame["heat"] = 0.0 if heat is None else heat[s]
+            if "thermostat" in g and chains is not None:
+                frame["thermostat"] = chains[s]
             for field, value in frame.items():
                 d = g[field]
                 d.resize(d.shape[0] + 1, axis=0)
@@ -204,8 +219,19 @@ class TrajectoryWriter:
             self.file.close()
 
 
-def read_restart(path: str | Path) -> tuple[list[ase.Atoms], list[str], int, float]:
-    """Last frame of every group of a trajectory: (atoms with momenta, names, step, time fs).
+class RestartFrame(NamedTuple):
+    """The last frame of a trajectory, one entry per system (see :func:`read_restart`)."""
+
+    atoms: list[ase.Atoms]  # positions, cell, momenta (ASE units)
+    names: list[str]
+    step: int
+    time: float  # fs
+    heat: np.ndarray | None  # (n_systems,) eV; None for files without it
+    thermostat: np.ndarray | None  # (n_systems, k) chain variables; None if not stored
+
+
+def read_restart(path: str | Path) -> RestartFrame:
+    """Last frame of every group of a trajectory (atoms with momenta, heat, chains).
 
     Groups are ordered by their ``system_index`` attribute. Momenta are set in ASE units
     from the stored velocities (A/fs) and masses (amu).
@@ -213,7 +239,7 @@ def read_restart(path: str | Path) -> tuple[list[ase.Atoms], list[str], int, flo
     path = str(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"restart file not found: {path}")
-    atoms, names, steps, times = [], [], [], []
+    atoms, names, steps, times, heats, chains = [], [], [], [], [], []
     with h5py.File(path, "r") as f:
         groups = sorted(f.keys(), key=lambda k: (int(f[k].attrs.get("system_index", 0)), k))
         for name in groups:
@@ -234,9 +260,13 @@ def read_restart(path: str | Path) -> tuple[list[ase.Atoms], list[str], int, flo
             names.append(name)
             steps.append(int(g["step"][-1]))
             times.append(float(g["time"][-1]))
+            heats.append(float(g["heat"][-1]) if "heat" in g else None)
+            chains.append(g["thermostat"][-1] if "thermostat" in g else None)
     if not atoms:
         raise DataError("trajectory has no group", file=path)
-    return atoms, names, max(steps), max(times)
+    heat = None if None in heats else np.asarray(heats)
+    thermostat = None if any(c is None for c in chains) else np.stack(chains)
+    return RestartFrame(atoms, names, max(steps), max(times), heat, thermostat)
 
 
 def _optional(values: dict[str, np.ndarray], key: str, system: int) -> str:

@@ -138,9 +138,15 @@ def _initial_state(
 ) -> tuple[MDState, bool]:
     """The starting state and whether it continues a trajectory."""
     if restart is not None:
-        atoms, names, step, t = read_restart(restart)
-        state = from_atoms(atoms, 1, 0.0, device, dtype).replace(names=names, step=step, time=t)
+        frame = read_restart(restart)
+        state = from_atoms(frame.atoms, 1, 0.0, device, dtype)
+        state = state.replace(names=frame.names, step=frame.step, time=frame.time)
         state = state.replace(temperature=_targets(temperature, state))
+        as_tensor = lambda x: torch.as_tensor(x, dtype=dtype, device=state.device)  # noqa: E731
+        if frame.heat is not None:  # the integrators' init keeps these
+            state = state.replace(heat=as_tensor(frame.heat))
+        if frame.thermostat is not None:
+            state = state.replace(thermostat=as_tensor(frame.thermostat))
         return state, True
     if isinstance(atoms_or_state, MDState):
         state = atoms_or_state.to(device, dtype)
