@@ -64,6 +64,12 @@ OPTIONS: dict[str, tuple[str, type | None, str]] = {
     "--channels": ("model.channels", int, "channels per irrep"),
     "--layers": ("model.layers", int, "message-passing layers"),
     "--num-radial": ("model.num_radial", int, "radial basis functions"),
+    "--init-from": (
+        "model.init_from",
+        str,
+        "model file to fine-tune (e.g. add Hessian labels to an E+F model): its "
+        "architecture, weights, E0 and scale are kept",
+    ),
 }
 MULTI = ("--data", "--group")
 FLAGS = {

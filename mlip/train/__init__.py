@@ -66,6 +66,8 @@ def describe(trainer: Any) -> str:
         f"model: {n_params} parameters, r_max {trainer.r_max} A, device {trainer.device}, "
         f"{trainer.config.train.dtype}, {trainer.context.world_size} rank(s)",
     ]
+    if trainer.config.model.init_from:
+        lines.append(f"initialised from {trainer.config.model.init_from} (statistics kept)")
     s = trainer.statistics
     if s is not None:
         energies = ", ".join(f"{z}: {e:.4f}" for z, e in s.atomic_energies.items())

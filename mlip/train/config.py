@@ -49,6 +49,9 @@ class ModelSection:
 
     ``extra`` holds any further ``ModelConfig`` field by name; ``atomic_energies``
     (eV per element, e.g. ``{1: -13.6}``) replaces the least-squares fit.
+    ``init_from``: a model file to start from (fine-tuning, e.g. adding Hessian labels
+    to a model trained on energies and forces): its architecture, weights, reference
+    energies and scale are kept, and the other keys of this section are not used.
     """
 
     r_max: float = 5.0
@@ -58,6 +61,7 @@ class ModelSection:
     num_radial: int = 8
     extra: dict[str, Any] = field(default_factory=dict)
     atomic_energies: dict[int, float] | None = None
+    init_from: str | None = None
 
 
 @dataclass

@@ -69,6 +69,29 @@ def build_model(config: TrainConfig, elements: list[int]) -> torch.nn.Module:
     return MLIPModel(ModelConfig.from_dict(values))
 
 
+def load_initial_model(path: str, elements: list[int]) -> torch.nn.Module:
+    """The model of ``model.init_from`` (a :func:`mlip.model.save` file) for fine-tuning.
+
+    Raises :class:`~mlip.errors.CheckpointError` for a missing or corrupt file and
+    ``ValueError`` when the data holds elements the model was not built for.
+    """
+    from ase.data import chemical_symbols
+
+    from mlip.model import load_model
+
+    if not os.path.exists(path):
+        raise CheckpointError(f"model.init_from: model file not found: {path}")
+    model = load_model(path)
+    missing = sorted(set(elements) - set(model.atomic_numbers))
+    if missing:
+        raise ValueError(
+            f"model.init_from: {path} has no element(s) "
+            f"{', '.join(chemical_symbols[z] for z in missing)} of the training data; "
+            f"it knows {', '.join(chemical_symbols[z] for z in model.atomic_numbers)}"
+        )
+    return model
+
+
 class Trainer:
     """Train a model on the config's data. ``model=None`` builds :func:`build_model`.
 
@@ -107,9 +130,14 @@ class Trainer:
         cached = np.concatenate([self.split["train"], self.split["valid"]])
         self.source = StructureSource(self.dataset, cached if config.data.cache else None)
 
+        init_from = config.model.init_from
+        if model is None and init_from:
+            model = load_initial_model(init_from, self.dataset.elements)
         self.model = model if model is not None else build_model(config, self.dataset.elements)
         self.r_max = float(self.model.r_max)
-        self._apply_statistics()  # also on resume: restores values kept outside state_dict
+        self.statistics = None
+        if not init_from:  # a fine-tuned model keeps the statistics its weights were fit with
+            self._apply_statistics()  # also on resume: restores values kept outside state_dict
         self.model.to(self.device, self.dtype)
         self.context.broadcast_parameters(self.model)
         self.params = [p for p in self.model.parameters() if p.requires_grad]
