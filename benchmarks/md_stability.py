@@ -257,6 +257,7 @@ def run_stability(
     max_wall_minutes: float | None = None,
     check_every: int | None = None,
     report: Callable[[str], None] | None = None,
+    compile_model: bool = False,
 ) -> StabilityResult:
     """Langevin (BAOAB) MD of ``replicas`` copies of a molecule until ``ps`` or all broke.
 
@@ -264,7 +265,7 @@ def run_stability(
     friction 1/fs, min_contact A, stretch a multiple of each bond's starting length.
     The mean temperature of a replica averages T = 2 K / (3N k_B) over its intact
     samples after ``warmup_ps`` (None if there are none). ``report`` gets one progress
-    line per chunk.
+    line per chunk; ``compile_model`` runs the model through ``torch.compile``.
     """
     if replicas < 1 or not ps > 0 or not chunk_ps > 0 or not timestep > 0:
         raise ValueError(
@@ -276,7 +277,8 @@ def run_stability(
     watch = BondWatch(atoms, stretch, min_contact, device, dtype)
     state = from_atoms(atoms, replicas, temperature, device, dtype)
     state = maxwell_boltzmann(state, generator=torch.Generator(state.device).manual_seed(seed))
-    force_field, integrator = ForceField(model), LangevinBAOAB(timestep, friction, seed=seed)
+    force_field = ForceField(model, compile=compile_model)
+    integrator = LangevinBAOAB(timestep, friction, seed=seed)
     sim = Simulation(state, force_field, integrator, ExplosionMonitor(), check_every)
     ids = np.arange(replicas)  # original replica of each system in the batch
     records = [ReplicaRecord(replica=r) for r in range(replicas)]
@@ -354,7 +356,8 @@ def run_stability(
         replicas=replicas, temperature_K=temperature, timestep_fs=timestep, seed=seed,
         friction_per_fs=friction, stretch=stretch, min_contact_A=min_contact,
         chunk_ps=chunk_ps, warmup_ps=warmup_ps, max_wall_minutes=max_wall_minutes,
-        check_every=sim.check_every, device=str(sim.state.device), dtype=str(dtype),
+        check_every=sim.check_every, compiled=compile_model, device=str(sim.state.device),
+        dtype=str(dtype),
         n_atoms=len(atoms), formula=atoms.get_chemical_formula(),
         bonds=[watch.pair_name(STRETCH, b, symbols) for b in range(len(watch.bonds))],
     )  # fmt: skip
@@ -415,6 +418,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--warmup-ps", type=float, default=0.2, help="excluded from mean T, ps")
     p.add_argument("--check-every", type=int, help="steps per engine sync (1 CPU, 20 GPU)")
     p.add_argument("--max-wall-minutes", type=float, help="stop cleanly after this wall time")
+    p.add_argument("--compile", action="store_true", help="torch.compile the model")
     p.add_argument("--json", default="md_stability.json", help="output file ('' for none)")
     return p.parse_args(argv)
 
@@ -439,7 +443,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         model, atoms, args.replicas, args.temperature, args.timestep, args.ps, args.seed,
         args.device, dtype, args.chunk_ps, args.stretch, args.min_contact, args.friction,
         args.warmup_ps, args.max_wall_minutes, args.check_every,
-        report=lambda line: print(line, flush=True),
+        report=lambda line: print(line, flush=True), compile_model=args.compile,
     )  # fmt: skip
     result.settings.update(model=args.model, structure=args.structure)
     print(format_table(result))
