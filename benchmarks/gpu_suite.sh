@@ -25,6 +25,6 @@ python benchmarks/md_throughput.py --device "$DEVICE" --model "$MODEL" \
     --replicas "$MD_REPLICAS" $MD_COMPILE 2>&1 | tee "$OUT/md_throughput.txt"
 python benchmarks/md_stability.py --device "$DEVICE" --model "$MODEL" \
     --structure "datasets/ethanol_small.h5:ethanol_minimum" --replicas "$STAB_REPLICAS" \
-    --ps 100 --max-wall-minutes "$MINUTES" --json "$OUT/md_stability.json" \
+    --ps 100 --max-wall-minutes "$MINUTES" --json "$OUT/md_stability.json" $MD_COMPILE \
     2>&1 | tail -n 8 | tee "$OUT/md_stability.txt"
 python benchmarks/training_throughput.py --device "$DEVICE" --data-dir "$DATA_DIR" ${TT_ARGS:-} 2>&1 | tee "$OUT/training_throughput.txt"
