@@ -20,6 +20,18 @@ matrix-vector product with the stored block. Since E[v v^T] = I / (3 N_s) for ei
 kind, the Hessian term is an unbiased estimate of mean_{ij} rho-error of the Hessian
 elements (exactly so for squared errors), i.e. of ||H - H^ref||_F^2 / (3 N_s)^2.
 
+Random probes weigh the Hessian's error in eV/A^2, so the stiff stretches dominate and
+the soft torsions, whose frequencies matter as much, hardly count. Probe kind "modes"
+weighs every vibration alike: for a system with a reference Hessian, K random
+vibrational modes k of the mass-weighted reference M^-1/2 H^ref M^-1/2 = U diag(l) U^T
+(the 6 eigenvalues of smallest |l| left out, 3 for periodic systems) give probes
+
+    v_sk = w_k / max(|H^ref w_k|, floor),   w_k = M^-1/2 u_k / |M^-1/2 u_k|,
+
+so that |H v - H^ref v| is the error of the response along mode k relative to its
+reference (dimensionless; floor = 0.5 eV/A^2 keeps near-zero modes bounded). Systems
+without a Hessian get gaussian probes (unused by the loss).
+
 The loss is built from per-term sums and counts (:meth:`SobolevLoss.terms`), so that
 data-parallel ranks can normalise by the global counts and reproduce the loss of the
 whole batch exactly.
@@ -36,6 +48,7 @@ from mlip import keys
 from mlip.derivatives import compute
 
 TERMS = ("energy", "forces", "hessian", "stress")
+PROBE_KINDS = ("gaussian", "onehot", "modes")
 
 
 class ProbeSampler:
@@ -51,10 +64,11 @@ class ProbeSampler:
     def __init__(self, num_probes: int = 2, kind: str = "gaussian", seed: int = 0) -> None:
         if num_probes < 1:
             raise ValueError(f"num_probes must be >= 1, got {num_probes}")
-        if kind not in ("gaussian", "onehot"):
-            raise ValueError(f"probe kind must be 'gaussian' or 'onehot', got {kind!r}")
+        if kind not in PROBE_KINDS:
+            raise ValueError(f"probe kind must be one of {PROBE_KINDS}, got {kind!r}")
         self.num_probes, self.kind = int(num_probes), kind
         self.generator = np.random.default_rng(seed)
+        self._modes: dict[int, np.ndarray | None] = {}  # sample id -> (n_vib, 3N) probes
 
     def next_seed(self) -> int:
         """The seed of the next step (advances the generator once)."""
@@ -67,13 +81,23 @@ class ProbeSampler:
         step_seed: int,
         dtype: torch.dtype = torch.float64,
         device: torch.device | str = "cpu",
+        structures: Sequence | None = None,
     ) -> torch.Tensor:
-        """(K, n_atoms, 3) probes, unit norm per system and probe (atom-major layout)."""
+        """(K, n_atoms, 3) probes (atom-major layout): unit norm per system and probe, or
+        scaled normal modes (kind "modes", which needs the ``structures`` with their
+        reference Hessians)."""
+        if self.kind == "modes" and structures is None:
+            raise ValueError("probe kind 'modes' needs the structures (reference Hessians)")
         blocks = []
-        for n, sample in zip(num_atoms, sample_ids, strict=True):
+        for s, (n, sample) in enumerate(zip(num_atoms, sample_ids, strict=True)):
             rng = np.random.default_rng([int(step_seed), int(sample)])
             dof = 3 * int(n)
-            if self.kind == "gaussian":
+            modes = None
+            if self.kind == "modes" and structures[s].hessian is not None:
+                modes = self._mode_probes(int(sample), structures[s])
+            if modes is not None:
+                v = modes[rng.integers(0, len(modes), self.num_probes)]
+            elif self.kind in ("gaussian", "modes"):
                 v = rng.standard_normal((self.num_probes, dof))
                 v /= np.linalg.norm(v, axis=1, keepdims=True)
             else:
@@ -81,6 +105,35 @@ class ProbeSampler:
                 v[np.arange(self.num_probes), rng.integers(0, dof, self.num_probes)] = 1.0
             blocks.append(v.reshape(self.num_probes, int(n), 3))
         return torch.as_tensor(np.concatenate(blocks, axis=1), dtype=dtype, device=device)
+
+    def _mode_probes(self, sample: int, structure) -> np.ndarray | None:  # noqa: ANN001
+        """Scaled vibrational-mode probes of one reference Hessian (cached per sample)."""
+        if sample not in self._modes:
+            self._modes[sample] = mode_probes(structure)
+        return self._modes[sample]
+
+
+def mode_probes(structure, floor: float = 0.5) -> np.ndarray | None:  # noqa: ANN001
+    """(n_vib, 3N) probes v_k = w_k / max(|H^ref w_k|, floor) of a Structure's Hessian.
+
+    See the module docstring (floor in eV/A^2); None when no vibrational mode is left.
+    """
+    from ase.data import atomic_masses
+
+    hessian = np.asarray(structure.hessian, dtype=np.float64)
+    n = len(structure.atomic_numbers)
+    inv_sqrt_m = np.repeat(1.0 / np.sqrt(atomic_masses[structure.atomic_numbers]), 3)
+    weighted = inv_sqrt_m[:, None] * (0.5 * (hessian + hessian.T)) * inv_sqrt_m[None, :]
+    eigenvalues, vectors = np.linalg.eigh(weighted)
+    periodic = structure.pbc is not None and bool(np.any(structure.pbc))
+    external = 3 if periodic else min(6, 3 * n - 1)
+    keep = np.sort(np.argsort(np.abs(eigenvalues))[external:])
+    if keep.size == 0:
+        return None
+    w = (inv_sqrt_m[:, None] * vectors[:, keep]).T  # (n_vib, 3N) Cartesian directions
+    w /= np.linalg.norm(w, axis=1, keepdims=True)
+    response = np.linalg.norm(w @ hessian.T, axis=1)
+    return w / np.maximum(response, floor)[:, None]
 
 
 def reference_hvp(

@@ -15,7 +15,7 @@ from test_train_helpers import ELEMENTS, PairModel, crystals, label, molecules, 
 from mlip import keys  # noqa: E402
 from mlip.data.graph import build_batch  # noqa: E402
 from mlip.derivatives import compute, split_hessian  # noqa: E402
-from mlip.loss import ProbeSampler, SobolevLoss, predict, reference_hvp  # noqa: E402
+from mlip.loss import ProbeSampler, SobolevLoss, mode_probes, predict, reference_hvp  # noqa: E402
 
 
 def labelled(n, hessian, forces=None, kind=molecules):
@@ -192,3 +192,45 @@ def test_probe_sampler_is_seeded_unit_and_independent_of_batch_composition():
         SobolevLoss(forces_weight=-1.0)
     with pytest.raises(ValueError, match="all loss weights are 0"):
         SobolevLoss(0.0, 0.0, 0.0, 0.0)
+
+
+def test_mode_probes_weigh_every_vibration_alike():
+    """'modes' probes: 3N-6 mass-weighted normal modes, unit reference response, no
+    centre-of-mass motion; a model Hessian (1 + d) H_ref errs by d along every mode."""
+    from ase.data import atomic_masses
+
+    (structure,) = labelled(1, [True])
+    n = len(structure.atomic_numbers)
+    probes = mode_probes(structure)
+    assert probes.shape == (3 * n - 6, 3 * n)
+    hessian = structure.hessian
+    response = np.linalg.norm(probes @ hessian.T, axis=1)
+    soft = response < 1.0 - 1e-9  # only where |H w| fell below the floor
+    np.testing.assert_allclose(response[~soft], 1.0, rtol=1e-10)
+    masses = atomic_masses[structure.atomic_numbers]
+    com_motion = (probes.reshape(-1, n, 3) * masses[None, :, None]).sum(1)
+    np.testing.assert_allclose(com_motion, 0.0, atol=1e-8)
+    # relative errors: stiff and soft modes count alike, unlike unit gaussian probes
+    scaled = 1.1 * hessian
+    errors = np.linalg.norm(probes @ (scaled - hessian).T, axis=1)
+    np.testing.assert_allclose(errors[~soft], 0.1, rtol=1e-8)
+    rng = np.random.default_rng(0)
+    gaussian = rng.standard_normal((50, 3 * n))
+    gaussian /= np.linalg.norm(gaussian, axis=1, keepdims=True)
+    assert np.ptp(np.linalg.norm(gaussian @ (scaled - hessian).T, axis=1)) > 0.05
+
+
+def test_probe_sampler_modes_uses_reference_hessians():
+    structures = labelled(3, [True, False, True])
+    sampler = ProbeSampler(2, kind="modes", seed=0)
+    seed = sampler.next_seed()
+    n = len(structures[0].atomic_numbers)
+    probes = sampler.probes([n] * 3, [4, 5, 6], seed, structures=structures)
+    rows = mode_probes(structures[0])
+    for k in range(2):  # each probe of system 0 is one of its mode probes
+        v = probes[k, :n].reshape(-1).numpy()
+        assert np.abs(rows - v).max(axis=1).min() < 1e-12
+    unit = probes[:, n : 2 * n].reshape(2, -1).norm(dim=1)  # no Hessian: gaussian
+    torch.testing.assert_close(unit, torch.ones(2, dtype=torch.float64))
+    with pytest.raises(ValueError, match="needs the structures"):
+        sampler.probes([n], [4], seed)

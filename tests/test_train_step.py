@@ -149,3 +149,11 @@ def test_energy_only_training_computes_no_forces(h5, tmp_path, monkeypatch):
     calls.clear()
     forced._forward(indices, 1, training=True)
     assert calls == [True]
+
+
+def test_mode_probes_train(h5, tmp_path):
+    """probe_kind 'modes' reaches the sampler with the structures; training runs."""
+    trainer = make_trainer(h5, tmp_path / "modes", **{"loss.probe_kind": "modes"})
+    indices = mixed_indices(trainer)
+    loss = trainer.train_step(indices)
+    assert np.isfinite(loss) and trainer.probes._modes, "no mode probes were built"

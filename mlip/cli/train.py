@@ -38,7 +38,11 @@ OPTIONS: dict[str, tuple[str, type | None, str]] = {
     "--hessian-weight": ("loss.hessian_weight", float, "weight of the Hessian term (eV/A^2)^2"),
     "--stress-weight": ("loss.stress_weight", float, "weight of the stress term (eV/A^3)^2"),
     "--hessian-probes": ("loss.hessian_probes", int, "probe vectors per conformer and step"),
-    "--probe-kind": ("loss.probe_kind", str, "'gaussian' (unit directions) or 'onehot' (rows)"),
+    "--probe-kind": (
+        "loss.probe_kind",
+        str,
+        "'gaussian' (unit directions), 'onehot' (rows) or 'modes' (normal modes, relative)",
+    ),
     "--huber-delta": ("loss.huber_delta", float, "Huber loss threshold (default squared error)"),
     "--max-epochs": ("train.max_epochs", int, "number of epochs"),
     "--max-time": (

@@ -73,7 +73,7 @@ class LossConfig:
     hessian_weight: float = 100.0
     stress_weight: float = 10.0
     hessian_probes: int = 2
-    probe_kind: str = "gaussian"  # "gaussian" (random unit directions) or "onehot" (rows)
+    probe_kind: str = "gaussian"  # "gaussian" (unit directions), "onehot" (rows), "modes"
     huber_delta: float | None = None  # None: squared error
 
 
@@ -133,7 +133,7 @@ class TrainConfig:
 
     def validate(self) -> TrainConfig:
         """Raise ValueError naming the first bad value; returns self."""
-        _check_choice("loss.probe_kind", self.loss.probe_kind, ("gaussian", "onehot"))
+        _check_choice("loss.probe_kind", self.loss.probe_kind, ("gaussian", "onehot", "modes"))
         _check_choice("optim.optimizer", self.optim.optimizer, ("adam", "adamw"))
         _check_choice("optim.scheduler", self.optim.scheduler, KINDS)
         if self.optim.scheduler == "cosine_time" and self.train.max_time is None:

@@ -309,7 +309,12 @@ class Trainer:
         probes = None
         if probed:
             probes = self.probes.probes(
-                batch[keys.NUM_ATOMS].tolist(), indices, step_seed, self.dtype, self.device
+                batch[keys.NUM_ATOMS].tolist(),
+                indices,
+                step_seed,
+                self.dtype,
+                self.device,
+                structures=structures,
             )
         needs = self.loss.needs(batch)
         # training computes only the derivatives the loss uses (an energy-only loss: the
