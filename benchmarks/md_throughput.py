@@ -187,7 +187,7 @@ def main() -> None:
         print(line + note, flush=True)
     print("rates in atom-steps/s; ASE runs replicas one after the other (rate of one system)")
     if args.compile:
-        print("compiled: ForceField(compile=True), torch.compile(model, dynamic=True)")
+        print("compiled: ForceField(compile=True), mlip.derivatives.compile_model")
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@
 All derivatives come from :func:`mlip.derivatives.compute`. The model is evaluated in
 the calculator's own dtype/device; torch's global default dtype is never changed.
 With ``compile=True`` energies, forces and stress go through
-``torch.compile(model, dynamic=True)`` (the first call compiles; results equal the eager
+:func:`mlip.derivatives.compile_model` (the first call compiles; results equal the eager
 model's to rounding); Hessians need double backward, which torch.compile does not
 support, and use the eager model.
 """
@@ -29,7 +29,7 @@ from ase.data import chemical_symbols
 
 from mlip import keys
 from mlip.data.graph import atoms_to_batch, matrix_to_voigt
-from mlip.derivatives import compute, split_hessian
+from mlip.derivatives import compile_model, compute, split_hessian
 from mlip.errors import CheckpointError, UnknownElementError
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
@@ -112,7 +112,7 @@ class MLIPCalculator(Calculator):
         self.dtype = _resolve_dtype(dtype)
         self.device = torch.device(device)
         self.model = load_calculator_model(model_or_path, self.device, self.dtype)
-        self._compiled = torch.compile(self.model, dynamic=True) if compile else self.model
+        self._compiled = compile_model(self.model) if compile else self.model
         known = getattr(self.model, "atomic_numbers", None)
         self.known_numbers: set[int] | None = None if known is None else {int(z) for z in known}
 

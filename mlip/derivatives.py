@@ -103,6 +103,19 @@ def compute(
     return out
 
 
+def compile_model(model: EnergyModel) -> EnergyModel:
+    """``torch.compile`` of an energy model for energies, forces and stress (not Hessians).
+
+    Dynamic shapes, so that other atom, edge and system counts reuse the compiled graph.
+    TorchInductor's multi-threaded CPU kernels for this graph crash or fail to compile
+    with more than one torch thread (torch 2.13: a parallel scatter-add with symbolic
+    sizes), so the generated CPU kernels run on one thread (``cpp.threads = 1``; eager
+    fallbacks and GPU kernels are unaffected). Callers must check the elements first:
+    the model's own check is skipped while compiling.
+    """
+    return torch.compile(model, dynamic=True, options={"cpp.threads": 1})
+
+
 def _strained(
     batch: dict[str, torch.Tensor], positions: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

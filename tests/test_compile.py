@@ -11,7 +11,15 @@ from helpers import small_model
 from mlip.calculator import MLIPCalculator
 from mlip.md import ForceField, Simulation, VelocityVerlet, from_atoms, maxwell_boltzmann
 
-pytestmark = pytest.mark.usefixtures("one_thread")
+
+@pytest.fixture(autouse=True)
+def two_threads():
+    """Two torch threads: TorchInductor's multi-threaded CPU kernels for this model crashed
+    (segfault) on batches of several systems, which one thread does not show."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(threads)
 
 
 def simulate(model, compile_model: bool, steps: int = 30) -> Simulation:

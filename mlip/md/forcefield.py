@@ -29,7 +29,7 @@ the neighbour-list staleness test also accounts for the change of the cells sinc
 list was built (:meth:`mlip.md.neighbors.VerletList.is_stale`).
 
 Compilation. With ``compile=True`` the model's forward pass goes through
-``torch.compile(model, dynamic=True)`` (TorchInductor: fused kernels, C++ on the CPU,
+:func:`mlip.derivatives.compile_model` (TorchInductor: fused kernels, C++ on the CPU,
 Triton on a GPU); forces are still the autograd gradient of its energy, so results agree
 with the eager model to rounding (tested). The first call compiles (seconds to a minute);
 edge and atom counts are symbolic, so neighbour-list rebuilds do not recompile. Double
@@ -43,7 +43,7 @@ import torch
 from ase.data import chemical_symbols
 
 from mlip import keys
-from mlip.derivatives import EnergyModel, compute
+from mlip.derivatives import EnergyModel, compile_model, compute
 from mlip.errors import UnknownElementError
 from mlip.md.neighbors import VerletList
 from mlip.md.state import MDState
@@ -76,7 +76,7 @@ class ForceField:
         self.stress = bool(stress)
         self.variable_cell = self.stress if variable_cell is None else bool(variable_cell)
         self.compiled = compile
-        self._forward = torch.compile(model, dynamic=True) if compile else model
+        self._forward = compile_model(model) if compile else model
         self.prune = prune
         r_max = float(model.r_max)
         self.neighbors = VerletList(r_max, skin, max_candidates) if r_max > 0 else None
