@@ -5,11 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from test_train_helpers import make_h5
+from test_train_helpers import make_h5, quiet_run_config
 
 from mlip.errors import CheckpointError
 from mlip.model import MLIPModel, ModelConfig, load_model
-from mlip.train.config import load_config
 from mlip.train.trainer import Trainer
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -22,23 +21,17 @@ def h5(tmp_path_factory):
 
 def config(h5, out, **overrides):
     values = {
-        "data.paths": [h5],
-        "data.groups": None,
         "data.train_size": 8,
         "data.valid_size": 4,
         "data.batch_size": 4,
         "model.channels": 4,
         "model.layers": 1,
         "loss.hessian_weight": 10.0,
-        "train.out": str(out),
         "train.max_epochs": 1,
-        "train.progress": False,
-        "train.evaluate": False,
         "train.tensorboard": False,
         "train.device": "cpu",
     }
-    values.update(overrides)
-    return load_config(None, values)
+    return quiet_run_config(h5, out, values, **overrides)
 
 
 def saved_model(tmp_path, elements, seed=0):

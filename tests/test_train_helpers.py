@@ -21,6 +21,7 @@ from mlip.data.graph import Structure, build_batch
 from mlip.derivatives import compute
 from mlip.fileio import atomic_torch_save
 from mlip.nn.geometry import edge_vectors
+from mlip.train.config import TrainConfig, load_config
 
 
 class PairModel(torch.nn.Module):
@@ -169,6 +170,19 @@ def make_h5(
             label(model, crys, np.arange(n_cryst) % hessian_every == 0)
             write_group(f, "cryst", crys, forces)
     return path
+
+
+def quiet_run_config(h5: str, out, values: dict, **overrides) -> TrainConfig:  # noqa: ANN001
+    """Config of a short test run on ``h5`` into ``out``: all groups, no progress bar, no
+    final evaluation; ``values`` then ``overrides`` (dotted keys) on top."""
+    base = {
+        "data.paths": [h5],
+        "data.groups": None,
+        "train.out": str(out),
+        "train.progress": False,
+        "train.evaluate": False,
+    }
+    return load_config(None, {**base, **values, **overrides})
 
 
 @pytest.fixture

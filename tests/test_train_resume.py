@@ -14,10 +14,9 @@ import pytest
 import torch
 
 sys.path.insert(0, os.path.dirname(__file__))
-from test_train_helpers import ELEMENTS, PairModel, make_h5  # noqa: E402
+from test_train_helpers import ELEMENTS, PairModel, make_h5, quiet_run_config  # noqa: E402
 
 from mlip.errors import CheckpointError, DataError  # noqa: E402
-from mlip.train.config import load_config  # noqa: E402
 from mlip.train.trainer import Trainer  # noqa: E402
 
 
@@ -27,22 +26,16 @@ class Killed(Exception):
 
 def config(h5, out, **overrides):
     values = {
-        "data.paths": [h5],
-        "data.groups": None,
         "data.train_size": 24,
         "data.valid_size": 8,
         "data.batch_size": 5,
-        "train.out": str(out),
         "train.max_epochs": 3,
-        "train.progress": False,
-        "train.evaluate": False,
         "loss.hessian_weight": 10.0,
         "optim.lr": 0.02,
         "optim.warmup_epochs": 0.5,
         "optim.scheduler": "cosine",
     }
-    values.update(overrides)
-    return load_config(None, values)
+    return quiet_run_config(h5, out, values, **overrides)
 
 
 def record_losses(trainer):

@@ -10,12 +10,11 @@ import pytest
 import torch
 
 sys.path.insert(0, os.path.dirname(__file__))
-from test_train_helpers import ELEMENTS, PairModel, make_h5  # noqa: E402
+from test_train_helpers import ELEMENTS, PairModel, make_h5, quiet_run_config  # noqa: E402
 
 from mlip import keys  # noqa: E402
 from mlip.data.graph import build_batch  # noqa: E402
 from mlip.loss import predict  # noqa: E402
-from mlip.train.config import load_config  # noqa: E402
 from mlip.train.trainer import VALID_PROBE_SEED, Trainer  # noqa: E402
 
 
@@ -27,8 +26,6 @@ def h5(tmp_path_factory):
 
 def make_trainer(h5, out, **overrides):
     values = {
-        "data.paths": [h5],
-        "data.groups": None,
         "data.train_size": 18,
         "data.valid_size": 9,
         "data.batch_size": 6,
@@ -36,15 +33,12 @@ def make_trainer(h5, out, **overrides):
         "loss.hessian_weight": 10.0,
         "loss.stress_weight": 5.0,
         "loss.hessian_probes": 2,
-        "train.out": str(out),
         "train.max_epochs": 1,
-        "train.progress": False,
-        "train.evaluate": False,
         "train.tensorboard": False,
         "train.device": "cpu",
     }
-    values.update(overrides)
-    return Trainer(load_config(None, values), model=PairModel(ELEMENTS, seed=4))
+    config = quiet_run_config(h5, out, values, **overrides)
+    return Trainer(config, model=PairModel(ELEMENTS, seed=4))
 
 
 def whole_batch_loss(trainer, indices, seed, training=True):
