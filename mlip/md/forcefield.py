@@ -75,7 +75,6 @@ class ForceField:
         self.model = model
         self.stress = bool(stress)
         self.variable_cell = self.stress if variable_cell is None else bool(variable_cell)
-        self.compiled = compile
         self._forward = compile_model(model) if compile else model
         self.prune = prune
         r_max = float(model.r_max)
