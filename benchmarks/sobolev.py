@@ -1,39 +1,38 @@
-"""Sobolev learning curve: test errors vs training-set size for E, E+F and E+F+H labels.
+"""Does the Hessian term pay for itself? E+F against E+F+H at N conformers, all with Hessians.
 
-Why derivative labels matter: the same model is trained on N conformers of ethanol
-(GFN2-xTB, ``ethanol_xtb.h5``) with three label sets, on the same wall-clock budget
-per run (``--minutes``, training time including the per-epoch validation):
+The same default command a user types, ``mlip train --data FILE --group G`` (with
+``--split-file`` for the sets below), is run with each label set:
 
-* ``e``   energies only          (loss weights E 1, F 0,   H 0)
-* ``ef``  energies + forces      (E 1, F 100, H 0: configs/accuracy.yaml)
-* ``efh`` energies + forces + Hessians (E 1, F 100, H ``--hessian-weight``, K probes)
+* ``ef``  energies + forces                ``--hessian-weight 0``
+* ``efh`` energies + forces + Hessians     the defaults (the Hessian term is on)
+* ``e``   energies only                    ``--forces-weight 0 --hessian-weight 0``
 
-Protocol (all draws from ``numpy.random.default_rng(--seed)``, in this order):
+under two protocols: ``plateau`` (no budget: the run stops at a validation plateau,
+the default early stopping) and ``time`` (``--max-time`` = ``--minutes``, the same wall
+time for every label set). Extra ``mlip train`` options go after ``--``.
 
-1. the conformers carrying a Hessian (300 of 3000) are permuted; the last ``--n-valid``
-   (50) form the validation set of every run, the first N the training set of size N
-   (``--sizes``, default 25 50 100 250; nested sets);
-2. the test set: ``--n-test`` (500) conformers drawn from those without a Hessian, so
-   it is disjoint from every training and validation set;
-3. ``--large-sizes`` (default 1000): training sets drawn from all remaining conformers
-   (not valid, not test), for the modes without a Hessian term only (e, ef).
+Sets (all draws from ``numpy.random.default_rng(--seed)``, in this order):
 
-Each run trains on the full data file with an explicit split (``data.split_file``:
-DIR/sets.json holds its train, valid and test indices), so no data is copied. The
-modes without a Hessian term neither train on nor validate with Hessian-vector
-products. The best (EMA) model is evaluated on the test set
-(:func:`mlip.train.evaluate.evaluate`: force MAE meV/A, energy MAE meV/atom) and by the
-harmonic frequencies (cm^-1) at the reference minimum ``ethanol_minimum``: the model's
-exact Hessian at the reference geometry (or at the model's own minimum with
-``--relax``) against the reference Hessian, modes matched in sorted order
-(:meth:`mlip.vib.HarmonicResult.compare`).
+1. the conformers carrying a Hessian are permuted; the last ``--n-valid`` form the
+   validation set of every run, the first N the training set of size N (``--sizes``,
+   nested sets);
+2. the test set: ``--n-test`` conformers drawn from those without a Hessian;
+3. ``--large-sizes``: training sets drawn from all remaining conformers, for the label
+   sets without the Hessian term only.
 
-    python benchmarks/sobolev.py --minutes 3 --parallel 2 --out runs/sobolev
-    python benchmarks/sobolev.py --sizes 25 50 --large-sizes --modes ef efh --minutes 1
+Each trained (best EMA) model is evaluated in float64: test force and energy MAE, and
+at the reference minimum (``MOLECULE_minimum``) the Hessian element MAE and the
+harmonic frequencies against the reference (MAE over all modes, over the modes below
+1000 cm^-1, the largest error; modes matched in sorted order), and the full-Hessian MAE
+on the validation conformers.
 
-Prints a markdown table, writes OUT/sobolev.json and a 3-panel log-log plot
-(``--plot``, default OUT/sobolev.png). Rerunning with the same options and ``--out``
-reuses finished runs (each run keeps its own ``result.json``). Units: eV, Angstrom.
+    python benchmarks/sobolev.py --molecule ethanol --parallel 2 --out runs/sobolev_ethanol
+    python benchmarks/sobolev.py --molecule aspirin --sizes 10 25 50 --n-valid 25
+    python benchmarks/sobolev.py --sizes 25 --protocols time --minutes 1 -- --num-channels 16
+
+Prints a markdown table, writes OUT/sobolev.json and a plot (OUT/sobolev.png).
+Rerunning with the same options and ``--out`` reuses finished runs (each run keeps its
+own ``result.json``). Units: eV, Angstrom; meV/A, meV/atom, meV/A^2, cm^-1.
 """
 
 from __future__ import annotations
@@ -52,40 +51,39 @@ from typing import Any
 
 import numpy as np
 import torch
+from common import DATA, frequency_errors
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-DATA = os.path.join(HERE, "..", "..", "shared", "data")
 MODES = {"e": "E", "ef": "E+F", "efh": "E+F+H"}
-
-
-ACCURACY_CONFIG = os.path.join(HERE, "..", "configs", "accuracy.yaml")  # model, optimiser
+MODE_ARGS = {
+    "e": ["--forces-weight", "0", "--hessian-weight", "0"],
+    "ef": ["--hessian-weight", "0"],
+    "efh": [],
+}
+PROTOCOLS = ("plateau", "time")
 
 
 @dataclass
 class Options:
-    """What to run. Sizes are conformer counts; ``minutes`` is the budget per run."""
+    """What to run. Sizes are conformer counts; ``minutes`` is the ``time`` budget."""
 
     data: str  # mlip-hdf5 file
     group: str = "ethanol"
     minimum_group: str = "ethanol_minimum"
-    sizes: list[int] = field(default_factory=lambda: [25, 50, 100, 250])
-    large_sizes: list[int] = field(default_factory=lambda: [1000])
-    modes: list[str] = field(default_factory=lambda: list(MODES))
-    minutes: float = 3.0
-    max_epochs: int = 100_000
+    sizes: list[int] = field(default_factory=lambda: [10, 25, 50, 100, 250])
+    large_sizes: list[int] = field(default_factory=list)
+    modes: list[str] = field(default_factory=lambda: ["ef", "efh"])
+    protocols: list[str] = field(default_factory=lambda: list(PROTOCOLS))
+    minutes: float = 5.0
     n_valid: int = 50
     n_test: int = 500
     seed: int = 0
-    hessian_weight: float = 100.0
-    hessian_probes: int = 2
     relax: bool = False
     threads: int = 2  # torch threads of an in-process run (1 per subprocess)
     parallel: int = 1  # > 1: that many runs at once as subprocesses
     subprocess: bool = False  # run one at a time as subprocesses too
-    device: str = "cpu"
-    dtype: str = "float64"
     out: str = "runs/sobolev"
-    overrides: dict[str, Any] = field(default_factory=dict)  # extra dotted config keys
+    train_args: list[str] = field(default_factory=list)  # further mlip train options
 
 
 # -- protocol -------------------------------------------------------------------------
@@ -130,142 +128,104 @@ def draw_sets(
 
 
 def make_specs(options: Options, sets: dict[str, Any]) -> list[dict[str, Any]]:
-    """One JSON-serialisable run description per (mode, N); efh only on Hessian sizes."""
+    """One JSON-serialisable run description per (mode, protocol, N); efh only on the
+    Hessian-carrying sizes."""
     for mode in options.modes:
         if mode not in MODES:
             raise ValueError(f"unknown mode {mode!r}; modes are {list(MODES)}")
+    for protocol in options.protocols:
+        if protocol not in PROTOCOLS:
+            raise ValueError(f"unknown protocol {protocol!r}; protocols are {list(PROTOCOLS)}")
     separate = options.parallel > 1 or options.subprocess
     threads = 1 if separate else options.threads  # one thread per subprocess
     specs = []
-    for mode in options.modes:
-        weights = {"loss.energy_weight": 1.0, "loss.forces_weight": 100.0}
-        weights["loss.hessian_weight"] = options.hessian_weight if mode == "efh" else 0.0
-        if mode == "e":
-            weights["loss.forces_weight"] = 0.0
-        sizes = list(options.sizes) + ([] if mode == "efh" else list(options.large_sizes))
-        for n in sizes:
-            name = f"{mode}_n{n}"
-            specs.append(
-                {
-                    "name": name,
-                    "mode": mode,
-                    "labels": MODES[mode],
-                    "n_train": int(n),
-                    "hessian_pool": n in options.sizes,
-                    "train": sets["train"][n].tolist(),
-                    "valid": sets["valid"].tolist(),
-                    "test": sets["test"].tolist(),
-                    "data": os.path.abspath(options.data),
-                    "group": options.group,
-                    "minimum_group": options.minimum_group,
-                    "relax": options.relax,
-                    "threads": threads,
-                    "seed": options.seed,
-                    "dir": os.path.abspath(os.path.join(options.out, name)),
-                    "config": os.path.abspath(ACCURACY_CONFIG),
-                    "overrides": {
-                        **weights,
-                        "loss.hessian_probes": options.hessian_probes,
-                        "train.max_time": options.minutes * 60.0,
-                        "train.max_epochs": options.max_epochs,
-                        "train.device": options.device,
-                        "train.dtype": options.dtype,
-                        **options.overrides,
-                    },
-                }
-            )
+    for protocol in options.protocols:
+        budget = ["--max-time", str(options.minutes * 60.0)] if protocol == "time" else []
+        for mode in options.modes:
+            sizes = list(options.sizes) + ([] if mode == "efh" else list(options.large_sizes))
+            for n in sizes:
+                name = f"{mode}_{protocol}_n{n}"
+                specs.append(
+                    {
+                        "name": name,
+                        "mode": mode,
+                        "labels": MODES[mode],
+                        "protocol": protocol,
+                        "n_train": int(n),
+                        "hessian_pool": n in options.sizes,
+                        "train": sets["train"][n].tolist(),
+                        "valid": sets["valid"].tolist(),
+                        "test": sets["test"].tolist(),
+                        "data": os.path.abspath(options.data),
+                        "group": options.group,
+                        "minimum_group": options.minimum_group,
+                        "relax": options.relax,
+                        "threads": threads,
+                        "seed": options.seed,
+                        "dir": os.path.abspath(os.path.join(options.out, name)),
+                        "train_args": MODE_ARGS[mode] + budget + list(options.train_args),
+                    }
+                )
     return specs
 
 
 # -- one run --------------------------------------------------------------------------
 
 
-def write_sets(spec: dict[str, Any], path: str) -> str:
-    """The run's train/valid/test indices as a split file for ``data.split_file``."""
-    from mlip.fileio import atomic_write_text
-
-    sets = {name: spec[name] for name in ("train", "valid", "test")}
-    atomic_write_text(path, json.dumps(sets))
-    return path
-
-
-def frequency_errors(model: torch.nn.Module, data: str, group: str, relax: bool) -> dict:
-    """Harmonic frequencies (cm^-1) of the model vs the reference Hessian of ``group``.
-
-    The model's exact Hessian (float64) is taken at the reference geometry, or at the
-    model's own minimum with ``relax`` (BFGS + Newton steps, fmax 1e-4 eV/A).
-    """
-    from mlip.calculator import MLIPCalculator
-    from mlip.vib import harmonic_analysis, read_structure
-    from mlip.vib import relax as relax_atoms
-
-    atoms, reference_hessian = read_structure(f"{data}:{group}")
-    if reference_hessian is None:
-        raise ValueError(f"{data}: group {group!r} carries no reference Hessian")
-    start = atoms.get_positions()  # a copy: relax moves atoms.positions in place
-    reference = harmonic_analysis(reference_hessian, atoms.get_masses(), start)
-    calculator = MLIPCalculator(model, dtype="float64")
-    extra: dict[str, Any] = {}
-    if relax:
-        outcome = relax_atoms(atoms, calculator)
-        shift = np.linalg.norm(atoms.positions - start, axis=1).max()
-        extra = {"relax_converged": outcome.converged, "relax_max_shift_A": float(shift)}
-    hessian = calculator.get_hessian(atoms)
-    predicted = harmonic_analysis(hessian, atoms.get_masses(), atoms.positions)
-    comparison = predicted.compare(reference)
-    return {
-        "freq_mae": comparison.mae,
-        "freq_max_error": comparison.max_error,
-        "num_imaginary": int(predicted.imaginary.sum()),
-        **extra,
-    }
+def train_argv(spec: dict[str, Any], sets_path: str, out: str) -> list[str]:
+    """The ``mlip train`` command line of one run."""
+    return [
+        "train",
+        "--data", spec["data"], "--group", spec["group"],
+        "--split-file", sets_path, "--seed", str(spec["seed"]),
+        "--out", out, "--no-progress", "--no-eval", "--set", "train.tensorboard=false",
+        *spec["train_args"],
+    ]  # fmt: skip
 
 
 def run_one(spec: dict[str, Any]) -> dict[str, Any]:
-    """Train one run of the curve, evaluate it and write ``DIR/result.json``."""
+    """Train one run, evaluate it and write ``DIR/result.json``."""
+    from mlip.cli import main as mlip_main
     from mlip.data.hdf5 import H5Dataset
     from mlip.fileio import atomic_write_text
     from mlip.model import load_model
-    from mlip.train import run_training
-    from mlip.train.config import load_config
     from mlip.train.evaluate import evaluate
 
     torch.set_num_threads(spec["threads"])
     os.makedirs(spec["dir"], exist_ok=True)
-    dataset = H5Dataset(spec["data"], [spec["group"]])
-    sets = write_sets(spec, os.path.join(spec["dir"], "sets.json"))
+    sets_path = os.path.join(spec["dir"], "sets.json")
+    sets = {name: spec[name] for name in ("train", "valid", "test")}
+    atomic_write_text(sets_path, json.dumps(sets))
     out = os.path.join(spec["dir"], "train")
-    config = load_config(
-        spec["config"],
-        {
-            **spec["overrides"],
-            "data.paths": [spec["data"]],
-            "data.groups": [spec["group"]],
-            "data.split_file": sets,
-            "train.seed": spec["seed"],
-            "train.out": out,
-            "train.evaluate": False,
-            "train.progress": False,
-            "train.tensorboard": False,
-        },
-    )
-    summary = run_training(config)
-    device = config.train.device if config.train.device != "auto" else "cpu"
-    model = load_model(os.path.join(out, "model.pt"), device=device, dtype=torch.float64)
-    test = evaluate(model, dataset.get_many(spec["test"]), 50, device, torch.float64, False)
+    argv = train_argv(spec, sets_path, out)
+    print("mlip " + " ".join(argv), flush=True)
+    start = time.perf_counter()
+    if mlip_main(argv) != 0:
+        raise RuntimeError("mlip train failed")
+    wall = time.perf_counter() - start
+    with open(os.path.join(out, "metrics.csv")) as handle:
+        rows = handle.read().strip().splitlines()
+    header, last = rows[0].split(","), rows[-1].split(",")
+    progress = dict(zip(header, last, strict=True))
+    dataset = H5Dataset(spec["data"], [spec["group"]])
+    model = load_model(os.path.join(out, "model.pt"), dtype=torch.float64)
+    test = evaluate(model, dataset.get_many(spec["test"]), 50, "cpu", torch.float64, False)
+    valid = evaluate(model, dataset.get_many(spec["valid"]), 10, "cpu", torch.float64, True)
     result = {
         "name": spec["name"],
         "mode": spec["mode"],
         "labels": spec["labels"],
+        "protocol": spec["protocol"],
         "n_train": spec["n_train"],
         "hessian_pool": spec["hessian_pool"],
-        "epochs": summary["epochs"],
-        "steps": summary["steps"],
-        "train_s": summary["elapsed_s"],
-        "stop_reason": summary["stop_reason"],
+        "epochs": float(progress["epoch"]),
+        "steps": int(progress["step"]),
+        "train_s": float(progress["time_s"]),
+        "wall_s": wall,
         "test_forces_mae": test.metrics["forces_mae"],
         "test_energy_mae": test.metrics["energy_per_atom_mae"],
         "test_count": int(test.metrics["num_structures"]),
+        "valid_hessian_mae": valid.metrics.get("hessian_mae"),
         **frequency_errors(model, spec["data"], spec["minimum_group"], spec["relax"]),
     }
     atomic_write_text(os.path.join(spec["dir"], "result.json"), json.dumps(result, indent=1))
@@ -300,7 +260,7 @@ def _failure(spec: dict[str, Any], reason: str) -> dict[str, Any]:
     if os.path.exists(log):
         with open(log) as handle:
             tail = handle.read()[-2000:]
-    keys = ("name", "mode", "labels", "n_train")
+    keys = ("name", "mode", "labels", "protocol", "n_train")
     return {**{k: spec[k] for k in keys}, "error": reason, "log_tail": tail}
 
 
@@ -308,7 +268,7 @@ def run_in_process(spec: dict[str, Any]) -> dict[str, Any]:
     """Run one spec here, its output into DIR/log.txt; a failure becomes an error row."""
     with open(os.path.join(spec["dir"], "log.txt"), "w") as log:
         try:
-            with contextlib.redirect_stdout(log):
+            with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
                 return run_one(spec)
         except Exception as err:  # noqa: BLE001 (one failed run must not stop the curve)
             print(f"{type(err).__name__}: {err}", file=log)
@@ -376,32 +336,42 @@ def _run_subprocesses(pending: list[dict], parallel: int, results: dict[str, dic
 
 # -- report ---------------------------------------------------------------------------
 
+COLUMNS = (
+    ("epochs", "epochs", 0),
+    ("train_s", "time (s)", 0),
+    ("test_forces_mae", "F MAE (meV/A)", 1),
+    ("test_energy_mae", "E MAE (meV/atom)", 2),
+    ("hessian_mae_minimum", "H MAE at min (meV/A^2)", 0),
+    ("valid_hessian_mae", "H MAE valid (meV/A^2)", 0),
+    ("freq_mae", "freq MAE (cm^-1)", 1),
+    ("freq_mae_soft", "freq MAE < 1000 (cm^-1)", 1),
+    ("freq_max_error", "max freq error (cm^-1)", 1),
+)
 
-def _cell(value: Any, digits: int = 2) -> str:
+
+def _cell(value: Any, digits: int) -> str:
     if value is None:
         return "-"
     return f"{value:.{digits}f}"
 
 
 def format_table(results: list[dict[str, Any]]) -> str:
-    """Markdown table: one row per (labels, N); errors in meV/A, meV/atom, cm^-1."""
-    lines = [
-        "| N | labels | epochs | F MAE (meV/A) | E MAE (meV/atom) | freq MAE (cm^-1) |",
-        "|---:|:---|---:|---:|---:|---:|",
-    ]
-    for r in results:
+    """Markdown table: one row per (protocol, N, labels)."""
+    head = ["N", "labels", "protocol"] + [title for _, title, _ in COLUMNS]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---:|" * 1 + ":---|" * 2 + "---:|" * 9]
+    order = sorted(results, key=lambda r: (r["protocol"], r["n_train"], r["mode"]))
+    for r in order:
+        cells = [str(r["n_train"]), r["labels"], r["protocol"]]
         if "error" in r:
-            lines.append(f"| {r['n_train']} | {r['labels']} | failed: {r['error']} | | | |")
-            continue
-        cells = [r["n_train"], r["labels"], _cell(r["epochs"], 1)]
-        cells += [_cell(r["test_forces_mae"]), _cell(r["test_energy_mae"])]
-        cells.append(_cell(r["freq_mae"], 1))
-        lines.append("| " + " | ".join(str(c) for c in cells) + " |")
+            cells += [f"failed: {r['error']}"] + [""] * (len(COLUMNS) - 1)
+        else:
+            cells += [_cell(r.get(key), digits) for key, _, digits in COLUMNS]
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
 def plot(results: list[dict[str, Any]], path: str) -> str:
-    """Three log-log panels (force, energy, frequency MAE vs N), one line per label set."""
+    """Log-log panels (force, Hessian and frequency MAE vs N), a line per labels/protocol."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -409,25 +379,30 @@ def plot(results: list[dict[str, Any]], path: str) -> str:
 
     panels = (
         ("test_forces_mae", "test force MAE [meV/A]"),
-        ("test_energy_mae", "test energy MAE [meV/atom]"),
+        ("hessian_mae_minimum", "Hessian MAE at the minimum [meV/A$^2$]"),
         ("freq_mae", "frequency MAE [cm$^{-1}$]"),
+        ("freq_mae_soft", "frequency MAE, modes < 1000 cm$^{-1}$"),
     )
-    fig, axes = plt.subplots(1, 3, figsize=(12, 3.8), dpi=120)
+    fig, axes = plt.subplots(1, len(panels), figsize=(16, 3.8), dpi=120)
     for ax, (key, label) in zip(axes, panels, strict=True):
-        for mode, labels in MODES.items():
-            rows = sorted(
-                (r["n_train"], r[key]) for r in results if r["mode"] == mode and "error" not in r
-            )
-            if rows:
-                n, y = zip(*rows, strict=True)
-                ax.loglog(n, y, "o-", label=labels)
+        for protocol in PROTOCOLS:
+            for mode, labels in MODES.items():
+                rows = sorted(
+                    (r["n_train"], r[key])
+                    for r in results
+                    if r["mode"] == mode and r["protocol"] == protocol and "error" not in r
+                )
+                if rows:
+                    n, y = zip(*rows, strict=True)
+                    style = "o-" if protocol == "plateau" else "s--"
+                    ax.loglog(n, y, style, label=f"{labels}, {protocol}")
         sizes = sorted({r["n_train"] for r in results})
         ax.set_xticks(sizes, [str(n) for n in sizes])
         ax.minorticks_off()
         ax.set_xlabel("training conformers N")
         ax.set_ylabel(label)
         ax.grid(True, which="both", alpha=0.3)
-    axes[0].legend()
+    axes[0].legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
@@ -435,7 +410,7 @@ def plot(results: list[dict[str, Any]], path: str) -> str:
 
 
 def run_benchmark(options: Options, plot_path: str | None = None) -> dict[str, Any]:
-    """Draw the sets, run every (mode, N), write OUT/sobolev.json (and the plot)."""
+    """Draw the sets, run every (mode, protocol, N), write OUT/sobolev.json (and plot)."""
     from mlip.data.hdf5 import H5Dataset
 
     dataset = H5Dataset(options.data, [options.group])
@@ -453,7 +428,12 @@ def run_benchmark(options: Options, plot_path: str | None = None) -> dict[str, A
     results = run_all(specs, options.parallel, options.subprocess)
     payload = {
         "options": dataclasses.asdict(options),
-        "units": {"forces": "meV/A", "energy": "meV/atom", "frequencies": "cm^-1"},
+        "units": {
+            "forces": "meV/A",
+            "energy": "meV/atom",
+            "hessian": "meV/A^2",
+            "frequencies": "cm^-1",
+        },
         "valid": sets["valid"].tolist(),
         "test": sets["test"].tolist(),
         "results": results,
@@ -469,26 +449,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--molecule", default="ethanol", help="group of DATA_DIR/MOLECULE_xtb.h5")
     p.add_argument("--data-dir", default=DATA)
-    p.add_argument("--sizes", type=int, nargs="+", default=[25, 50, 100, 250])
-    p.add_argument("--large-sizes", type=int, nargs="*", default=[1000],
+    p.add_argument("--sizes", type=int, nargs="+", default=[10, 25, 50, 100, 250])
+    p.add_argument("--large-sizes", type=int, nargs="*", default=[],
                    help="sizes drawn from all conformers, modes e and ef only")  # fmt: skip
-    p.add_argument("--modes", nargs="+", default=list(MODES), choices=list(MODES))
-    p.add_argument("--minutes", type=float, default=3.0, help="wall-clock budget per run")
-    p.add_argument("--max-epochs", type=int, default=100_000)
+    p.add_argument("--modes", nargs="+", default=["ef", "efh"], choices=list(MODES))
+    p.add_argument("--protocols", nargs="+", default=list(PROTOCOLS), choices=PROTOCOLS)
+    p.add_argument("--minutes", type=float, default=5.0, help="budget of the 'time' protocol")
     p.add_argument("--n-valid", type=int, default=50)
     p.add_argument("--n-test", type=int, default=500)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--hessian-weight", type=float, default=100.0)
-    p.add_argument("--hessian-probes", type=int, default=2)
     p.add_argument("--relax", action="store_true", help="frequencies at the model's minimum")
     p.add_argument("--threads", type=int, default=2, help="torch threads (in-process runs)")
     p.add_argument("--parallel", type=int, default=1, help="runs at once (subprocesses)")
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--dtype", default="float64", choices=["float32", "float64"])
     p.add_argument("--out", default=None, help="output folder (default runs/sobolev_HHMMSS)")
     p.add_argument("--plot", default=None, help="plot file (default OUT/sobolev.png)")
-    p.add_argument("--set", action="append", default=[], help="extra config KEY=VALUE")
     p.add_argument("--run-spec", help=argparse.SUPPRESS)  # internal: one run (subprocess)
+    p.add_argument("train_args", nargs="*", help="further mlip train options, after --")
     return p.parse_args(argv)
 
 
@@ -498,8 +474,6 @@ def main(argv: list[str] | None = None) -> int:
         with open(args.run_spec) as handle:
             run_one(json.load(handle))
         return 0
-    from mlip.train.config import parse_assignment
-
     out = args.out or f"runs/sobolev_{time.strftime('%H%M%S')}"
     options = Options(
         data=os.path.normpath(os.path.join(args.data_dir, f"{args.molecule}_xtb.h5")),
@@ -508,25 +482,22 @@ def main(argv: list[str] | None = None) -> int:
         sizes=args.sizes,
         large_sizes=args.large_sizes,
         modes=args.modes,
+        protocols=args.protocols,
         minutes=args.minutes,
-        max_epochs=args.max_epochs,
         n_valid=args.n_valid,
         n_test=args.n_test,
         seed=args.seed,
-        hessian_weight=args.hessian_weight,
-        hessian_probes=args.hessian_probes,
         relax=args.relax,
         threads=args.threads,
         parallel=args.parallel,
-        device=args.device,
-        dtype=args.dtype,
         out=out,
-        overrides=dict(parse_assignment(item) for item in args.set),
+        train_args=args.train_args,
     )
-    payload = run_benchmark(options, args.plot or os.path.join(out, "sobolev.png"))
+    plot_path = args.plot or os.path.join(out, "sobolev.png")
+    payload = run_benchmark(options, plot_path)
     print()
     print(format_table(payload["results"]))
-    print(f"\nwritten: {out}/sobolev.json, {args.plot or os.path.join(out, 'sobolev.png')}")
+    print(f"\nwritten: {out}/sobolev.json, {plot_path}")
     return 1 if any("error" in r for r in payload["results"]) else 0
 
 

@@ -4,7 +4,7 @@ Times real optimiser steps of :class:`mlip.train.trainer.Trainer` (``train_step`
 forward, forces, K Hessian-vector probes on the conformers that carry a Hessian when
 the Hessian term is on, loss, backward, gradient clipping, Adam, learning-rate
 schedule, EMA) on ethanol (GFN2-xTB, ``ethanol_xtb.h5``) for batch sizes 5 and 16,
-float32 and float64, with the Hessian term (weight 100, K = each of ``--probes``) and
+float32 and float64, with the Hessian term (default weight, K = each of ``--probes``) and
 without it (weight 0). Two kinds of batches (``--batches``):
 
 * ``worst``: every conformer of the batch carries a reference Hessian (the worst case
@@ -14,7 +14,7 @@ without it (weight 0). Two kinds of batches (``--batches``):
 
 The same batches are timed with and without the Hessian term. The trainer evaluates
 the conformers with and without a Hessian as two sub-batches, so only the former pay
-for the probes. The model is that of configs/accuracy.yaml. Each row:
+for the probes. The model and loss are the defaults of ``mlip train``. Each row:
 ``--warmup`` untimed steps, then ``--steps`` timed ones; throughput = steps x batch /
 time. Timings of a machine shared with other jobs are noisy; rerun the rows you quote.
 
@@ -39,9 +39,6 @@ import torch
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DATA = os.path.join(HERE, "..", "..", "shared", "data")
-
-
-ACCURACY_CONFIG = os.path.join(HERE, "..", "configs", "accuracy.yaml")  # model, optimiser
 
 
 @dataclass
@@ -82,19 +79,21 @@ def build_trainer(
     device: str = "cpu",
     overrides: dict[str, Any] | None = None,
 ):  # noqa: ANN201 (-> Trainer)
-    """A Trainer on ``pool`` training conformers; Hessian weight 100 or 0."""
-    from mlip.train.config import load_config
+    """A Trainer of the default recipe on ``pool`` training conformers; the Hessian term
+    at its default weight or off."""
+    from mlip.train.config import TrainConfig, load_config
     from mlip.train.trainer import Trainer
 
+    weight = TrainConfig().loss.hessian_weight if hessian else 0.0
     config = load_config(
-        ACCURACY_CONFIG,
+        None,
         {
             "data.paths": [data],
             "data.groups": [group],
             "data.train_size": pool,
             "data.valid_size": 1,
             "data.test_size": 0,
-            "loss.hessian_weight": 100.0 if hessian else 0.0,
+            "loss.hessian_weight": weight,
             "loss.hessian_probes": probes,
             "train.dtype": dtype,
             "train.device": device,

@@ -21,16 +21,22 @@ kind, the Hessian term is an unbiased estimate of mean_{ij} rho-error of the Hes
 elements (exactly so for squared errors), i.e. of ||H - H^ref||_F^2 / (3 N_s)^2.
 
 Random probes weigh the Hessian's error in eV/A^2, so the stiff stretches dominate and
-the soft torsions, whose frequencies matter as much, hardly count. Probe kind "modes"
-weighs every vibration alike: for a system with a reference Hessian, K random
-vibrational modes k of the mass-weighted reference M^-1/2 H^ref M^-1/2 = U diag(l) U^T
-(the 6 eigenvalues of smallest |l| left out, 3 for periodic systems) give probes
+the soft torsions, whose frequencies matter as much, hardly count. Two probe kinds work
+along the normal modes of the reference instead (:func:`mlip.modes.normal_modes`:
+mass-weighted, translations and rotations projected out; q_k orthonormal, x_k = M^-1/2
+q_k the Cartesian mode, lambda_k = omega_k^2 its eigenvalue), K random modes per system
+and step:
 
-    v_sk = w_k / max(|H^ref w_k|, floor),   w_k = M^-1/2 u_k / |M^-1/2 u_k|,
+    "modes"        v_k = w_k / max(|H^ref w_k|, floor),   w_k = x_k / |x_k|
+    "frequencies"  v_k = x_k |x_k| / max(omega_k, omega_floor)
 
-so that |H v - H^ref v| is the error of the response along mode k relative to its
-reference (dimensionless; floor = 0.5 eV/A^2 keeps near-zero modes bounded). Systems
-without a Hessian get gaussian probes (unused by the loss).
+With "modes", |H v - H^ref v| is the error of the response along mode k relative to
+its reference (floor = 0.5 eV/A^2 keeps near-zero modes bounded): soft modes weigh more
+than stiff ones. With "frequencies", the component of H v - H^ref v along w_k is
+(x_k^T dH x_k) / omega_k = d(lambda_k) / omega_k = 2 d(omega_k) to first order: the
+term weighs the error of every frequency in absolute units, as a frequency MAE does
+(omega_floor = 100 cm^-1 for the near-zero and imaginary modes of non-equilibrium
+geometries). Systems without a Hessian get gaussian probes (unused by the loss).
 
 The loss is built from per-term sums and counts (:meth:`SobolevLoss.terms`), so that
 data-parallel ranks can normalise by the global counts and reproduce the loss of the
@@ -46,9 +52,40 @@ import torch
 
 from mlip import keys
 from mlip.derivatives import compute
+from mlip.modes import CM1_PER_SQRT_EV_A2_AMU, normal_modes
 
 TERMS = ("energy", "forces", "hessian", "stress")
-PROBE_KINDS = ("gaussian", "onehot", "modes")
+PROBE_KINDS = ("gaussian", "onehot", "modes", "frequencies")
+MODE_KINDS = ("modes", "frequencies")  # probes along the reference normal modes
+
+
+def check_loss_options(
+    weights: dict[str, float],
+    num_probes: int = 1,
+    probe_kind: str = "gaussian",
+    huber_delta: float | None = None,
+    prefix: str = "",
+) -> None:
+    """The one check of the loss settings; ValueError naming the first bad one.
+
+    ``weights`` maps each of :data:`TERMS` to its weight; ``prefix`` is prepended to
+    the names in the message (``"loss."`` for the training config).
+    """
+    for name, weight in weights.items():
+        if name not in TERMS:
+            raise ValueError(f"unknown loss term {name!r}; terms are {TERMS}")
+        if not weight >= 0:
+            raise ValueError(f"{prefix}{name}_weight must be >= 0, got {weight}")
+    if not any(weights.values()):
+        raise ValueError("all loss weights are 0: nothing to train on")
+    if num_probes < 1:
+        raise ValueError(f"{prefix}hessian_probes must be >= 1, got {num_probes}")
+    if probe_kind not in PROBE_KINDS:
+        raise ValueError(
+            f"{prefix}probe_kind must be one of {list(PROBE_KINDS)}, got {probe_kind!r}"
+        )
+    if huber_delta is not None and huber_delta <= 0:
+        raise ValueError(f"{prefix}huber_delta must be > 0, got {huber_delta}")
 
 
 class ProbeSampler:
@@ -62,10 +99,7 @@ class ProbeSampler:
     """
 
     def __init__(self, num_probes: int = 2, kind: str = "gaussian", seed: int = 0) -> None:
-        if num_probes < 1:
-            raise ValueError(f"num_probes must be >= 1, got {num_probes}")
-        if kind not in PROBE_KINDS:
-            raise ValueError(f"probe kind must be one of {PROBE_KINDS}, got {kind!r}")
+        check_loss_options({"hessian": 1.0}, num_probes, kind)
         self.num_probes, self.kind = int(num_probes), kind
         self.generator = np.random.default_rng(seed)
         self._modes: dict[int, np.ndarray | None] = {}  # sample id -> (n_vib, 3N) probes
@@ -86,18 +120,18 @@ class ProbeSampler:
         """(K, n_atoms, 3) probes (atom-major layout): unit norm per system and probe, or
         scaled normal modes (kind "modes", which needs the ``structures`` with their
         reference Hessians)."""
-        if self.kind == "modes" and structures is None:
-            raise ValueError("probe kind 'modes' needs the structures (reference Hessians)")
+        if self.kind in MODE_KINDS and structures is None:
+            raise ValueError(f"probe kind {self.kind!r} needs the structures (reference Hessians)")
         blocks = []
         for s, (n, sample) in enumerate(zip(num_atoms, sample_ids, strict=True)):
             rng = np.random.default_rng([int(step_seed), int(sample)])
             dof = 3 * int(n)
             modes = None
-            if self.kind == "modes" and structures[s].hessian is not None:
+            if self.kind in MODE_KINDS and structures[s].hessian is not None:
                 modes = self._mode_probes(int(sample), structures[s])
             if modes is not None:
                 v = modes[rng.integers(0, len(modes), self.num_probes)]
-            elif self.kind in ("gaussian", "modes"):
+            elif self.kind != "onehot":
                 v = rng.standard_normal((self.num_probes, dof))
                 v /= np.linalg.norm(v, axis=1, keepdims=True)
             else:
@@ -109,31 +143,58 @@ class ProbeSampler:
     def _mode_probes(self, sample: int, structure) -> np.ndarray | None:  # noqa: ANN001
         """Scaled vibrational-mode probes of one reference Hessian (cached per sample)."""
         if sample not in self._modes:
-            self._modes[sample] = mode_probes(structure)
+            self._modes[sample] = mode_probes(structure, self.kind)
         return self._modes[sample]
 
 
-def mode_probes(structure, floor: float = 0.5) -> np.ndarray | None:  # noqa: ANN001
-    """(n_vib, 3N) probes v_k = w_k / max(|H^ref w_k|, floor) of a Structure's Hessian.
+#: frequency floor (sqrt(eV/A^2/amu), 100 cm^-1) of the "frequencies" probes: near-zero
+#: and imaginary modes of non-equilibrium geometries stay bounded
+FREQUENCY_FLOOR = 100.0 / CM1_PER_SQRT_EV_A2_AMU
 
-    See the module docstring (floor in eV/A^2); None when no vibrational mode is left.
-    """
+
+def mode_probes(structure, kind: str = "modes", floor: float = 0.5) -> np.ndarray | None:  # noqa: ANN001
+    """(n_vib, 3N) probes of a Structure's reference Hessian along its normal modes:
+    ``kind`` "modes" or "frequencies" of the module docstring (floor in eV/A^2 for
+    "modes"). None when no vibrational mode is left."""
     from ase.data import atomic_masses
 
     hessian = np.asarray(structure.hessian, dtype=np.float64)
-    n = len(structure.atomic_numbers)
-    inv_sqrt_m = np.repeat(1.0 / np.sqrt(atomic_masses[structure.atomic_numbers]), 3)
-    weighted = inv_sqrt_m[:, None] * (0.5 * (hessian + hessian.T)) * inv_sqrt_m[None, :]
-    eigenvalues, vectors = np.linalg.eigh(weighted)
     periodic = structure.pbc is not None and bool(np.any(structure.pbc))
-    external = 3 if periodic else min(6, 3 * n - 1)
-    keep = np.sort(np.argsort(np.abs(eigenvalues))[external:])
-    if keep.size == 0:
+    found = normal_modes(
+        hessian,
+        atomic_masses[structure.atomic_numbers],
+        structure.positions,
+        periodic=periodic,
+    )
+    if len(found.eigenvalues) == 0:
         return None
-    w = (inv_sqrt_m[:, None] * vectors[:, keep]).T  # (n_vib, 3N) Cartesian directions
-    w /= np.linalg.norm(w, axis=1, keepdims=True)
+    x = found.cartesian  # (n_vib, 3N)
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    if kind == "frequencies":
+        omega = np.sqrt(np.abs(found.eigenvalues))[:, None]
+        return x * norms / np.maximum(omega, FREQUENCY_FLOOR)
+    w = x / norms
     response = np.linalg.norm(w @ hessian.T, axis=1)
     return w / np.maximum(response, floor)[:, None]
+
+
+def hessian_response_rms(
+    structures: Sequence, num_probes: int = 2, kind: str = "gaussian", limit: int = 200
+) -> float | None:
+    """RMS of the reference H v components (eV/A^2) for probes of ``kind`` over up to
+    ``limit`` of the structures that carry a Hessian: the label scale of the Hessian
+    term (for unit gaussian or one-hot probes it is the RMS of the Hessian elements).
+    None when none carries a Hessian."""
+    sampler = ProbeSampler(num_probes, kind, seed=0)
+    total, count = 0.0, 0
+    chosen = [s for s in structures if s.hessian is not None][:limit]
+    for k, structure in enumerate(chosen):
+        n = structure.num_atoms
+        v = sampler.probes([n], [k], 0, structures=[structure]).numpy().reshape(num_probes, 3 * n)
+        response = v @ np.asarray(structure.hessian, dtype=np.float64).T
+        total += float(np.square(response).sum())
+        count += response.size
+    return float(np.sqrt(total / count)) if count else None
 
 
 def reference_hvp(
@@ -215,13 +276,7 @@ class SobolevLoss:
             "hessian": float(hessian_weight),
             "stress": float(stress_weight),
         }
-        for name, weight in self.weights.items():
-            if weight < 0:
-                raise ValueError(f"{name} weight must be >= 0, got {weight}")
-        if not any(self.weights.values()):
-            raise ValueError("all loss weights are 0: nothing to train on")
-        if huber_delta is not None and huber_delta <= 0:
-            raise ValueError(f"huber_delta must be > 0, got {huber_delta}")
+        check_loss_options(self.weights, huber_delta=huber_delta)
         self.huber_delta = huber_delta
 
     def needs(self, batch: dict[str, torch.Tensor]) -> dict[str, bool]:

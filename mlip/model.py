@@ -34,19 +34,18 @@ CODEGEN_MARK = "._compiled_"
 
 
 @dataclass
-class ModelConfig:
-    """Hyperparameters. Lengths in Angstrom.
+class Architecture:
+    """Hyperparameters of the network, independent of the elements. Lengths in Angstrom.
 
-    atomic_numbers: elements the model is built for; r_max: cutoff; num_radial:
-    Bessel functions; envelope_p: envelope exponent; l_max: spherical-harmonic
-    degree of the edge features; hidden_l_max: highest l of the node features;
-    num_channels: channels per irrep; num_layers: interaction blocks;
-    radial_hidden: width of the radial MLP; correlation: 2 adds the channel-wise
-    square (body order 3 per layer), 1 leaves it out; readout_hidden: width of the
-    last readout MLP.
+    r_max: cutoff; num_radial: Bessel functions; envelope_p: envelope exponent; l_max:
+    spherical-harmonic degree of the edge features; hidden_l_max: highest l of the node
+    features; num_channels: channels per irrep; num_layers: interaction blocks;
+    radial_hidden: width of the radial MLP; correlation: 2 adds the channel-wise square
+    (body order 3 per layer), 1 leaves it out; readout_hidden: width of the last readout
+    MLP. These defaults are the training recipe's (the ``model`` section of
+    :class:`mlip.train.config.TrainConfig` is this class plus training-only keys).
     """
 
-    atomic_numbers: list[int] = field(default_factory=lambda: [1, 6, 8])
     r_max: float = 5.0
     num_radial: int = 8
     envelope_p: int = 6
@@ -58,11 +57,8 @@ class ModelConfig:
     correlation: int = 2
     readout_hidden: int = 16
 
-    def __post_init__(self) -> None:
-        z = list(self.atomic_numbers)
-        if not z or len(set(z)) != len(z) or min(z) < 1 or max(z) > 118:
-            raise ValueError(f"atomic_numbers must be distinct in 1..118, got {z}")
-        self.atomic_numbers = sorted(int(x) for x in z)
+    def check(self) -> None:
+        """ValueError naming the first invalid hyperparameter."""
         checks = {
             "r_max": self.r_max > 0, "num_radial": self.num_radial >= 1,
             "envelope_p": self.envelope_p >= 2, "l_max": 0 <= self.l_max <= 4,
@@ -74,6 +70,25 @@ class ModelConfig:
         for name, ok in checks.items():
             if not ok:
                 raise ValueError(f"invalid model hyperparameter {name}={getattr(self, name)!r}")
+
+    @classmethod
+    def field_names(cls) -> list[str]:
+        """The architecture's hyperparameter names (not ``atomic_numbers``)."""
+        return [f.name for f in dataclasses.fields(Architecture)]
+
+
+@dataclass
+class ModelConfig(Architecture):
+    """An :class:`Architecture` for the elements ``atomic_numbers`` (sorted, distinct)."""
+
+    atomic_numbers: list[int] = field(default_factory=lambda: [1, 6, 8])
+
+    def __post_init__(self) -> None:
+        z = list(self.atomic_numbers)
+        if not z or len(set(z)) != len(z) or min(z) < 1 or max(z) > 118:
+            raise ValueError(f"atomic_numbers must be distinct in 1..118, got {z}")
+        self.atomic_numbers = sorted(int(x) for x in z)
+        self.check()
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -186,9 +186,9 @@ def test_probe_sampler_is_seeded_unit_and_independent_of_batch_composition():
     rows = ProbeSampler(2, kind="onehot").probes([3], [1], seed)
     assert torch.equal(rows.reshape(2, -1).sum(1), torch.ones(2, dtype=torch.float64))
     assert set(rows.unique().tolist()) == {0.0, 1.0}
-    with pytest.raises(ValueError, match="probe kind"):
+    with pytest.raises(ValueError, match="probe_kind must be one of"):
         ProbeSampler(1, kind="sobol")
-    with pytest.raises(ValueError, match="forces weight must be >= 0"):
+    with pytest.raises(ValueError, match="forces_weight must be >= 0"):
         SobolevLoss(forces_weight=-1.0)
     with pytest.raises(ValueError, match="all loss weights are 0"):
         SobolevLoss(0.0, 0.0, 0.0, 0.0)

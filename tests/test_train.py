@@ -14,8 +14,16 @@ import yaml
 from mlip import fileio
 from mlip.data.graph import Structure, neighbor_list
 from mlip.errors import CheckpointError
+from mlip.model import Architecture
 from mlip.train import checkpoint as ckpt
-from mlip.train.config import TrainConfig, load_config, parse_assignment, resolve_config
+from mlip.train.config import (
+    TrainConfig,
+    load_config,
+    parse_assignment,
+    read_yaml,
+    resolve_config,
+)
+from mlip.train.initial_model import build_model
 from mlip.train.optim import EMA, LRSchedule
 from mlip.train.split import make_split, read_split_file, resolve_size
 from mlip.train.statistics import compute_statistics
@@ -28,18 +36,38 @@ sys.path.insert(0, os.path.dirname(__file__))
 
 
 def test_shipped_default_yaml_equals_the_built_in_defaults():
-    assert load_config(os.path.join(ROOT, "configs", "default.yaml")) == TrainConfig()
+    values = read_yaml(os.path.join(ROOT, "configs", "default.yaml"))
+    assert TrainConfig.from_dict(values) == TrainConfig()
+
+
+def test_the_model_section_is_the_architecture_with_its_defaults():
+    """Same names and defaults as mlip.model.Architecture; nothing set silently."""
+    section = TrainConfig().model
+    for name in Architecture.field_names():
+        assert getattr(section, name) == getattr(Architecture(), name), name
+    model = build_model(TrainConfig(), [1, 6, 8])
+    assert model.config.hidden_l_max == section.hidden_l_max
+    assert model.config.num_channels == section.num_channels
+
+
+def test_earlier_key_names_are_read_as_aliases():
+    config = TrainConfig.from_dict(
+        {"model": {"channels": 12, "layers": 3, "extra": {"correlation": 1, "hidden_l_max": 2}},
+         "optim": {"scheduler": "cosine_time"}}
+    )  # fmt: skip
+    assert (config.model.num_channels, config.model.num_layers) == (12, 3)
+    assert (config.model.correlation, config.model.hidden_l_max) == (1, 2)
+    assert config.optim.scheduler == "cosine"
 
 
 def test_shipped_accuracy_yaml_is_the_accurate_model():
     """configs/accuracy.yaml (read by three benchmarks) loads and differs where it says."""
-    config = load_config(os.path.join(ROOT, "configs", "accuracy.yaml"))
-    default = TrainConfig()
-    assert (config.model.channels, config.model.l_max) == (64, 2)
-    assert config.model.extra == {"hidden_l_max": 2}
-    assert config.optim.scheduler == "cosine_time" and config.loss.hessian_weight == 0.0
-    assert config.data.batch_size == 5 != default.data.batch_size
+    config = load_config(os.path.join(ROOT, "configs", "accuracy.yaml"), {"data.paths": "x.h5"})
+    assert (config.model.num_channels, config.model.l_max, config.model.hidden_l_max) == (64, 2, 2)
+    assert config.optim.scheduler == "cosine" and config.loss.hessian_weight == 0.0
+    assert config.data.batch_size == 5 and config.train.dtype == "float64"
     assert config.train.max_time == 1200.0 and config.loss.forces_weight == 100.0
+    assert not config.loss.normalize  # its weights are in physical units
 
 
 def test_yaml_then_overrides_then_validation(tmp_path):
@@ -68,7 +96,8 @@ def test_yaml_then_overrides_then_validation(tmp_path):
 def test_resume_config_starts_from_the_runs_saved_config(tmp_path):
     run = tmp_path / "run"
     run.mkdir()
-    saved = load_config(None, {"loss.hessian_weight": 321.0, "train.out": str(run)})
+    saved = load_config(None, {"loss.hessian_weight": 321.0, "train.out": str(run),
+                               "data.paths": ["x.h5"]})  # fmt: skip
     (run / "config.yaml").write_text(yaml.safe_dump(saved.to_dict()))
     config = resolve_config(None, {"train.out": str(run), "train.resume": True})
     assert config.loss.hessian_weight == 321.0 and config.train.resume
@@ -151,7 +180,7 @@ def test_trainer_uses_the_split_file_and_records_it(tmp_path):
     saved = json.loads((tmp_path / "run" / "split.json").read_text())
     assert {k: saved[k] for k in wanted} == wanted
     assert saved["meta"]["split_file"] == str(tmp_path / "mine.json")
-    assert trainer.steps_per_epoch == 1  # 5 training conformers, batch 16
+    assert trainer.steps_per_epoch == 1  # 5 training conformers, batch 5
     (tmp_path / "bad.json").write_text(json.dumps({"train": [1, 20], "valid": [0]}))
     values.update({"data.split_file": str(tmp_path / "bad.json"), "train.out": str(tmp_path / "b")})
     with pytest.raises(ValueError, match=r"bad.json: train index 20 outside 0..19"):
@@ -191,18 +220,25 @@ def _optimizer(lr=1.0):
 
 
 def test_warmup_cosine_and_plateau_schedules():
+    """The cosine follows the fraction of the budget the trainer reports (``progress``)."""
     opt = _optimizer()
-    cosine = LRSchedule(opt, "cosine", warmup_steps=10, total_steps=110, min_lr=0.0)
+    cosine = LRSchedule(opt, "cosine", warmup_steps=10, min_lr=0.0)
     assert cosine.lr == pytest.approx(0.01)
     for _ in range(5):
-        cosine.step()
+        cosine.step(progress=0.0)
     assert cosine.lr == pytest.approx(0.01 + 0.99 * 0.5)  # linear warm-up
     for _ in range(55):
-        cosine.step()
+        cosine.step()  # progress kept
+    assert cosine.lr == pytest.approx(1.0)
+    cosine.step(progress=0.5)
     assert cosine.lr == pytest.approx(0.5)  # half-way through the cosine
-    for _ in range(60):
-        cosine.step()
+    cosine.step(progress=1.0)
     assert cosine.lr == pytest.approx(0.0, abs=1e-12)
+    restored = LRSchedule(_optimizer(), "cosine", warmup_steps=10, min_lr=0.0)
+    restored.load_state_dict({**cosine.state_dict(), "progress": 0.5})
+    assert restored.lr == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="scheduler must be one of"):
+        LRSchedule(_optimizer(), "auto")
 
     plateau = LRSchedule(_optimizer(), "plateau", patience=2, factor=0.5, min_lr=0.1)
     for loss in (1.0, 0.9, 0.95, 0.95, 0.95):  # three epochs without improvement > patience
@@ -284,7 +320,7 @@ def test_command_line_options_map_to_config_keys():
         "optim.min_lr": 1e-7,
         "train.resume": True,
     }
-    config = load_config(None, {k: v for k, v in overrides.items() if k != "data.paths"})
+    config = load_config(None, overrides)
     assert config.train.max_time is None and config.loss.hessian_probes == 4
     args = build_parser().parse_args(["train", "--group", "ethanol", "--no-progress"])
     assert overrides_from_args(args) == {"data.groups": ["ethanol"], "train.progress": False}

@@ -64,7 +64,7 @@ def test_train_writes_the_run_directory(run, capsys):
     assert {"model.pt", "last.ckpt", "config.yaml", "split.json", "metrics.csv"} <= files
     assert {"eval.json", "plots"} <= files
     config = yaml.safe_load((run / "config.yaml").read_text())
-    assert config["train"]["seed"] == 3 and config["model"]["channels"] == 4
+    assert config["train"]["seed"] == 3 and config["model"]["num_channels"] == 4
     assert config["optim"]["min_lr"] == 1e-6 and config["loss"]["hessian_probes"] == 1
     split = json.loads((run / "split.json").read_text())
     assert [len(split[k]) for k in ("train", "valid", "test")] == [12, 4, 4]
@@ -107,7 +107,7 @@ def test_resume_continues_and_eval_reproduces_the_final_table(run, tmp_path, cap
 
 
 def test_resume_with_another_model_is_refused(run):
-    with pytest.raises(CheckpointError, match="model.channels: 4 -> 8"):
+    with pytest.raises(CheckpointError, match="model.num_channels: 4 -> 8"):
         main(["train", "--out", str(run), "--resume", "--channels", "8", "--no-progress"])
 
 

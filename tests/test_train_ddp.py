@@ -39,6 +39,7 @@ def make_config(h5, out):
             "train.progress": False,
             "train.evaluate": False,
             "train.device": "cpu",
+            "train.dtype": "float64",
         },
     )
 

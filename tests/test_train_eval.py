@@ -68,7 +68,9 @@ def test_evaluate_reports_the_errors_of_each_label_over_the_labelled_structures(
     results = {"train": result, "test": evaluate.evaluate(model, mols[:2])}
     table = evaluate.report(results)
     assert f"{m['forces_mae']:.4g} / {m['forces_rmse']:.4g}" in table
-    assert "S MAE/RMSE [meV/A^3]" in table and table.splitlines()[-1].split()[-1] == "-"
+    test_row = next(line for line in table.splitlines() if line.split()[0] == "test")
+    assert "S MAE/RMSE [meV/A^3]" in table and test_row.split()[-1] == "-"  # no stress labels
+    assert "P MAE/RMSE/bias [GPa]" in table and m["pressure_count"] == 2
     evaluate.write_json(results, str(tmp_path / "e.json"), {"run": "x"})
     saved = json.loads((tmp_path / "e.json").read_text())
     assert saved["splits"]["train"]["hessian_mae"] == pytest.approx(m["hessian_mae"])

@@ -173,11 +173,13 @@ def make_h5(
 
 
 def quiet_run_config(h5: str, out, values: dict, **overrides) -> TrainConfig:  # noqa: ANN001
-    """Config of a short test run on ``h5`` into ``out``: all groups, no progress bar, no
-    final evaluation; ``values`` then ``overrides`` (dotted keys) on top."""
+    """Config of a short float64 test run on ``h5`` into ``out``: all groups, no progress
+    bar, no final evaluation; ``values`` then ``overrides`` (dotted keys) on top."""
     base = {
         "data.paths": [h5],
         "data.groups": None,
+        "train.dtype": "float64",  # the exactness checks compare to float64 rounding
+        "train.valid_every": 1,  # tiny training sets: validate every epoch all the same
         "train.out": str(out),
         "train.progress": False,
         "train.evaluate": False,

@@ -128,7 +128,8 @@ def test_energy_only_training_computes_no_forces(h5, tmp_path, monkeypatch):
     # the loss and gradient of the energy term evaluated with forces, by hand
     batch = build_batch(trainer.source.get(indices), trainer.r_max, torch.float64)
     pred = predict(trainer.model, batch, forces=True)
-    expected = ((pred[keys.ENERGY] - batch[keys.ENERGY]) / batch[keys.NUM_ATOMS]).square().mean()
+    per_atom = (pred[keys.ENERGY] - batch[keys.ENERGY]) / batch[keys.NUM_ATOMS]
+    expected = trainer.loss.weights["energy"] * per_atom.square().mean()
     (reference,) = grad(expected, [trainer.model.weights])
     assert float(loss.detach()) == pytest.approx(float(expected.detach()), rel=1e-12)
     torch.testing.assert_close(got, reference, rtol=1e-12, atol=0)

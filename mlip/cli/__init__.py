@@ -3,13 +3,16 @@
 Each subcommand lives in its own module of this package, which exposes
 ``add_parser(subparsers)`` (declares its arguments) and ``run(args) -> int``
 (parses them into a typed config and calls library functions). This module only
-dispatches.
+dispatches, and turns the errors a user can fix (bad input, files, settings) into one
+line ``mlip CMD: error: MESSAGE`` and exit status 1; ``--debug`` (or the environment
+variable ``MLIP_DEBUG=1``) shows the traceback instead.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 SUBCOMMANDS = ("train", "eval", "convert", "vib", "md")
@@ -19,6 +22,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mlip",
         description="Machine-learned interatomic potentials (units: eV, Angstrom, amu, fs).",
+    )
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        help="show the Python traceback of an error (also: MLIP_DEBUG=1)",
     )
     sub = parser.add_subparsers(dest="command", required=True)
     for name in SUBCOMMANDS:
@@ -32,10 +40,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: errors that come from the user's input, settings or files: one line, no traceback
+USER_ERRORS = (ValueError, OSError, KeyError, RuntimeError)
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    return int(args.run(args) or 0)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv or os.environ.get("MLIP_DEBUG", "") not in ("", "0")
+    # --debug anywhere on the line (``python train.py --debug`` puts it after the command)
+    args = build_parser().parse_args([a for a in argv if a != "--debug"])
+    try:
+        return int(args.run(args) or 0)
+    except USER_ERRORS as err:
+        if debug:
+            raise
+        message = str(err) if not isinstance(err, KeyError) else f"missing key {err}"
+        print(f"mlip {args.command}: error: {message}", file=sys.stderr)
+        print("(run with --debug for the traceback)", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

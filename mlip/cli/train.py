@@ -33,10 +33,10 @@ OPTIONS: dict[str, tuple[str, type | None, str]] = {
     ),
     "--batch-size": ("data.batch_size", int, "global batch size (conformers per step)"),
     "--seed": ("train.seed", int, "seed of the split, initialisation, order and probes"),
-    "--energy-weight": ("loss.energy_weight", float, "weight of the energy term (eV/atom)^2"),
-    "--forces-weight": ("loss.forces_weight", float, "weight of the force term (eV/A)^2"),
-    "--hessian-weight": ("loss.hessian_weight", float, "weight of the Hessian term (eV/A^2)^2"),
-    "--stress-weight": ("loss.stress_weight", float, "weight of the stress term (eV/A^3)^2"),
+    "--energy-weight": ("loss.energy_weight", float, "weight of the per-atom energy term"),
+    "--forces-weight": ("loss.forces_weight", float, "weight of the force term"),
+    "--hessian-weight": ("loss.hessian_weight", float, "weight of the Hessian term (0: off)"),
+    "--stress-weight": ("loss.stress_weight", float, "weight of the stress term"),
     "--hessian-probes": ("loss.hessian_probes", int, "probe vectors per conformer and step"),
     "--probe-kind": (
         "loss.probe_kind",
@@ -44,11 +44,17 @@ OPTIONS: dict[str, tuple[str, type | None, str]] = {
         "'gaussian' (unit directions), 'onehot' (rows) or 'modes' (normal modes, relative)",
     ),
     "--huber-delta": ("loss.huber_delta", float, "Huber loss threshold (default squared error)"),
-    "--max-epochs": ("train.max_epochs", int, "number of epochs"),
+    "--max-epochs": ("train.max_epochs", int, "epoch budget (default: none)"),
     "--max-time": (
         "train.max_time",
         None,
-        "stop cleanly after this many seconds of this invocation ('none': no limit)",
+        "time budget in seconds of training (a resumed run counts its earlier time); "
+        "without --max-time and --max-epochs the run stops at a validation plateau",
+    ),
+    "--patience": (
+        "train.patience",
+        int,
+        "without a budget: stop after this many validations without improvement",
     ),
     "--valid-every": (
         "train.valid_every",
@@ -57,16 +63,21 @@ OPTIONS: dict[str, tuple[str, type | None, str]] = {
     ),
     "--lr": ("optim.lr", float, "learning rate"),
     "--optimizer": ("optim.optimizer", str, "'adam' or 'adamw'"),
-    "--scheduler": ("optim.scheduler", str, "'plateau', 'cosine', 'cosine_time' or 'constant'"),
+    "--scheduler": (
+        "optim.scheduler",
+        str,
+        "'auto' (cosine over the budget, plateau without one), 'plateau', 'cosine' or 'constant'",
+    ),
     "--ema-decay": ("optim.ema_decay", float, "EMA decay of the weights (0: off)"),
     "--clip-grad": ("optim.clip_grad", float, "max gradient norm"),
     "--device": ("train.device", str, "'auto', 'cpu', 'cuda', 'cuda:1', ..."),
-    "--dtype": ("train.dtype", str, "'float64' or 'float32'"),
+    "--dtype": ("train.dtype", str, "training dtype, 'float32' or 'float64' (evaluation: float64)"),
     "--out": ("train.out", str, "run directory (default runs/<date-time>)"),
     "--r-max": ("model.r_max", float, "cutoff radius (A)"),
-    "--l-max": ("model.l_max", int, "maximum angular momentum of the features"),
-    "--channels": ("model.channels", int, "channels per irrep"),
-    "--layers": ("model.layers", int, "message-passing layers"),
+    "--l-max": ("model.l_max", int, "maximum angular momentum of the edge features"),
+    "--num-channels": ("model.num_channels", int, "channels per irrep (alias --channels)"),
+    "--num-layers": ("model.num_layers", int, "message-passing layers (alias --layers)"),
+    "--hidden-l-max": ("model.hidden_l_max", int, "maximum angular momentum of node features"),
     "--num-radial": ("model.num_radial", int, "radial basis functions"),
     "--init-from": (
         "model.init_from",
@@ -76,6 +87,7 @@ OPTIONS: dict[str, tuple[str, type | None, str]] = {
     ),
 }
 MULTI = ("--data", "--group")
+ALIASES = {"--num-channels": "--channels", "--num-layers": "--layers"}  # earlier names
 FLAGS = {
     "--resume": ("train.resume", "continue the run in --out from its last.ckpt"),
     "--allow-missing-labels": (
@@ -96,8 +108,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     for option, (key, kind, text) in OPTIONS.items():
         nargs = "+" if option in MULTI else None
         metavar = key.split(".")[1].upper()
+        names = [option] + ([ALIASES[option]] if option in ALIASES else [])
         parser.add_argument(
-            option,
+            *names,
             type=kind or optional_float,
             nargs=nargs,
             default=None,

@@ -31,13 +31,14 @@ def run_training(config: Any, model: Any = None, callbacks: list | None = None) 
                 f"{result['best_loss']:.4g} at epoch {result['best_epoch']:.2f}"
             )
         if config.train.evaluate and context.is_main:
+            # evaluated in float64 whatever the training dtype, like a loaded model
             results = evaluate.evaluate_splits(
-                trainer.best_model(),
+                trainer.best_model().double(),
                 trainer.dataset,
                 trainer.split,
                 config.data.valid_batch_size,
                 trainer.device,
-                getattr(torch, config.train.dtype),
+                torch.float64,
             )
             print(evaluate.report(results))
             evaluate.write_json(
@@ -75,6 +76,23 @@ def describe(trainer: Any) -> str:
             f"statistics: E0 [eV] {{{energies}}}, scale {s.scale:.4g} eV, "
             f"avg neighbours {s.avg_num_neighbors:.3g}"
         )
+    scales = ", ".join(
+        f"{t} {trainer.loss.weights[t]:.4g} (label RMS {trainer.loss_scales[t]:.3g})"
+        if t in trainer.loss_scales
+        else f"{t} {trainer.loss.weights[t]:.4g} (no labels)"
+        for t in trainer.active_terms
+    )
+    lines.append(f"loss weights: {scales}")
+    run = trainer.config.train
+    budget = [f"{run.max_time:g} s" if run.max_time is not None else "",
+              f"{run.max_epochs} epochs" if run.max_epochs is not None else ""]  # fmt: skip
+    budget = " or ".join(b for b in budget if b)
+    lines.append(
+        f"budget: {budget}, lr schedule {trainer.schedule.kind}"
+        if budget
+        else f"budget: none, until {run.patience} validations without improvement "
+        f"(lr schedule {trainer.schedule.kind})"
+    )
     if trainer.step > 0:
         lines.append(f"resumed at epoch {trainer.epochs_done():.2f}, step {trainer.step}")
     return "\n".join(lines)

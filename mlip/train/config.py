@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from mlip.model import Architecture
 from mlip.train.optim import KINDS
 
 
@@ -29,63 +30,71 @@ class DataConfig:
     ``test_size: null`` takes all conformers left after train and valid. ``split_file``
     (a JSON file with "train"/"valid"/"test" index lists over the selected conformers,
     like a run's ``split.json``) gives the split explicitly; the sizes are then unused.
+    ``groups: null`` selects every group of the files.
     """
 
-    paths: list[str] = field(default_factory=lambda: ["datasets/ethanol_small.h5"])
-    groups: list[str] | None = field(default_factory=lambda: ["ethanol"])
+    paths: list[str] = field(default_factory=list)
+    groups: list[str] | None = None
     train_size: float = 0.8
     valid_size: float = 0.1
     test_size: float | None = None
     split_file: str | None = None  # explicit split (JSON); overrides the sizes
-    batch_size: int = 16
+    batch_size: int = 5
     valid_batch_size: int = 32
     cache: bool = True  # hold the train/valid conformers in memory
     allow_missing_labels: bool = False  # drop a weighted term for groups that lack its label
 
 
 @dataclass
-class ModelSection:
-    """Hyperparameters of :class:`mlip.model.MLIPModel` (r_max in Angstrom).
+class ModelSection(Architecture):
+    """The model to train: the fields of :class:`mlip.model.Architecture` (same names,
+    same defaults; r_max in Angstrom) and two training-only keys.
 
-    ``extra`` holds any further ``ModelConfig`` field by name; ``atomic_energies``
-    (eV per element, e.g. ``{1: -13.6}``) replaces the least-squares fit.
-    ``init_from``: a model file to start from (fine-tuning, e.g. adding Hessian labels
-    to a model trained on energies and forces): its architecture, weights, reference
-    energies and scale are kept, and the other keys of this section are not used.
+    ``atomic_energies`` (eV per element, e.g. ``{1: -13.6}``) replaces the least-squares
+    fit. ``init_from``: a model file to start from (fine-tuning, e.g. adding Hessian
+    labels to a model trained on energies and forces): its architecture, weights,
+    reference energies and scale are kept, and the architecture keys are not used.
     """
 
-    r_max: float = 5.0
-    l_max: int = 1
-    channels: int = 16
-    layers: int = 2
-    num_radial: int = 8
-    extra: dict[str, Any] = field(default_factory=dict)
     atomic_energies: dict[int, float] | None = None
     init_from: str | None = None
 
 
 @dataclass
 class LossConfig:
-    """Weights of the Sobolev loss (see :mod:`mlip.loss`); 0 switches a term off."""
+    """Weights of the Sobolev loss (see :mod:`mlip.loss`); 0 switches a term off.
+
+    With ``normalize`` (the default) each term's mean squared error is divided by the
+    mean square of its training labels (per-atom energy after the reference energies,
+    force components, stress components, reference H v components), so the weights are
+    dimensionless and no label is starved by its units; without it the weights carry
+    units ((eV/atom)^-2, (eV/A)^-2, (eV/A^3)^-2, (eV/A^2)^-2).
+    """
 
     energy_weight: float = 1.0
-    forces_weight: float = 100.0
-    hessian_weight: float = 100.0
-    stress_weight: float = 10.0
+    forces_weight: float = 1.0
+    hessian_weight: float = 1.0
+    stress_weight: float = 1.0
+    normalize: bool = True
     hessian_probes: int = 2
-    probe_kind: str = "gaussian"  # "gaussian" (unit directions), "onehot" (rows), "modes"
+    probe_kind: str = "gaussian"  # see mlip.loss.PROBE_KINDS
     huber_delta: float | None = None  # None: squared error
 
 
 @dataclass
 class OptimConfig:
-    """Optimiser, learning-rate schedule, EMA and gradient clipping."""
+    """Optimiser, learning-rate schedule, EMA and gradient clipping.
+
+    ``scheduler: auto`` is a cosine decay over the budget (``train.max_time`` and/or
+    ``train.max_epochs``, whichever runs out first) and, without a budget, the plateau
+    schedule (the run then stops at a validation plateau, ``train.patience``).
+    """
 
     optimizer: str = "adam"  # "adam" or "adamw"
     lr: float = 0.01
     weight_decay: float = 0.0
     amsgrad: bool = True
-    scheduler: str = "plateau"  # "plateau", "cosine", "cosine_time" (over max_time), "constant"
+    scheduler: str = "auto"  # see mlip.train.optim.KINDS
     warmup_epochs: float = 1.0  # linear warm-up from 1% of lr
     plateau_patience: int = 5
     plateau_factor: float = 0.5
@@ -96,13 +105,25 @@ class OptimConfig:
 
 @dataclass
 class RunConfig:
-    """How long and where to train, and what to write."""
+    """How long and where to train, and what to write.
 
-    max_epochs: int = 100
-    max_time: float | None = 150.0  # s per invocation; stop cleanly, keep the best; None: no limit
-    valid_every: int = 1  # epochs between validations (the last epoch and a stop always validate)
+    The budget: ``max_time`` (seconds of training, counted over resumed invocations too)
+    and ``max_epochs``; the run stops at the first one reached, and the learning-rate
+    schedule follows it. With neither, the run stops when the validation loss has not
+    improved for ``patience`` validations (early stopping). Training runs in ``dtype``;
+    the final evaluation, ``eval.json`` and models loaded with :func:`mlip.load_model`
+    are float64.
+    """
+
+    max_epochs: int | None = None
+    max_time: float | None = None
+    patience: int = 25  # validations without improvement (only without a budget)
+    # epochs between validations (the last epoch and a stop always validate); None: every
+    # epoch, or every ceil(MIN_STEPS_BETWEEN_VALIDATIONS / steps per epoch) epochs when an
+    # epoch is shorter than that (small training sets)
+    valid_every: int | None = None
     device: str = "auto"  # "auto" (cuda if available), "cpu", "cuda", "cuda:1", ...
-    dtype: str = "float64"
+    dtype: str = "float32"
     out: str | None = None  # run directory; None: runs/<date-time>
     resume: bool = False
     seed: int = 0
@@ -133,37 +154,48 @@ class TrainConfig:
 
     def validate(self) -> TrainConfig:
         """Raise ValueError naming the first bad value; returns self."""
-        _check_choice("loss.probe_kind", self.loss.probe_kind, ("gaussian", "onehot", "modes"))
+        from mlip.loss import check_loss_options
+
+        loss = self.loss
+        check_loss_options(
+            {
+                "energy": loss.energy_weight,
+                "forces": loss.forces_weight,
+                "hessian": loss.hessian_weight,
+                "stress": loss.stress_weight,
+            },
+            loss.hessian_probes,
+            loss.probe_kind,
+            loss.huber_delta,
+            prefix="loss.",
+        )
         _check_choice("optim.optimizer", self.optim.optimizer, ("adam", "adamw"))
         _check_choice("optim.scheduler", self.optim.scheduler, KINDS)
-        if self.optim.scheduler == "cosine_time" and self.train.max_time is None:
-            raise ValueError("optim.scheduler 'cosine_time' needs train.max_time (seconds)")
+        if self.optim.scheduler == "cosine" and self.train.max_time is None:
+            if self.train.max_epochs is None:
+                raise ValueError(
+                    "optim.scheduler 'cosine' needs a budget: train.max_time (seconds) or "
+                    "train.max_epochs"
+                )
         _check_choice("train.dtype", self.train.dtype, ("float32", "float64"))
-        weights = ("energy_weight", "forces_weight", "hessian_weight", "stress_weight")
-        for name in weights:
-            if getattr(self.loss, name) < 0:
-                raise ValueError(f"loss.{name} must be >= 0, got {getattr(self.loss, name)}")
-        if not any(getattr(self.loss, name) for name in weights):
-            raise ValueError("all loss weights are 0: nothing to train on")
+        try:
+            Architecture(**{k: getattr(self.model, k) for k in Architecture.field_names()}).check()
+        except ValueError as err:
+            raise ValueError(f"model.{str(err).split('hyperparameter ', 1)[-1]}") from None
         positive = {
-            "loss.hessian_probes": self.loss.hessian_probes,
             "data.batch_size": self.data.batch_size,
             "data.valid_batch_size": self.data.valid_batch_size,
             "optim.lr": self.optim.lr,
-            "model.r_max": self.model.r_max,
-            "model.channels": self.model.channels,
-            "model.layers": self.model.layers,
-            "model.num_radial": self.model.num_radial,
             "train.max_epochs": self.train.max_epochs,
+            "train.max_time": self.train.max_time,
+            "train.patience": self.train.patience,
             "train.valid_every": self.train.valid_every,
         }
         for name, value in positive.items():
-            if value <= 0:
+            if value is not None and value <= 0:
                 raise ValueError(f"{name} must be > 0, got {value}")
         if not 0.0 <= self.optim.ema_decay < 1.0:
             raise ValueError(f"optim.ema_decay must be in [0, 1), got {self.optim.ema_decay}")
-        if self.train.max_time is not None and self.train.max_time <= 0:
-            raise ValueError(f"train.max_time must be > 0 seconds, got {self.train.max_time}")
         if not self.data.paths:
             raise ValueError("data.paths is empty: give at least one HDF5 file (--data)")
         for name in ("train_size", "valid_size", "test_size"):
@@ -177,6 +209,23 @@ class TrainConfig:
 
 
 # -- loading and overriding ---------------------------------------------------------
+
+#: keys a run's saved config lacks when it was written before they existed, with the
+#: value that reproduces how that run trained
+LEGACY_VALUES = {"loss.normalize": False}
+
+
+def saved_config(values: dict[str, Any], source: str) -> TrainConfig:
+    """A run's own saved config (``config.yaml``, a checkpoint's ``config``): keys it
+    predates take the value the run trained with (:data:`LEGACY_VALUES`), not today's
+    default."""
+    config = TrainConfig.from_dict(values, source)
+    present = flatten(values)
+    for key, value in LEGACY_VALUES.items():
+        if key not in present:
+            set_value(config, key, value, source)
+    return config
+
 
 _NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
 
@@ -216,7 +265,7 @@ def resolve_config(path: str | os.PathLike | None, overrides: dict | None = None
             base[name] = {**base[name], **update}
         else:
             base[name] = update
-    config = TrainConfig.from_dict(base, os.fspath(saved))
+    config = saved_config(base, os.fspath(saved))
     apply_overrides(config, overrides)
     return config.validate()
 
@@ -274,7 +323,22 @@ def flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
+#: old key names still accepted (config files and checkpoints of earlier versions)
+KEY_ALIASES = {"model.channels": "model.num_channels", "model.layers": "model.num_layers"}
+#: old values still accepted: ``cosine`` follows max_time as ``cosine_time`` did
+VALUE_ALIASES = {("optim.scheduler", "cosine_time"): "cosine"}
+
+
 def set_value(config: TrainConfig, dotted: str, value: Any, source: str) -> None:
+    dotted = KEY_ALIASES.get(dotted, dotted)
+    if dotted == "model.extra":  # old escape hatch: a mapping of model keys
+        if not isinstance(value, dict):
+            raise ValueError(f"{source}: model.extra = {value!r} is not a mapping")
+        for key, item in value.items():
+            set_value(config, f"model.{key}", item, source)
+        return
+    if isinstance(value, str):
+        value = VALUE_ALIASES.get((dotted, value), value)
     parts = dotted.split(".")
     sections = {f.name for f in dataclasses.fields(TrainConfig)}
     if len(parts) != 2 or parts[0] not in sections:
@@ -349,11 +413,15 @@ def _check_choice(key: str, value: str, choices: tuple[str, ...]) -> None:
 
 # -- resume compatibility -----------------------------------------------------------
 
+#: optimiser steps between validations at least, with ``train.valid_every: null``
+MIN_STEPS_BETWEEN_VALIDATIONS = 100
+
 #: keys that may differ between a checkpoint's config and the resumed run
 RESUMABLE_KEYS = frozenset(
     {
         "train.max_epochs",
         "train.max_time",
+        "train.patience",
         "train.device",
         "train.resume",
         "train.progress",
@@ -367,7 +435,9 @@ RESUMABLE_KEYS = frozenset(
 
 
 def incompatible_keys(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
-    """Dotted keys whose values differ and that a resume may not change."""
-    old, new = flatten(saved), flatten(current)
+    """Dotted keys whose values differ and that a resume may not change (the saved config
+    is read with today's key names and defaults first)."""
+    old = flatten(saved_config(saved, "checkpoint").to_dict())
+    new = flatten(current)
     keys = sorted(set(old) | set(new))
     return [k for k in keys if k not in RESUMABLE_KEYS and old.get(k) != new.get(k)]

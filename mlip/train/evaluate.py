@@ -3,7 +3,8 @@
 Per split: MAE and RMSE of the energy (meV/atom and meV), force components (meV/A),
 elements of the full Hessian (meV/A^2; exact model Hessians by
 ``derivatives.compute(..., hessian=True)`` on the conformers that carry a reference
-Hessian) and stress components (meV/A^3), each over the conformers carrying the label.
+Hessian), stress components (meV/A^3, all and per Voigt component) and the pressure
+(GPa, with its mean bias), each over the conformers carrying the label.
 A run directory is evaluated on the train/valid/test split of its ``split.json``.
 """
 
@@ -23,7 +24,7 @@ from mlip.data.graph import Structure, build_batch
 from mlip.data.hdf5 import H5Dataset
 from mlip.derivatives import compute
 from mlip.train.config import read_yaml
-from mlip.train.metrics import QUANTITIES, ErrorStats, format_table
+from mlip.train.metrics import QUANTITIES, ErrorStats, accumulate_errors, format_table
 from mlip.train.split import SPLITS, check_split, load_split
 
 PARITY = ("energy_per_atom", "forces", "hessian", "stress")
@@ -74,27 +75,26 @@ def _evaluate_chunk(model, chunk, stats, parity, device, dtype, hessian) -> None
     stress = bool(batch[keys.HAS_STRESS].any())
     # not under torch.no_grad: derivatives.compute(stress=True) needs grad mode on
     pred = compute(model, batch, forces=True, stress=stress)
+    accumulate_errors(stats, pred, batch, None)
 
-    def add(name: str, ref: torch.Tensor, out: torch.Tensor) -> None:
-        stats.add(name, out - ref)
-        if name in parity:
-            parity[name][0].append(ref.detach().cpu().numpy().reshape(-1))
-            parity[name][1].append(out.detach().cpu().numpy().reshape(-1))
+    def keep(name: str, ref: torch.Tensor, out: torch.Tensor) -> None:
+        parity[name][0].append(ref.detach().cpu().numpy().reshape(-1))
+        parity[name][1].append(out.detach().cpu().numpy().reshape(-1))
 
     n = batch[keys.NUM_ATOMS]
-    stats.add("energy", pred[keys.ENERGY] - batch[keys.ENERGY])
-    add("energy_per_atom", batch[keys.ENERGY] / n, pred[keys.ENERGY] / n)
+    keep("energy_per_atom", batch[keys.ENERGY] / n, pred[keys.ENERGY] / n)
     atoms = batch[keys.HAS_FORCES][batch[keys.BATCH]]
     if atoms.any():
-        add("forces", batch[keys.FORCES][atoms], pred[keys.FORCES][atoms])
+        keep("forces", batch[keys.FORCES][atoms], pred[keys.FORCES][atoms])
     if stress:
         mask = batch[keys.HAS_STRESS]
-        add("stress", batch[keys.STRESS][mask], pred[keys.STRESS][mask])
+        keep("stress", batch[keys.STRESS][mask], pred[keys.STRESS][mask])
     with_hessian = [s for s in chunk if s.hessian is not None]
     if hessian and with_hessian:
         hb = build_batch(with_hessian, r_max, dtype, device)
         hp = compute(model, hb, forces=True, hessian=True)
-        add("hessian", hb[keys.HESSIAN], hp[keys.HESSIAN])
+        stats.add("hessian", hp[keys.HESSIAN] - hb[keys.HESSIAN])
+        keep("hessian", hb[keys.HESSIAN], hp[keys.HESSIAN])
 
 
 # -- run directories ----------------------------------------------------------------------

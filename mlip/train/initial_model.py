@@ -12,20 +12,10 @@ from mlip.train.config import TrainConfig
 
 def build_model(config: TrainConfig, elements: list[int]) -> torch.nn.Module:
     """The :class:`mlip.model.MLIPModel` of the config's ``model`` section."""
-    from mlip.model import MLIPModel, ModelConfig
+    from mlip.model import Architecture, MLIPModel, ModelConfig
 
-    section = config.model
-    values = {
-        "atomic_numbers": list(elements),
-        "r_max": section.r_max,
-        "l_max": section.l_max,
-        "num_channels": section.channels,
-        "num_layers": section.layers,
-        "num_radial": section.num_radial,
-        "hidden_l_max": min(section.l_max, 1),
-        **section.extra,
-    }
-    return MLIPModel(ModelConfig.from_dict(values))
+    values = {name: getattr(config.model, name) for name in Architecture.field_names()}
+    return MLIPModel(ModelConfig(atomic_numbers=list(elements), **values))
 
 
 def load_initial_model(path: str, elements: list[int]) -> torch.nn.Module:

@@ -1,9 +1,12 @@
-"""Error statistics (MAE, RMSE), the per-epoch CSV log, TensorBoard and the error table.
+"""Error statistics (MAE, RMSE, mean bias), the per-epoch CSV log, TensorBoard, the table.
 
-Errors are accumulated as sums (|r|, r^2, count) so that they can be summed over
+Errors are accumulated as sums (|r|, r^2, count, r) so that they can be summed over
 batches and over data-parallel ranks before the means are taken. Reported units are
 meV-based: energy meV/atom and meV, forces meV/A, Hessians meV/A^2 (elements of the full
-Hessian, or components of H v for unit probe vectors v), stress meV/A^3.
+Hessian, or components of H v for unit probe vectors v), stress meV/A^3 (all nine
+components, and each Voigt component xx yy zz yz xz xy), and the pressure
+P = -trace(sigma)/3 in GPa, whose mean bias (prediction - reference) shows an error in
+the equation of state that a stress MAE over all components hides.
 """
 
 from __future__ import annotations
@@ -19,6 +22,9 @@ import torch
 from mlip import keys
 from mlip.loss import reference_hvp
 
+EV_PER_A3_IN_GPA = 160.21766208  # 1 eV/A^3 in GPa
+VOIGT = (("xx", 0, 0), ("yy", 1, 1), ("zz", 2, 2), ("yz", 1, 2), ("xz", 0, 2), ("xy", 0, 1))
+
 #: quantity -> (unit of the reported value, factor from the internal eV-based unit)
 QUANTITIES: dict[str, tuple[str, float]] = {
     "energy_per_atom": ("meV/atom", 1000.0),
@@ -27,6 +33,8 @@ QUANTITIES: dict[str, tuple[str, float]] = {
     "hessian": ("meV/A^2", 1000.0),
     "hvp": ("meV/A^2", 1000.0),
     "stress": ("meV/A^3", 1000.0),
+    "pressure": ("GPa", EV_PER_A3_IN_GPA),
+    **{f"stress_{name}": ("meV/A^3", 1000.0) for name, _, _ in VOIGT},
 }
 LABELS = {
     "energy_per_atom": "E",
@@ -35,14 +43,18 @@ LABELS = {
     "hessian": "H",
     "hvp": "Hv",
     "stress": "S",
+    "pressure": "P",
+    **{f"stress_{name}": f"S{name}" for name, _, _ in VOIGT},
 }
+#: quantities of the main table (the stress components are listed on their own line)
+TABLE = ("energy_per_atom", "energy", "forces", "hessian", "hvp", "stress", "pressure")
 
 
 class ErrorStats:
-    """Running sums of |r|, r^2 and counts per quantity (float64)."""
+    """Running sums of |r|, r^2, counts and r per quantity (float64)."""
 
     def __init__(self) -> None:
-        self.sums = torch.zeros(len(QUANTITIES), 3, dtype=torch.float64)
+        self.sums = torch.zeros(len(QUANTITIES), 4, dtype=torch.float64)
         self._row = {name: k for k, name in enumerate(QUANTITIES)}
 
     def add(self, name: str, residual: torch.Tensor) -> None:
@@ -51,7 +63,18 @@ class ErrorStats:
         if r.numel() == 0:
             return
         row = self.sums[self._row[name]]
-        row += torch.stack([r.abs().sum(), r.square().sum(), r.new_tensor(float(r.numel()))])
+        row += torch.stack(
+            [r.abs().sum(), r.square().sum(), r.new_tensor(float(r.numel())), r.sum()]
+        )
+
+    def add_stress(self, predicted: torch.Tensor, reference: torch.Tensor) -> None:
+        """Stress residuals of (n, 3, 3) tensors (eV/A^3): all components, each Voigt
+        component and the pressure -trace/3."""
+        residual = predicted - reference
+        self.add("stress", residual)
+        for name, i, j in VOIGT:
+            self.add(f"stress_{name}", residual[:, i, j])
+        self.add("pressure", -torch.diagonal(residual, dim1=1, dim2=2).sum(-1) / 3.0)
 
     def reduce(self, context: Any) -> ErrorStats:
         """Sum over data-parallel ranks (``context``: a DistContext); returns self."""
@@ -62,13 +85,15 @@ class ErrorStats:
         return self
 
     def summary(self) -> dict[str, float]:
-        """``{name_mae, name_rmse, name_count}`` in reported units, for measured quantities."""
+        """``{name_mae, name_rmse, name_bias, name_count}`` in reported units, for measured
+        quantities (bias: the mean of prediction - reference)."""
         out: dict[str, float] = {}
         for name, (_, factor) in QUANTITIES.items():
-            abs_sum, sq_sum, count = self.sums[self._row[name]].tolist()
+            abs_sum, sq_sum, count, total = self.sums[self._row[name]].tolist()
             if count > 0:
                 out[f"{name}_mae"] = factor * abs_sum / count
                 out[f"{name}_rmse"] = factor * math.sqrt(sq_sum / count)
+                out[f"{name}_bias"] = factor * total / count
                 out[f"{name}_count"] = count
         return out
 
@@ -133,7 +158,8 @@ class MetricsLog:
 
 
 def progress_postfix(metrics: dict[str, float]) -> dict[str, str]:
-    """Short validation MAEs for the progress bar: E meV/atom, F meV/A, H(v) meV/A^2."""
+    """Short validation errors for the progress bar: MAE of E meV/atom, F meV/A, H(v)
+    meV/A^2, S meV/A^3, and the pressure MAE and mean bias P, Pbias GPa."""
     out = {}
     for name, label in (
         ("energy_per_atom", "E"),
@@ -141,36 +167,56 @@ def progress_postfix(metrics: dict[str, float]) -> dict[str, str]:
         ("hvp", "Hv"),
         ("hessian", "H"),
         ("stress", "S"),
+        ("pressure", "P"),
     ):
         key = f"valid_{name}_mae"
         if key in metrics:
             out[label] = f"{metrics[key]:.3g}"
+    if "valid_pressure_bias" in metrics:
+        out["Pbias"] = f"{metrics['valid_pressure_bias']:+.3g}"
     return out
 
 
 def format_table(results: dict[str, dict[str, float]]) -> str:
-    """Fixed-width table of MAE / RMSE per split (rows) and quantity (columns)."""
-    names = [n for n in QUANTITIES if any(f"{n}_mae" in r for r in results.values())]
+    """Fixed-width table of MAE / RMSE per split (rows) and quantity (columns); the
+    pressure column also gives the mean bias, and a line per split lists the stress
+    MAE of each Voigt component."""
+    names = [n for n in TABLE if any(f"{n}_mae" in r for r in results.values())]
     headers = ["split", "N"] + [f"{LABELS[n]} MAE/RMSE [{QUANTITIES[n][0]}]" for n in names]
+    if "pressure" in names:
+        headers[2 + names.index("pressure")] = "P MAE/RMSE/bias [GPa]"
     rows = []
     for split, metrics in results.items():
         count = metrics.get("num_structures", metrics.get("energy_count", float("nan")))
         row = [split, f"{int(count)}" if count == count else "-"]
         for n in names:
             if f"{n}_mae" in metrics:
-                row.append(f"{metrics[f'{n}_mae']:.4g} / {metrics[f'{n}_rmse']:.4g}")
+                cell = f"{metrics[f'{n}_mae']:.4g} / {metrics[f'{n}_rmse']:.4g}"
+                if n == "pressure":
+                    cell += f" / {metrics['pressure_bias']:+.3g}"
+                row.append(cell)
             else:
                 row.append("-")
         rows.append(row)
     widths = [max(len(str(r[k])) for r in [headers, *rows]) for k in range(len(headers))]
     line = lambda cells: "  ".join(str(c).rjust(w) for c, w in zip(cells, widths, strict=True))
-    return "\n".join([line(headers), line(["-" * w for w in widths])] + [line(r) for r in rows])
+    lines = [line(headers), line(["-" * w for w in widths])] + [line(r) for r in rows]
+    for split, metrics in results.items():
+        parts = [
+            f"{name} {metrics[f'stress_{name}_mae']:.3g}"
+            for name, _, _ in VOIGT
+            if f"stress_{name}_mae" in metrics
+        ]
+        if parts:
+            lines.append(f"{split}: stress MAE per component [meV/A^3]: " + ", ".join(parts))
+    return "\n".join(lines)
 
 
 def accumulate_errors(
     stats: ErrorStats, pred: dict | None, batch: dict, probes: torch.Tensor | None
 ) -> None:
-    """Add the residuals of one evaluated batch (from :func:`mlip.loss.predict`) to ``stats``."""
+    """Add the residuals of one evaluated batch (from :func:`mlip.loss.predict` or
+    :func:`mlip.derivatives.compute`) to ``stats``."""
     if pred is None:
         return
     if keys.ENERGY in batch:
@@ -181,7 +227,8 @@ def accumulate_errors(
     if keys.FORCES in pred:
         stats.add("forces", (pred[keys.FORCES] - batch[keys.FORCES])[atom_forces])
     if keys.STRESS in pred:
-        stats.add("stress", (pred[keys.STRESS] - batch[keys.STRESS])[batch[keys.HAS_STRESS]])
+        mask = batch[keys.HAS_STRESS]
+        stats.add_stress(pred[keys.STRESS][mask], batch[keys.STRESS][mask])
     if keys.HESSIAN_PROBED in pred and probes is not None:
         ref = reference_hvp(
             batch[keys.HESSIAN], batch[keys.NUM_ATOMS], batch[keys.HAS_HESSIAN], probes

@@ -9,6 +9,8 @@
   network predicts O(1) numbers; without forces, the RMS per-atom energy residual
   after the reference energies.
 * Average number of neighbours within r_max, which normalises message sums.
+* Label scales of the loss terms (RMS of the per-atom energy residual, of the force
+  components and of the 9 stress components, eV/A^3), which normalise the loss.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ class DatasetStatistics:
     force_rms: float | None  # eV/A, None without forces
     energy_residual_rms: float  # eV/atom, after the reference energies
     num_structures: int
+    stress_rms: float | None = None  # eV/A^3 over the 9 components, None without stress
 
     def to_dict(self) -> dict:
         out = asdict(self)
@@ -82,6 +85,7 @@ def compute_statistics(
     column = {z: k for k, z in enumerate(elements)}
     compositions, energies, num_atoms = [], [], []
     force_sq, force_count, edges = 0.0, 0, 0
+    stress_sq, stress_count = 0.0, 0
     for s in structures:
         counts = np.zeros(len(elements))
         for z in s.atomic_numbers:
@@ -94,6 +98,10 @@ def compute_statistics(
         if s.forces is not None:
             force_sq += float(np.square(s.forces).sum())
             force_count += s.forces.size
+        if s.stress is not None:
+            voigt = np.asarray(s.stress, dtype=np.float64)
+            stress_sq += float(np.square(voigt[:3]).sum() + 2.0 * np.square(voigt[3:]).sum())
+            stress_count += 9
         centres = neighbor_list(s.positions, s.cell, s.pbc, r_max)[0]
         check_connected(s, centres, r_max)
         edges += len(centres)
@@ -118,4 +126,5 @@ def compute_statistics(
         force_rms=force_rms,
         energy_residual_rms=residual_rms,
         num_structures=len(energies),
+        stress_rms=float(np.sqrt(stress_sq / stress_count)) if stress_count else None,
     )

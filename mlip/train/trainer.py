@@ -5,7 +5,8 @@ One optimiser step takes a global batch of ``data.batch_size`` training conforme
 loss of :mod:`mlip.loss` with fresh Hessian probes (each rank evaluates its conformers
 with a reference Hessian and the others as two sub-batches, so only the former pay for
 the Hessian-vector products), clips the gradient norm, steps the optimiser, the
-learning-rate schedule and the EMA. After every ``train.valid_every``-th epoch, the
+learning-rate schedule and the EMA. After every ``train.valid_every``-th epoch (by default
+every epoch, or every few for training sets of fewer than 100 batches), the
 last epoch, and when a time limit or a signal stops the run, the EMA weights are
 validated and the best are written to ``model.pt``; the full state goes to ``last.ckpt``
 after every epoch (with the step losses since the last validation), both atomically.
@@ -37,17 +38,24 @@ from mlip.data.graph import Structure, build_batch
 from mlip.data.hdf5 import H5Dataset
 from mlip.errors import CheckpointError
 from mlip.fileio import atomic_torch_save
-from mlip.loss import TERMS, ProbeSampler, SobolevLoss, predict
+from mlip.loss import TERMS, ProbeSampler, SobolevLoss, hessian_response_rms, predict
 from mlip.train import checkpoint as ckpt
 from mlip.train import distributed
-from mlip.train.config import TrainConfig, incompatible_keys, save_config
+from mlip.train.config import (
+    MIN_STEPS_BETWEEN_VALIDATIONS,
+    TrainConfig,
+    flatten,
+    incompatible_keys,
+    save_config,
+    saved_config,
+)
 from mlip.train.data import StructureSource, check_labels
 from mlip.train.initial_model import build_model, load_initial_model
 from mlip.train.metrics import ErrorStats, MetricsLog, accumulate_errors, progress_postfix
-from mlip.train.optim import EMA, LRSchedule, build_optimizer
+from mlip.train.optim import EMA, LRSchedule, build_optimizer, resolve_kind
 from mlip.train.signals import StopOnSignal
 from mlip.train.split import check_split, load_split, make_split, read_split_file, save_split
-from mlip.train.statistics import compute_statistics
+from mlip.train.statistics import DatasetStatistics, compute_statistics
 
 VALID_PROBE_SEED = 20240901  # fixed probes for validation: comparable across epochs
 
@@ -95,20 +103,19 @@ class Trainer:
             model = load_initial_model(init_from, self.dataset.elements)
         self.model = model if model is not None else build_model(config, self.dataset.elements)
         self.r_max = float(self.model.r_max)
-        self.statistics = None
+        self.statistics = self._statistics()
         if not init_from:  # a fine-tuned model keeps the statistics its weights were fit with
             self._apply_statistics()  # also on resume: restores values kept outside state_dict
         self.model.to(self.device, self.dtype)
         self.context.broadcast_parameters(self.model)
         self.params = [p for p in self.model.parameters() if p.requires_grad]
 
-        self.loss = SobolevLoss(
-            config.loss.energy_weight,
-            config.loss.forces_weight,
-            config.loss.hessian_weight,
-            config.loss.stress_weight,
-            config.loss.huber_delta,
-        )
+        self.loss_scales = self._loss_scales()
+        weights = {t: getattr(config.loss, f"{t}_weight") for t in TERMS}
+        if config.loss.normalize:
+            weights = {t: w / self.loss_scales.get(t, 1.0) ** 2 for t, w in weights.items()}
+        self.loss = SobolevLoss(**{f"{t}_weight": w for t, w in weights.items()},
+                                huber_delta=config.loss.huber_delta)  # fmt: skip
         self.active_terms = [t for t in TERMS if self.loss.weights[t] > 0]
         self.probes = ProbeSampler(config.loss.hessian_probes, config.loss.probe_kind, seed + 1)
         self.order_rng = np.random.default_rng(seed + 2)
@@ -117,11 +124,15 @@ class Trainer:
             self.params, opt.optimizer, opt.lr, opt.weight_decay, opt.amsgrad
         )
         self.steps_per_epoch = -(-len(self.split["train"]) // config.data.batch_size)
+        run = config.train
+        self.valid_every = run.valid_every or -(
+            -MIN_STEPS_BETWEEN_VALIDATIONS // self.steps_per_epoch
+        )
+        self.has_budget = run.max_time is not None or run.max_epochs is not None
         self.schedule = LRSchedule(
             self.optimizer,
-            opt.scheduler,
+            resolve_kind(opt.scheduler, self.has_budget),
             warmup_steps=round(opt.warmup_epochs * self.steps_per_epoch),
-            total_steps=config.train.max_epochs * self.steps_per_epoch,
             min_lr=opt.min_lr,
             patience=opt.plateau_patience,
             factor=opt.plateau_factor,
@@ -131,14 +142,21 @@ class Trainer:
         self.epoch, self.batch_in_epoch, self.step = 0, 0, 0
         self.epoch_order: np.ndarray | None = None
         self.best_loss, self.best_epoch = float("inf"), -1.0
+        self.bad_validations = 0  # validations since the best (early stopping)
         self.best_state: dict[str, torch.Tensor] | None = None
         self.pending_losses: list[float] = []  # step losses since the last validation
         self.elapsed = 0.0
+        self._session: tuple[float, float] | None = None  # (clock at fit start, elapsed then)
         self._stop_signal = False  # set to stop after the current step (as SIGINT/SIGTERM do)
         if resume_state is not None:
             self._restore(resume_state)
+        # files only once every input is checked: a bad input leaves nothing behind
         if self.context.is_main:
+            os.makedirs(self.out, exist_ok=True)
+            if self._new_split is not None:
+                save_split(self.path("split.json"), *self._new_split)
             save_config(config, os.path.join(self.out, "config.yaml"))
+        self.context.barrier()
 
     # -- setup ----------------------------------------------------------------------
     def _run_directory(self) -> str:
@@ -150,9 +168,6 @@ class Trainer:
             if self.context.enabled:
                 torch.distributed.broadcast_object_list(out, src=0)
             out = self.config.train.out = out[0]
-        if self.context.is_main:
-            os.makedirs(out, exist_ok=True)
-        self.context.barrier()
         return out
 
     def path(self, name: str) -> str:
@@ -174,7 +189,8 @@ class Trainer:
         state = ckpt.load_checkpoint(self.path("last.ckpt"), map_location="cpu")
         bad = incompatible_keys(state["config"], self.config.to_dict())
         if bad:
-            old, new = _flat(state["config"]), _flat(self.config.to_dict())
+            saved = saved_config(state["config"], "checkpoint").to_dict()
+            old, new = flatten(saved), flatten(self.config.to_dict())
             details = "; ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in bad)
             raise CheckpointError(
                 f"{self.path('last.ckpt')}: cannot resume, the config differs from the "
@@ -190,6 +206,7 @@ class Trainer:
             "seed": self.config.train.seed,
         }
         path = self.path("split.json")
+        self._new_split = None
         if resuming and os.path.exists(path):
             split, saved = load_split(path)
             if saved.get("num_conformers") != len(self.dataset):
@@ -207,23 +224,25 @@ class Trainer:
             split = make_split(
                 len(self.dataset), d.train_size, d.valid_size, d.test_size, self.config.train.seed
             )
-        if self.context.is_main:
-            save_split(path, split, meta)
+        self._new_split = (split, meta)  # written with the run's other files
         return split
 
-    def _apply_statistics(self) -> None:
+    def _statistics(self) -> DatasetStatistics:
+        """Statistics of (up to ``train.stats_max_structures``) training conformers."""
         train = self.split["train"]
         limit = self.config.train.stats_max_structures
         if len(train) > limit:
             train = np.random.default_rng(self.config.train.seed).choice(train, limit, False)
         elements = getattr(self.model, "atomic_numbers", None) or self.dataset.elements
-        stats = compute_statistics(
+        return compute_statistics(
             self.source.iterate(train),
             list(elements),
             self.r_max,
             self.config.model.atomic_energies,
         )
-        self.statistics = stats
+
+    def _apply_statistics(self) -> None:
+        stats = self.statistics
         for setter, value in (
             ("set_atomic_energies", stats.atomic_energies),
             ("set_scale", stats.scale),
@@ -231,6 +250,18 @@ class Trainer:
         ):
             if hasattr(self.model, setter):
                 getattr(self.model, setter)(value)
+
+    def _loss_scales(self) -> dict[str, float]:
+        """RMS of each term's training labels (eV/atom, eV/A, eV/A^2 of H v, eV/A^3)."""
+        stats, loss = self.statistics, self.config.loss
+        scales = {"energy": stats.energy_residual_rms, "forces": stats.force_rms,
+                  "stress": stats.stress_rms}  # fmt: skip
+        if loss.hessian_weight > 0:
+            with_hessian = self.split["train"][self.dataset.hessian_mask[self.split["train"]]]
+            scales["hessian"] = hessian_response_rms(
+                self.source.get(with_hessian[:200]), loss.hessian_probes, loss.probe_kind
+            )
+        return {t: float(v) for t, v in scales.items() if v is not None and v > 0}
 
     # -- one step -------------------------------------------------------------------
     def _partition(
@@ -333,7 +364,7 @@ class Trainer:
         if self.config.optim.clip_grad:
             torch.nn.utils.clip_grad_norm_(self.params, self.config.optim.clip_grad)
         self.optimizer.step()
-        self.schedule.step()
+        self.schedule.step(self._progress(self.step + 1))
         if self.ema is not None:
             self.ema.update()
         self.step += 1
@@ -371,7 +402,8 @@ class Trainer:
 
     # -- the loop -------------------------------------------------------------------
     def fit(self) -> dict[str, Any]:
-        """Train until max_epochs, max_time or SIGINT/SIGTERM; returns the run summary."""
+        """Train until the budget (max_epochs, max_time), a validation plateau (without a
+        budget) or SIGINT/SIGTERM; returns the run summary."""
         cfg = self.config.train
         train = self.split["train"]
         size = self.config.data.batch_size
@@ -383,21 +415,21 @@ class Trainer:
                 cfg.tensorboard,
             )
         bar = tqdm(
-            total=cfg.max_epochs * self.steps_per_epoch,
+            total=None if cfg.max_epochs is None else cfg.max_epochs * self.steps_per_epoch,
             initial=self.step,
             unit="step",
             disable=not (cfg.progress and self.context.is_main),
             dynamic_ncols=True,
         )
         stop_flag = StopOnSignal().install()
-        session_start = time.monotonic()  # max_time applies to this invocation
-        elapsed_before = self.elapsed
+        self._session = (time.monotonic(), self.elapsed)
         stop_reason = "max_epochs"
         try:
-            while self.epoch < cfg.max_epochs:
+            while cfg.max_epochs is None or self.epoch < cfg.max_epochs:
                 if self.epoch_order is None:
                     self.epoch_order = self.order_rng.permutation(train)
-                bar.set_description(f"epoch {self.epoch + 1}/{cfg.max_epochs}")
+                total = "" if cfg.max_epochs is None else f"/{cfg.max_epochs}"
+                bar.set_description(f"epoch {self.epoch + 1}{total}")
                 stop = False
                 while self.batch_in_epoch < self.steps_per_epoch and not stop:
                     b = self.batch_in_epoch
@@ -405,11 +437,8 @@ class Trainer:
                     self.pending_losses.append(self.train_step(batch))
                     self.batch_in_epoch += 1
                     bar.update(1)
-                    session = time.monotonic() - session_start
-                    self.elapsed = elapsed_before + session
-                    timed_out = cfg.max_time is not None and session >= cfg.max_time
-                    if self.schedule.kind == "cosine_time":
-                        self.schedule.time_fraction = self._time_fraction(session)
+                    self.elapsed = self._elapsed_now()
+                    timed_out = cfg.max_time is not None and self.elapsed >= cfg.max_time
                     stop = self.context.any(timed_out or self._stop_signal or stop_flag.set)
                     if stop:
                         stop_reason = "max_time" if timed_out else "signal"
@@ -419,11 +448,14 @@ class Trainer:
                     bar.set_postfix(progress_postfix(row))
                     for callback in self.callbacks:
                         callback(self, row)
+                    if not stop and self._plateau_reached():
+                        stop, stop_reason = True, "plateau"
                 else:
                     self._next_epoch()
                 if stop:
                     break
         finally:
+            self._session = None
             bar.close()
             stop_flag.uninstall()
             if log is not None:
@@ -437,16 +469,33 @@ class Trainer:
             "elapsed_s": self.elapsed,
         }
 
-    def _time_fraction(self, session: float) -> float:
-        """session / max_time, averaged over ranks so that every rank uses the same lr."""
-        budget = self.config.train.max_time
-        if budget is None:
-            raise ValueError("optim.scheduler 'cosine_time' needs train.max_time")
-        fraction = torch.tensor([session / budget], dtype=torch.float64, device=self.device)
-        if self.context.world_size > 1:
-            self.context.all_reduce(fraction)
-            fraction /= self.context.world_size
-        return float(fraction)
+    def _elapsed_now(self) -> float:
+        """Training seconds so far, this invocation included while :meth:`fit` runs."""
+        if self._session is None:
+            return self.elapsed
+        start, before = self._session
+        return before + time.monotonic() - start
+
+    def _progress(self, step: int) -> float:
+        """Fraction of the budget used after ``step`` steps: the larger of the step and
+        the time fractions (the time averaged over ranks, so that every rank uses the
+        same lr); 0 without a budget."""
+        cfg = self.config.train
+        fraction = 0.0
+        if cfg.max_epochs is not None:
+            fraction = step / (cfg.max_epochs * self.steps_per_epoch)
+        if cfg.max_time is not None:
+            value = torch.tensor([self._elapsed_now() / cfg.max_time], dtype=torch.float64)
+            if self.context.world_size > 1:
+                value = value.to(self.device)
+                self.context.all_reduce(value)
+                value /= self.context.world_size
+            fraction = max(fraction, float(value))
+        return min(fraction, 1.0)
+
+    def _plateau_reached(self) -> bool:
+        """Early stopping: no budget, and ``train.patience`` validations without a new best."""
+        return not self.has_budget and self.bad_validations >= self.config.train.patience
 
     def epochs_done(self) -> float:
         """Completed epochs, fractional inside an epoch."""
@@ -455,7 +504,8 @@ class Trainer:
     def _validation_due(self) -> bool:
         """Whether the epoch now ending validates: every ``valid_every``-th and the last."""
         done = self.epoch + 1
-        return done % self.config.train.valid_every == 0 or done >= self.config.train.max_epochs
+        last = self.config.train.max_epochs is not None and done >= self.config.train.max_epochs
+        return done % self.valid_every == 0 or last
 
     def _end_of_period(self, log: MetricsLog | None) -> dict:
         """Validate, track the best model, log, advance the epoch, write the checkpoint."""
@@ -464,6 +514,7 @@ class Trainer:
         if complete:
             self.schedule.epoch_end(valid["loss"])
         improved = valid["loss"] < self.best_loss
+        self.bad_validations = 0 if improved else self.bad_validations + 1
         if improved:
             self.best_loss, self.best_epoch = valid["loss"], self.epochs_done()
             self.best_state = self._averaged_state()
@@ -537,6 +588,7 @@ class Trainer:
                 else torch.from_numpy(self.epoch_order),
                 "best_loss": self.best_loss,
                 "best_epoch": self.best_epoch,
+                "bad_validations": self.bad_validations,
                 "elapsed": self.elapsed,
                 "pending_losses": list(self.pending_losses),
             },
@@ -568,12 +620,7 @@ class Trainer:
             p["elapsed"],
         )
         self.pending_losses = list(p.get("pending_losses", []))
+        self.bad_validations = int(p.get("bad_validations", 0))
         ckpt.restore_global_rng(state["rng"]["global"])
         ckpt.set_generator_state(self.order_rng, state["rng"]["data_order"])
         ckpt.set_generator_state(self.probes.generator, state["rng"]["probes"])
-
-
-def _flat(values: dict) -> dict:
-    from mlip.train.config import flatten
-
-    return flatten(values)

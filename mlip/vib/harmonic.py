@@ -1,28 +1,12 @@
 """Harmonic vibrational analysis of a Cartesian Hessian (eV/A^2, amu, A -> cm^-1, eV).
 
 Given the Hessian H = d2E/dR dR (3N x 3N, atom-major, eV/A^2) at a geometry R (A)
-with masses m (amu):
-
-1. symmetrise, H <- (H + H^T) / 2, and mass-weight, K = M^-1/2 H M^-1/2 with
-   M = diag(m_1, m_1, m_1, m_2, ...);
-2. build the external motions in the mass-weighted space (Eckart frame): the three
-   translations t_a,i = sqrt(m_i) e_a and the three infinitesimal rotations about the
-   centre of mass r_a,i = sqrt(m_i) e_a x (R_i - R_com); orthonormalise them. A linear
-   molecule has one null rotation (about its axis), which is dropped, leaving 5; a
-   periodic system keeps only the 3 translations (rotating a crystal rotates its cell,
-   so rotations are not zero modes of a fixed-cell Hessian); a single atom has 3;
-3. build an orthonormal basis B (3N x n_vib) of the complement of the external space
-   and diagonalise B^T K B = U diag(lambda) U^T. This equals diagonalising P K P with
-   P = 1 - sum_v v v^T on its non-trivial subspace, and gives exactly n_vib = 3N - 6
-   (3N - 5 linear, 3N - 3 periodic, 0 for one atom) modes instead of dropping the
-   lowest eigenvalues of K;
-4. frequencies nu = sqrt(lambda) / (2 pi c) in cm^-1, via the constant
-   ``CM1_PER_SQRT_EV_A2_AMU`` = 1e10 sqrt(e / amu) / (2 pi c 100) = 521.4709 cm^-1 per
-   sqrt(eV/A^2/amu). A negative lambda (a saddle point) is reported as a negative
-   frequency, -sqrt(|lambda|), and flagged in ``imaginary``;
-5. mass-weighted modes q = B U (unit vectors), Cartesian modes x = M^-1/2 q (the
-   convention of ase.vibrations.VibrationsData), zero-point energy
-   ZPE = sum_real h c nu / 2 (eV).
+with masses m (amu), the normal modes are those of :func:`mlip.modes.normal_modes` (symmetrised,
+mass-weighted, translations and rotations projected out in the Eckart frame: 3N - 6
+modes, 3N - 5 linear, 3N - 3 periodic); this module adds the analysis on top of them:
+frequencies in cm^-1 (imaginary as negative), Cartesian modes x = M^-1/2 q (the
+convention of ase.vibrations.VibrationsData), the zero-point energy
+ZPE = sum_real h c nu / 2 (eV), thermochemistry, comparisons, tables and plots.
 """
 
 from __future__ import annotations
@@ -30,19 +14,19 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
-from math import pi, sqrt
 from typing import Any
 
 import numpy as np
-from ase import units
-from scipy.linalg import null_space
 
-#: cm^-1 per sqrt(eV / A^2 / amu): nu~ = sqrt(lambda) * this constant.
-CM1_PER_SQRT_EV_A2_AMU: float = 1e10 * sqrt(units._e / units._amu) / (2.0 * pi * units._c * 100.0)
-#: eV per cm^-1 (h c x 1 cm^-1), from ase.units.
-EV_PER_CM1: float = float(units.invcm)
-
-GEOMETRIES = ("monatomic", "linear", "nonlinear", "periodic")
+from mlip.modes import (  # noqa: F401 (re-exported: the constants and helpers of vib)
+    CM1_PER_SQRT_EV_A2_AMU,
+    EV_PER_CM1,
+    GEOMETRIES,
+    external_basis,
+    is_linear,
+    normal_modes,
+    validate,
+)
 
 
 @dataclass
@@ -193,106 +177,19 @@ def harmonic_analysis(
     (smallest < ``linear_tol`` x largest); ``periodic=True`` projects translations only.
     See the module docstring for the math. Returns a :class:`HarmonicResult`.
     """
-    hessian, masses, positions = _validate(hessian, masses, positions)
-    n = len(masses)
-    geometry = _geometry(masses, positions, linear, periodic, linear_tol)
-    sym = 0.5 * (hessian + hessian.T)
-    inv_sqrt_m = np.repeat(masses**-0.5, 3)
-    mass_weighted = sym * inv_sqrt_m[:, None] * inv_sqrt_m[None, :]
-
-    external = external_basis(masses, positions, geometry)
-    basis = null_space(external.T) if external.shape[1] < 3 * n else np.zeros((3 * n, 0))
-    if basis.shape[1] != 3 * n - external.shape[1]:
-        raise ValueError(f"vibrational basis has {basis.shape[1]} vectors, expected "
-                         f"{3 * n - external.shape[1]}")  # fmt: skip
-    projected = basis.T @ mass_weighted @ basis
-    eigenvalues, vectors = np.linalg.eigh(0.5 * (projected + projected.T))
-    q = (basis @ vectors).T  # (n_vib, 3N), orthonormal rows
-    frequencies = np.sign(eigenvalues) * np.sqrt(np.abs(eigenvalues)) * CM1_PER_SQRT_EV_A2_AMU
-    modes = (q * inv_sqrt_m[None, :]).reshape(-1, n, 3)
+    hessian, masses, positions = validate(hessian, masses, positions)
+    found = normal_modes(hessian, masses, positions, linear, periodic, linear_tol)
+    modes = found.cartesian.reshape(-1, len(masses), 3)
     return HarmonicResult(
         hessian=hessian,
         masses=masses,
         positions=positions,
-        geometry=geometry,
-        eigenvalues=eigenvalues,
-        frequencies=frequencies,
-        mass_weighted_modes=q,
+        geometry=found.geometry,
+        eigenvalues=found.eigenvalues,
+        frequencies=found.frequencies,
+        mass_weighted_modes=found.mass_weighted,
         modes=modes,
     )
-
-
-def external_basis(masses: np.ndarray, positions: np.ndarray, geometry: str) -> np.ndarray:
-    """Orthonormal mass-weighted translations (+ rotations about the COM), (3N, n_ext).
-
-    n_ext = 3 (monatomic, periodic), 5 (linear: the null rotation about the axis is
-    dropped by keeping the 5 leading singular vectors), 6 (nonlinear).
-    """
-    n = len(masses)
-    sqrt_m = np.sqrt(masses)
-    vectors = []
-    for a in range(3):
-        t = np.zeros((n, 3))
-        t[:, a] = sqrt_m
-        vectors.append(t.reshape(-1))
-    wanted = {"monatomic": 3, "periodic": 3, "linear": 5, "nonlinear": 6}[geometry]
-    if wanted > 3:
-        centred = positions - (masses @ positions) / masses.sum()
-        for a in range(3):
-            axis = np.zeros(3)
-            axis[a] = 1.0
-            vectors.append((np.cross(axis, centred) * sqrt_m[:, None]).reshape(-1))
-    stacked = np.stack(vectors, axis=1)  # (3N, 3 or 6)
-    u, s, _ = np.linalg.svd(stacked, full_matrices=False)
-    if wanted == 6 and s[5] < 1e-8 * s[0]:
-        raise ValueError("linear=False but the molecule is linear (a rotation is null)")
-    return u[:, :wanted]
-
-
-def is_linear(masses: np.ndarray, positions: np.ndarray, tol: float = 1e-5) -> bool:
-    """True when the smallest principal moment of inertia is < tol x the largest."""
-    centred = positions - (masses @ positions) / masses.sum()
-    r2 = (centred**2).sum(1)
-    inertia = np.einsum("i,ab->ab", masses * r2, np.eye(3)) - np.einsum(
-        "i,ia,ib->ab", masses, centred, centred
-    )
-    moments = np.linalg.eigvalsh(inertia)
-    return bool(moments[0] < tol * moments[-1])
-
-
-def _geometry(
-    masses: np.ndarray, positions: np.ndarray, linear: bool | None, periodic: bool, tol: float
-) -> str:
-    if periodic:
-        return "periodic"
-    if len(masses) == 1:
-        return "monatomic"
-    if linear is None:
-        linear = len(masses) == 2 or is_linear(masses, positions, tol)
-    return "linear" if linear else "nonlinear"
-
-
-def _validate(
-    hessian: np.ndarray, masses: np.ndarray, positions: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    # copies: the result must not change when the caller's arrays do (ASE relaxes
-    # atoms.positions in place)
-    hessian = np.array(hessian, dtype=np.float64, copy=True)
-    masses = np.array(masses, dtype=np.float64, copy=True).reshape(-1)
-    positions = np.array(positions, dtype=np.float64, copy=True)
-    n = len(masses)
-    if n == 0:
-        raise ValueError("harmonic_analysis needs at least one atom (masses is empty)")
-    if positions.shape != (n, 3):
-        raise ValueError(f"positions has shape {positions.shape}, expected ({n}, 3)")
-    if hessian.shape != (3 * n, 3 * n):
-        raise ValueError(f"hessian has shape {hessian.shape}, expected ({3 * n}, {3 * n})")
-    if not (masses > 0).all():
-        raise ValueError(f"masses must be > 0 amu, got {masses[masses <= 0].tolist()}")
-    for name, value in (("hessian", hessian), ("positions", positions)):
-        if not np.isfinite(value).all():
-            raise ValueError(f"{name} contains NaN or inf")
-    return hessian, masses, positions
 
 
 def analyse_atoms(atoms, calculator=None, linear: bool | None = None) -> HarmonicResult:  # noqa: ANN001

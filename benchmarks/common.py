@@ -1,0 +1,127 @@
+"""What several benchmarks measure the same way: the reference data folder, frequencies
+and the Hessian at a reference minimum, and the Cu equation of state against EMT.
+
+Units: eV, Angstrom, amu; frequencies cm^-1, Hessians meV/A^2, pressures GPa.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+import torch
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+DATA = os.path.normpath(os.path.join(ROOT, "..", "shared", "data"))
+SOFT_MODE_CUTOFF = 1000.0  # cm^-1: modes below are reported on their own
+
+
+def frequency_errors(
+    model: torch.nn.Module, data: str, group: str, relax: bool = False
+) -> dict[str, Any]:
+    """Harmonic frequencies (cm^-1) and the Hessian (meV/A^2) of ``model`` at the
+    reference minimum ``data:group`` against its reference Hessian.
+
+    The model's exact float64 Hessian is taken at the reference geometry, or at the
+    model's own minimum with ``relax``; modes are matched in sorted order
+    (:meth:`mlip.vib.HarmonicResult.compare`). Reports the MAE over all modes, over the
+    modes below 1000 cm^-1 and the largest error, the Hessian element MAE and the
+    number of imaginary modes.
+    """
+    from mlip.calculator import MLIPCalculator
+    from mlip.vib import harmonic_analysis, read_structure
+    from mlip.vib import relax as relax_atoms
+
+    atoms, reference_hessian = read_structure(f"{data}:{group}")
+    if reference_hessian is None:
+        raise ValueError(f"{data}: group {group!r} carries no reference Hessian")
+    start = atoms.get_positions()  # a copy: relax moves atoms.positions in place
+    reference = harmonic_analysis(reference_hessian, atoms.get_masses(), start)
+    calculator = MLIPCalculator(model, dtype="float64")
+    extra: dict[str, Any] = {}
+    if relax:
+        outcome = relax_atoms(atoms, calculator)
+        shift = np.linalg.norm(atoms.positions - start, axis=1).max()
+        extra = {"relax_converged": outcome.converged, "relax_max_shift_A": float(shift)}
+    hessian = calculator.get_hessian(atoms)
+    predicted = harmonic_analysis(hessian, atoms.get_masses(), atoms.positions)
+    comparison = predicted.compare(reference)
+    return {
+        "freq_mae": comparison.mae,
+        "freq_mae_soft": comparison.mae_below(SOFT_MODE_CUTOFF),
+        "freq_max_error": comparison.max_error,
+        "hessian_mae_minimum": 1000.0 * float(np.abs(hessian - reference_hessian).mean()),
+        "num_imaginary": int(predicted.imaginary.sum()),
+        **extra,
+    }
+
+
+def cu_equation_of_state(
+    calculator: Any, lattice: np.ndarray | None = None, repeat: int = 2
+) -> dict[str, float]:
+    """Lattice constant (A) and bulk modulus (GPa) of fcc Cu with ``calculator``.
+
+    Energies of the cubic cell repeated ``repeat`` times at the lattice constants
+    ``lattice`` (default 3.50-3.72 A) fitted by a Birch-Murnaghan equation of state
+    (``ase.eos``).
+    """
+    from ase.build import bulk
+    from ase.eos import EquationOfState
+    from ase.units import GPa
+
+    lattice = np.linspace(3.50, 3.72, 12) if lattice is None else lattice
+    volumes, energies = [], []
+    for a in lattice:
+        atoms = bulk("Cu", "fcc", a=float(a), cubic=True).repeat(repeat)
+        atoms.calc = calculator
+        volumes.append(atoms.get_volume() / len(atoms))
+        energies.append(atoms.get_potential_energy() / len(atoms))
+    eos = EquationOfState(volumes, energies, eos="birchmurnaghan")
+    v0, _, b = eos.fit()
+    return {"lattice_constant": float((4.0 * v0) ** (1.0 / 3.0)), "bulk_modulus": float(b / GPa)}
+
+
+def cu_test_cells(count: int = 10, size: int = 3, seed: int = 0) -> list:
+    """``count`` fcc Cu supercells (``size``^3 cubic cells, 108 atoms for 3) labelled by
+    EMT: random strains of up to 2 % and thermal-like displacements (0.05-0.15 A), the
+    kind of larger cells a potential trained on 32-atom cells must carry over to."""
+    from ase.build import bulk
+    from ase.calculators.emt import EMT
+
+    rng = np.random.default_rng(seed)
+    cells = []
+    for _ in range(count):
+        atoms = bulk("Cu", "fcc", a=3.61, cubic=True).repeat(size)
+        strain = np.eye(3) + rng.uniform(-0.02, 0.02, (3, 3))
+        atoms.set_cell(atoms.cell.array @ (0.5 * (strain + strain.T)), scale_atoms=True)
+        atoms.positions += rng.uniform(0.05, 0.15) * rng.standard_normal(atoms.positions.shape)
+        atoms.calc = EMT()
+        atoms.info["energy"] = atoms.get_potential_energy()
+        atoms.arrays["ref_forces"] = atoms.get_forces()
+        atoms.info["ref_stress"] = atoms.get_stress(voigt=False)
+        atoms.calc = None
+        cells.append(atoms)
+    return cells
+
+
+def cu_cell_errors(calculator: Any, cells: list) -> dict[str, float]:
+    """Force MAE (meV/A), pressure MAE and mean bias (GPa) of ``calculator`` on
+    :func:`cu_test_cells`."""
+    from ase.units import GPa
+
+    force_errors, pressure_errors = [], []
+    for atoms in cells:
+        atoms = atoms.copy()
+        atoms.calc = calculator
+        force_errors.append(np.abs(atoms.get_forces() - atoms.arrays["ref_forces"]).ravel())
+        stress = atoms.get_stress(voigt=False)
+        pressure = -np.trace(stress) / 3.0
+        pressure_errors.append((pressure + np.trace(atoms.info["ref_stress"]) / 3.0) / GPa)
+    pressure_errors = np.array(pressure_errors)
+    return {
+        "forces_mae": 1000.0 * float(np.concatenate(force_errors).mean()),
+        "pressure_mae": float(np.abs(pressure_errors).mean()),
+        "pressure_bias": float(pressure_errors.mean()),
+    }

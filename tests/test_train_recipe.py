@@ -1,0 +1,150 @@
+"""The default recipe: the budget decides the schedule, normalised loss terms, pressure
+metrics, one-line CLI errors and nothing written for bad input."""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+sys.path.insert(0, os.path.dirname(__file__))
+from test_train_helpers import ELEMENTS, PairModel, make_h5, quiet_run_config  # noqa: E402
+
+from mlip.cli import main  # noqa: E402
+from mlip.train.config import TrainConfig  # noqa: E402
+from mlip.train.metrics import EV_PER_A3_IN_GPA, ErrorStats, format_table  # noqa: E402
+from mlip.train.trainer import Trainer  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def h5(tmp_path_factory):
+    return make_h5(str(tmp_path_factory.mktemp("data") / "d.h5"), n_mol=30, n_cryst=10)
+
+
+def trainer(h5, out, **values):
+    base = {"data.train_size": 20, "data.valid_size": 6, "data.batch_size": 5,
+            "loss.hessian_weight": 1.0, "train.tensorboard": False}  # fmt: skip
+    return Trainer(quiet_run_config(h5, out, {**base, **values}), model=PairModel(ELEMENTS))
+
+
+def test_defaults_have_no_budget_and_train_in_float32():
+    run = TrainConfig().train
+    assert run.max_epochs is None and run.max_time is None and run.dtype == "float32"
+    assert TrainConfig().optim.scheduler == "auto" and TrainConfig().loss.normalize
+
+
+def test_max_time_alone_has_no_epoch_cap(h5, tmp_path):
+    """A time budget runs past any epoch count (here until stopped after 120 epochs,
+    more than the 100 that used to cap every run), with the cosine schedule on time."""
+    t = trainer(h5, tmp_path / "run", **{"train.max_time": 1e6, "train.valid_every": 40})
+
+    def stop_after_120(trainer, row):
+        if trainer.epoch >= 120:
+            trainer._stop_signal = True
+
+    t.callbacks.append(stop_after_120)
+    summary = t.fit()
+    assert summary["stop_reason"] == "signal" and summary["epochs"] >= 120
+    assert t.schedule.kind == "cosine" and 0 < t.schedule.progress < 1e-3
+    assert t.schedule.lr > 0.99 * t.config.optim.lr  # hardly any of the budget is used
+
+
+def test_max_epochs_alone_runs_that_many_and_ends_the_cosine(h5, tmp_path):
+    t = trainer(h5, tmp_path / "run", **{"train.max_epochs": 7})
+    summary = t.fit()
+    assert summary["stop_reason"] == "max_epochs" and summary["epochs"] == 7
+    assert t.schedule.kind == "cosine" and t.schedule.progress == 1.0
+    assert t.schedule.lr == pytest.approx(t.config.optim.min_lr)
+
+
+def test_no_budget_stops_at_a_validation_plateau(h5, tmp_path):
+    """Neither budget: plateau schedule, stop after ``patience`` validations without a new
+    best; the count is part of the checkpoint."""
+    t = trainer(h5, tmp_path / "run", **{"train.patience": 3, "train.valid_every": 1})
+    assert t.schedule.kind == "plateau" and not t.has_budget
+    t.validate = lambda indices=None: {"loss": 1.0}  # never improves after the first
+    summary = t.fit()
+    assert summary["stop_reason"] == "plateau" and summary["epochs"] == 4
+    assert t.bad_validations == 3 and t.state_dict()["progress"]["bad_validations"] == 3
+
+
+def test_small_training_sets_validate_every_few_epochs(h5, tmp_path):
+    t = trainer(h5, tmp_path / "run", **{"train.valid_every": None})  # the default
+    # 20 conformers, batch 5: 4 steps an epoch
+    assert t.steps_per_epoch == 4 and t.valid_every == 25  # at least 100 steps apart
+    explicit = trainer(h5, tmp_path / "b", **{"train.valid_every": 2})
+    assert explicit.valid_every == 2
+
+
+def test_normalised_weights_divide_by_the_label_scales(h5, tmp_path):
+    """Each term is divided by the mean square of its training labels, so a weight of 1
+    on forces and on stress makes a relative error count alike."""
+    t = trainer(h5, tmp_path / "run", **{"loss.stress_weight": 2.0})
+    scales, stats = t.loss_scales, t.statistics
+    assert set(scales) == {"energy", "forces", "stress", "hessian"}
+    assert scales["forces"] == stats.force_rms and scales["stress"] == stats.stress_rms
+    assert t.loss.weights["forces"] == pytest.approx(1.0 / stats.force_rms**2)
+    assert t.loss.weights["stress"] == pytest.approx(2.0 / stats.stress_rms**2)
+    assert t.loss.weights["energy"] == pytest.approx(1.0 / stats.energy_residual_rms**2)
+    structures = t.source.get(t.split["train"])
+    voigt = np.stack([s.stress for s in structures if s.stress is not None])
+    rms = np.sqrt((np.square(voigt[:, :3]).sum() + 2 * np.square(voigt[:, 3:]).sum())
+                  / (9 * len(voigt)))  # fmt: skip
+    assert stats.stress_rms == pytest.approx(rms)
+    raw = trainer(h5, tmp_path / "raw", **{"loss.normalize": False, "loss.stress_weight": 2.0})
+    assert raw.loss.weights["stress"] == 2.0 and raw.loss.weights["forces"] == 1.0
+
+
+def test_stress_metrics_report_each_component_and_the_pressure_bias():
+    stats = ErrorStats()
+    predicted = torch.zeros(2, 3, 3, dtype=torch.float64)
+    reference = torch.zeros(2, 3, 3, dtype=torch.float64)
+    predicted[:, 0, 0] = predicted[:, 1, 1] = predicted[:, 2, 2] = -0.01  # +0.01 eV/A^3 of P
+    predicted[0, 0, 1] = predicted[0, 1, 0] = 0.003
+    stats.add_stress(predicted, reference)
+    m = stats.summary()
+    assert m["pressure_bias"] == pytest.approx(0.01 * EV_PER_A3_IN_GPA)
+    assert m["pressure_mae"] == pytest.approx(0.01 * EV_PER_A3_IN_GPA)
+    assert m["stress_xx_mae"] == pytest.approx(10.0) and m["stress_xy_mae"] == pytest.approx(1.5)
+    assert m["stress_yz_mae"] == 0.0
+    assert m["stress_mae"] == pytest.approx(1000 * (6 * 0.01 + 2 * 0.003) / 18)
+    table = format_table({"valid": m})
+    assert "P MAE/RMSE/bias [GPa]" in table and "+1.6" in table
+    assert "stress MAE per component" in table and "xy 1.5" in table
+
+
+def test_validation_and_progress_report_the_pressure(h5, tmp_path):
+    t = trainer(h5, tmp_path / "run", **{"train.max_epochs": 1})
+    metrics = t.validate()
+    assert math.isfinite(metrics["pressure_bias"]) and metrics["pressure_mae"] > 0
+    from mlip.train.metrics import progress_postfix
+
+    postfix = progress_postfix({f"valid_{k}": v for k, v in metrics.items()})
+    assert {"E", "F", "S", "P", "Pbias"} <= set(postfix)
+
+
+def test_cli_errors_are_one_line_and_leave_nothing_behind(tmp_path, capsys):
+    import h5py
+
+    bad = tmp_path / "bad.h5"
+    with h5py.File(bad, "w") as f:
+        f.attrs.update(format="mlip-hdf5", version=1)
+        g = f.create_group("G")
+        g["atomic_numbers"] = np.array([1, 1])
+        g["positions"] = np.zeros((3, 2, 3)) + np.array([[0, 0, 0], [0, 0, 0.7]])
+    out = tmp_path / "run"
+    assert main(["train", "--data", str(bad), "--out", str(out), "--no-progress"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[0] == (
+        f"mlip train: error: {bad}, group 'G', field 'energy': required dataset is missing"
+    )
+    assert "Traceback" not in "\n".join(err) and len(err) == 2
+    assert not out.exists()  # no half-made run directory
+    with pytest.raises(ValueError, match="required dataset is missing"):
+        main(["train", "--data", str(bad), "--out", str(out), "--debug"])
+    assert main(["train", "--out", str(out)]) == 1
+    assert "data.paths is empty" in capsys.readouterr().err
