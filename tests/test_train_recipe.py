@@ -89,7 +89,9 @@ def test_normalised_weights_divide_by_the_label_scales(h5, tmp_path):
     assert scales["forces"] == stats.force_rms and scales["stress"] == stats.stress_rms
     assert t.loss.weights["forces"] == pytest.approx(1.0 / stats.force_rms**2)
     assert t.loss.weights["stress"] == pytest.approx(2.0 / stats.stress_rms**2)
-    assert t.loss.weights["energy"] == pytest.approx(1.0 / stats.energy_residual_rms**2)
+    energy_weight = t.config.loss.energy_weight  # against the force RMS times 1 A
+    assert t.loss.weights["energy"] == pytest.approx(energy_weight / stats.force_rms**2)
+    assert t.loss.weights["energy"] / t.loss.weights["forces"] == pytest.approx(0.01)
     structures = t.source.get(t.split["train"])
     voigt = np.stack([s.stress for s in structures if s.stress is not None])
     rms = np.sqrt((np.square(voigt[:, :3]).sum() + 2 * np.square(voigt[:, 3:]).sum())
@@ -148,3 +150,22 @@ def test_cli_errors_are_one_line_and_leave_nothing_behind(tmp_path, capsys):
         main(["train", "--data", str(bad), "--out", str(out), "--debug"])
     assert main(["train", "--out", str(out)]) == 1
     assert "data.paths is empty" in capsys.readouterr().err
+
+
+def test_stage_two_raises_the_energy_weight_and_tracks_the_best_anew(h5, tmp_path):
+    """From half of a 4-epoch budget the energy weight is the stage-two one; the stage is
+    in the checkpoint and a resumed trainer applies its weights."""
+    values = {"train.max_epochs": 4, "loss.stage_two_start": 0.5,
+              "loss.stage_two_energy_weight": 3.0}  # fmt: skip
+    rows = []
+    t = trainer(h5, tmp_path / "run", **values)
+    t.callbacks.append(lambda trainer, row: rows.append((row["stage"], trainer.best_loss)))
+    stage_one = t.loss.weights["energy"]
+    t.fit()
+    assert [stage for stage, _ in rows] == [1, 1, 2, 2]  # rows are written before a switch
+    assert t.stage == 2
+    assert t.loss.weights["energy"] == pytest.approx(stage_one * 300.0)  # 3.0 / 0.01
+    resumed = trainer(h5, tmp_path / "run", **values, **{"train.resume": True})
+    assert resumed.stage == 2 and resumed.loss.weights["energy"] == t.loss.weights["energy"]
+    with pytest.raises(ValueError, match="stage_two_start must be in"):
+        trainer(h5, tmp_path / "bad", **{"loss.stage_two_start": 1.5})

@@ -65,17 +65,24 @@ class LossConfig:
     """Weights of the Sobolev loss (see :mod:`mlip.loss`); 0 switches a term off.
 
     With ``normalize`` (the default) each term's mean squared error is divided by the
-    mean square of its training labels (per-atom energy after the reference energies,
-    force components, stress components, reference H v components), so the weights are
-    dimensionless and no label is starved by its units; without it the weights carry
-    units ((eV/atom)^-2, (eV/A)^-2, (eV/A^3)^-2, (eV/A^2)^-2).
+    square of its label scale, so the weights are dimensionless and no label is starved
+    by its units: the RMS of the training labels for forces (eV/A), stress (eV/A^3) and
+    the reference H v (eV/A^2); for the per-atom energy the force RMS times 1 A (so that
+    energy_weight 0.01 is the energy:force ratio 1:100 in (eV/atom)^2 : (eV/A)^2 of
+    MACE and NequIP, whatever the data's temperature). Without ``normalize`` the weights
+    carry units: (eV/atom)^-2, (eV/A)^-2, (eV/A^3)^-2, (eV/A^2)^-2.
     """
 
-    energy_weight: float = 1.0
+    energy_weight: float = 0.01
     forces_weight: float = 1.0
     hessian_weight: float = 1.0
     stress_weight: float = 1.0
     normalize: bool = True
+    # stage two (MACE's "SWA" stage): from this fraction of the budget on (without a
+    # budget: from the first validation plateau) the energy weight is stage_two_energy_weight
+    # and the best model is tracked anew; None: one stage
+    stage_two_start: float | None = None
+    stage_two_energy_weight: float = 1.0
     hessian_probes: int = 2
     probe_kind: str = "gaussian"  # see mlip.loss.PROBE_KINDS
     huber_delta: float | None = None  # None: squared error
@@ -169,6 +176,13 @@ class TrainConfig:
             loss.huber_delta,
             prefix="loss.",
         )
+        start = loss.stage_two_start
+        if start is not None and not 0.0 < start < 1.0:
+            raise ValueError(f"loss.stage_two_start must be in (0, 1) or null, got {start}")
+        if loss.stage_two_energy_weight < 0:
+            raise ValueError(
+                f"loss.stage_two_energy_weight must be >= 0, got {loss.stage_two_energy_weight}"
+            )
         _check_choice("optim.optimizer", self.optim.optimizer, ("adam", "adamw"))
         _check_choice("optim.scheduler", self.optim.scheduler, KINDS)
         if self.optim.scheduler == "cosine" and self.train.max_time is None:

@@ -58,6 +58,7 @@ from mlip.train.split import check_split, load_split, make_split, read_split_fil
 from mlip.train.statistics import DatasetStatistics, compute_statistics
 
 VALID_PROBE_SEED = 20240901  # fixed probes for validation: comparable across epochs
+ENERGY_LENGTH = 1.0  # A: the energy term's scale is the force RMS times this length
 
 
 class Trainer:
@@ -143,6 +144,7 @@ class Trainer:
         self.epoch_order: np.ndarray | None = None
         self.best_loss, self.best_epoch = float("inf"), -1.0
         self.bad_validations = 0  # validations since the best (early stopping)
+        self.stage = 1  # 2 once the stage-two energy weight applies
         self.best_state: dict[str, torch.Tensor] | None = None
         self.pending_losses: list[float] = []  # step losses since the last validation
         self.elapsed = 0.0
@@ -252,10 +254,13 @@ class Trainer:
                 getattr(self.model, setter)(value)
 
     def _loss_scales(self) -> dict[str, float]:
-        """RMS of each term's training labels (eV/atom, eV/A, eV/A^2 of H v, eV/A^3)."""
+        """The label scale of each term (see :class:`~mlip.train.config.LossConfig`):
+        the RMS of the training labels of forces (eV/A), stress (eV/A^3) and reference
+        H v (eV/A^2); the per-atom energy against the force RMS times 1 A (eV/atom), or
+        its own RMS without forces."""
         stats, loss = self.statistics, self.config.loss
-        scales = {"energy": stats.energy_residual_rms, "forces": stats.force_rms,
-                  "stress": stats.stress_rms}  # fmt: skip
+        energy = stats.force_rms * ENERGY_LENGTH if stats.force_rms else stats.energy_residual_rms
+        scales = {"energy": energy, "forces": stats.force_rms, "stress": stats.stress_rms}
         if loss.hessian_weight > 0:
             with_hessian = self.split["train"][self.dataset.hessian_mask[self.split["train"]]]
             scales["hessian"] = hessian_response_rms(
@@ -448,7 +453,9 @@ class Trainer:
                     bar.set_postfix(progress_postfix(row))
                     for callback in self.callbacks:
                         callback(self, row)
-                    if not stop and self._plateau_reached():
+                    if not stop and self._stage_two_due():
+                        self._enter_stage_two()
+                    elif not stop and self._plateau_reached():
                         stop, stop_reason = True, "plateau"
                 else:
                     self._next_epoch()
@@ -493,6 +500,33 @@ class Trainer:
             fraction = max(fraction, float(value))
         return min(fraction, 1.0)
 
+    def _stage_two_due(self) -> bool:
+        """Stage two starts at ``loss.stage_two_start`` of the budget, or without a budget
+        at the first validation plateau."""
+        start = self.config.loss.stage_two_start
+        if self.stage != 1 or start is None:
+            return False
+        if self.has_budget:
+            return self.schedule.progress >= start
+        return self._plateau_reached()
+
+    def _enter_stage_two(self) -> None:
+        """Raise the energy weight; the best model is tracked anew (the validation loss
+        changes its meaning)."""
+        self.stage = 2
+        self._apply_stage()
+        self.best_loss, self.bad_validations = float("inf"), 0
+        if self.context.is_main and self.config.train.progress:
+            print(f"stage two at epoch {self.epochs_done():.2f}: energy weight "
+                  f"{self.config.loss.stage_two_energy_weight:g}")  # fmt: skip
+
+    def _apply_stage(self) -> None:
+        """The loss weights of the current stage."""
+        if self.stage == 2:
+            loss = self.config.loss
+            scale = self.loss_scales.get("energy", 1.0) if loss.normalize else 1.0
+            self.loss.weights["energy"] = loss.stage_two_energy_weight / scale**2
+
     def _plateau_reached(self) -> bool:
         """Early stopping: no budget, and ``train.patience`` validations without a new best."""
         return not self.has_budget and self.bad_validations >= self.config.train.patience
@@ -526,6 +560,7 @@ class Trainer:
             "step": self.step,
             "time_s": round(self.elapsed, 3),
             "lr": self.schedule.lr,
+            "stage": self.stage,
             "train_loss": float(np.mean(losses)) if losses else float("nan"),
             **{f"valid_{k}": v for k, v in valid.items() if not k.endswith("_count")},
         }
@@ -589,6 +624,7 @@ class Trainer:
                 "best_loss": self.best_loss,
                 "best_epoch": self.best_epoch,
                 "bad_validations": self.bad_validations,
+                "stage": self.stage,
                 "elapsed": self.elapsed,
                 "pending_losses": list(self.pending_losses),
             },
@@ -621,6 +657,8 @@ class Trainer:
         )
         self.pending_losses = list(p.get("pending_losses", []))
         self.bad_validations = int(p.get("bad_validations", 0))
+        self.stage = int(p.get("stage", 1))
+        self._apply_stage()
         ckpt.restore_global_rng(state["rng"]["global"])
         ckpt.set_generator_state(self.order_rng, state["rng"]["data_order"])
         ckpt.set_generator_state(self.probes.generator, state["rng"]["probes"])
