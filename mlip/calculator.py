@@ -5,7 +5,8 @@
 
 * energy, free_energy  E (eV);  energies: per-atom contributions (eV, NODE_ENERGY)
 * forces    F = -dE/dR (N, 3) eV/A
-* stress    sigma = -(1/V) dE/d(strain), Voigt 6 (xx yy zz yz xz xy), eV/A^3, ASE sign;
+* stress    sigma = (1/V) dE/d(strain) = -W/V (W the virial), Voigt 6 (xx yy zz yz xz
+            xy), eV/A^3, ASE sign (positive under tension, pressure P = -tr(sigma)/3);
             only for periodic systems with a 3D cell
 * :meth:`MLIPCalculator.get_hessian`: H = d2E/dR dR (3N, 3N) eV/A^2, exact (autograd)
 
