@@ -34,10 +34,7 @@ MACE_MS = {"ethanol": (125.0, 1800.0), "aspirin": (148.0, 8500.0)}
 def molecule_from_h5(path: str, group: str):
     from mlip.data.hdf5 import H5Dataset
 
-    s = H5Dataset(path, groups=[group])[0]
-    from ase import Atoms
-
-    return Atoms(numbers=s.atomic_numbers, positions=s.positions)
+    return H5Dataset(path, groups=[group])[0].to_atoms()
 
 
 def systems(data_dir: str) -> dict:

@@ -5,7 +5,8 @@
 
 * energy, free_energy  E (eV);  energies: per-atom contributions (eV, NODE_ENERGY)
 * forces    F = -dE/dR (N, 3) eV/A
-* stress    sigma = -(1/V) dE/d(strain), Voigt 6 (xx yy zz yz xz xy), eV/A^3, ASE sign;
+* stress    sigma = (1/V) dE/d(strain) = -W/V (W the virial), Voigt 6 (xx yy zz yz xz
+            xy), eV/A^3, ASE sign (positive under tension, pressure P = -tr(sigma)/3);
             only for periodic systems with a 3D cell
 * :meth:`MLIPCalculator.get_hessian`: H = d2E/dR dR (3N, 3N) eV/A^2, exact (autograd)
 
@@ -25,12 +26,11 @@ import os
 import numpy as np
 import torch
 from ase.calculators.calculator import Calculator, all_changes
-from ase.data import chemical_symbols
 
 from mlip import keys
 from mlip.data.graph import atoms_to_batch, matrix_to_voigt
 from mlip.derivatives import compile_model, compute, split_hessian
-from mlip.errors import CheckpointError, UnknownElementError
+from mlip.errors import CheckpointError, check_known_elements
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
@@ -170,12 +170,5 @@ class MLIPCalculator(Calculator):
         return self.results["hessian"].copy()
 
     def _check_elements(self, numbers: np.ndarray) -> None:
-        if self.known_numbers is None:
-            return
-        unknown = sorted({int(z) for z in numbers} - self.known_numbers)
-        if unknown:
-            names = [chemical_symbols[z] for z in unknown]
-            known = [chemical_symbols[z] for z in sorted(self.known_numbers)]
-            raise UnknownElementError(
-                f"element(s) {', '.join(names)} not known to the model; it knows {', '.join(known)}"
-            )
+        """UnknownElementError (:func:`mlip.errors.check_known_elements`) for a new element."""
+        check_known_elements(numbers, self.known_numbers)

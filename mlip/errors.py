@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
+from ase.data import chemical_symbols
+
 
 class DataError(ValueError):
     """Bad input data: names the file, the HDF5 group, the field and (optionally) the index.
@@ -32,6 +36,24 @@ class DataError(ValueError):
 
 class UnknownElementError(ValueError):
     """A structure holds an element the model was not built for."""
+
+
+def check_known_elements(present: Iterable[int], known: Iterable[int] | None) -> None:
+    """Raise :class:`UnknownElementError` if ``present`` holds an element not in ``known``.
+
+    The one check (and message) of the model, the ASE calculator and the MD force field:
+    ``element(s) C, Cl not known to the model; it knows H, O``. ``known`` None means the
+    model takes any element (nothing to check).
+    """
+    if known is None:
+        return
+    known_set = {int(z) for z in known}
+    unknown = sorted({int(z) for z in present} - known_set)
+    if unknown:
+        raise UnknownElementError(
+            f"element(s) {', '.join(chemical_symbols[z] for z in unknown)} not known to the "
+            f"model; it knows {', '.join(chemical_symbols[z] for z in sorted(known_set))}"
+        )
 
 
 class CheckpointError(RuntimeError):

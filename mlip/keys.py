@@ -43,6 +43,3 @@ HAS_HESSIAN = "has_hessian"  # (n_systems,) bool
 
 # --- bookkeeping --------------------------------------------------------------
 SAMPLE_INDEX = "sample_index"  # (n_systems,) int64, index of each system in its dataset
-
-INPUT_KEYS = (POSITIONS, ATOMIC_NUMBERS, BATCH, NUM_ATOMS, CELL, PBC, EDGE_INDEX, EDGE_SHIFTS)
-LABEL_KEYS = (ENERGY, FORCES, STRESS, HESSIAN, HAS_FORCES, HAS_STRESS, HAS_HESSIAN)

@@ -18,11 +18,10 @@ import os
 from dataclasses import dataclass, field
 
 import torch
-from ase.data import chemical_symbols
 from e3nn import o3
 
 from mlip import keys
-from mlip.errors import CheckpointError, UnknownElementError
+from mlip.errors import CheckpointError, check_known_elements
 from mlip.fileio import atomic_torch_save
 from mlip.nn.blocks import Interaction, natural_irreps
 from mlip.nn.geometry import edge_vectors
@@ -189,11 +188,7 @@ class MLIPModel(torch.nn.Module):
         index = self.element_index[atomic_numbers]
         check = self.check_elements and not torch.compiler.is_compiling()
         if check and bool((index < 0).any()):
-            unknown = sorted({int(z) for z in atomic_numbers[index < 0]})
-            raise UnknownElementError(
-                f"elements {[chemical_symbols[z] for z in unknown]} are unknown to this model, "
-                f"built for {[chemical_symbols[z] for z in self.atomic_numbers]}"
-            )
+            check_known_elements(atomic_numbers[index < 0].tolist(), self.atomic_numbers)
         return index
 
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -17,6 +17,7 @@ from mlip.cli import main
 from mlip.data.convert import convert, detect_format
 from mlip.data.formats import read_mlip
 from mlip.data.graph import Structure, voigt_to_matrix
+from mlip.data.hdf5 import FORMAT_NAME, FORMAT_VERSION
 from mlip.data.writer import Group, write_mlip_hdf5
 from mlip.errors import DataError
 
@@ -59,7 +60,7 @@ def test_extxyz_h5_extxyz_round_trip_through_cli(tmp_path: Path, capsys) -> None
     assert "C2H6O: 9 atoms, 5 conformers, labels: energy forces" in printed
 
     with h5py.File(tmp_path / "out.h5", "r") as h5:
-        assert h5.attrs["format"] == "mlip-hdf5" and h5.attrs["version"] == 1
+        assert h5.attrs["format"] == FORMAT_NAME and h5.attrs["version"] == FORMAT_VERSION
         assert h5.attrs["energy_unit"] == "eV" and h5.attrs["length_unit"] == "Angstrom"
         assert list(h5) == ["C2H6O"]
     data = h5_group(tmp_path / "out.h5", "C2H6O")

@@ -15,7 +15,7 @@ from helpers import ethanol, evaluate, small_model
 
 from mlip import keys
 from mlip.data.graph import Structure, neighbor_list
-from mlip.data.hdf5 import H5Dataset
+from mlip.data.hdf5 import FORMAT_NAME, FORMAT_VERSION, H5Dataset
 from mlip.errors import CheckpointError, DataError, UnknownElementError
 from mlip.model import load_model
 
@@ -23,7 +23,7 @@ DATASETS = os.path.join(os.path.dirname(__file__), "..", "datasets")
 
 
 def write_file(path, groups: dict, attrs=None) -> str:
-    attrs = {"format": "mlip-hdf5", "version": 1} if attrs is None else attrs
+    attrs = {"format": FORMAT_NAME, "version": FORMAT_VERSION} if attrs is None else attrs
     with h5py.File(path, "w") as f:
         f.attrs.update(attrs)
         for name, fields in groups.items():
@@ -116,9 +116,9 @@ def test_partly_nan_hessian_is_an_error(tmp_path):
     "attrs, match",
     [
         ({"format": "other", "version": 1}, "format"),
-        ({"format": "mlip-hdf5", "version": 7}, "version"),
+        ({"format": FORMAT_NAME, "version": 7}, "version"),
         ({"version": 1}, "format"),
-        ({"format": "mlip-hdf5", "version": 1, "energy_unit": "Hartree"}, "energy_unit"),
+        ({"format": FORMAT_NAME, "version": 1, "energy_unit": "Hartree"}, "energy_unit"),
     ],
 )
 def test_file_attribute_errors(tmp_path, attrs, match):

@@ -18,6 +18,7 @@ import torch
 
 from mlip import keys
 from mlip.data.graph import Structure, build_batch
+from mlip.data.hdf5 import FORMAT_NAME, FORMAT_VERSION
 from mlip.derivatives import compute
 from mlip.fileio import atomic_torch_save
 from mlip.nn.geometry import edge_vectors
@@ -161,7 +162,9 @@ def make_h5(
     """An mlip-HDF5 file: group 'mol' (+ 'cryst', periodic with stress) labelled by the teacher."""
     model = teacher()
     with h5py.File(path, "w") as f:
-        f.attrs.update(format="mlip-hdf5", version=1, energy_unit="eV", length_unit="Angstrom")
+        f.attrs.update(
+            format=FORMAT_NAME, version=FORMAT_VERSION, energy_unit="eV", length_unit="Angstrom"
+        )
         mols = molecules(n_mol)
         label(model, mols, np.arange(n_mol) % hessian_every == 0)
         write_group(f, "mol", mols, forces)

@@ -15,6 +15,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 from test_train_helpers import ELEMENTS, PairModel, make_h5, quiet_run_config  # noqa: E402
 
 from mlip.cli import main  # noqa: E402
+from mlip.data.hdf5 import FORMAT_NAME, FORMAT_VERSION  # noqa: E402
 from mlip.train.config import TrainConfig  # noqa: E402
 from mlip.train.metrics import EV_PER_A3_IN_GPA, ErrorStats, format_table  # noqa: E402
 from mlip.train.trainer import Trainer  # noqa: E402
@@ -134,7 +135,7 @@ def test_cli_errors_are_one_line_and_leave_nothing_behind(tmp_path, capsys):
 
     bad = tmp_path / "bad.h5"
     with h5py.File(bad, "w") as f:
-        f.attrs.update(format="mlip-hdf5", version=1)
+        f.attrs.update(format=FORMAT_NAME, version=FORMAT_VERSION)
         g = f.create_group("G")
         g["atomic_numbers"] = np.array([1, 1])
         g["positions"] = np.zeros((3, 2, 3)) + np.array([[0, 0, 0], [0, 0, 0.7]])

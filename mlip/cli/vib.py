@@ -1,7 +1,8 @@
 """``mlip vib MODEL STRUCTURE``: harmonic frequencies, ZPE and thermochemistry.
 
 Units: frequencies cm^-1, energies eV, entropies eV/K, forces eV/A, T in K.
-STRUCTURE (and --reference) is any file ASE reads or ``FILE.h5:GROUP[:INDEX]``.
+STRUCTURE (and --reference) is any file ASE reads or ``FILE.h5[:GROUP[:INDEX]]``
+(:mod:`mlip.data.spec`: GROUP may be left out when the file has one group).
 """
 
 from __future__ import annotations
@@ -16,18 +17,19 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         description=(
             "Harmonic vibrational analysis from the model's analytic Hessian "
             "(frequencies in cm^-1, energies in eV, temperature in K, forces in eV/A). "
-            "STRUCTURE is any file ASE reads, or an mlip HDF5 conformer FILE.h5:GROUP[:INDEX]."
+            "STRUCTURE is any file ASE reads, or an mlip HDF5 conformer FILE.h5[:GROUP[:INDEX]] "
+            "(GROUP may be left out when the file has one group; INDEX defaults to 0)."
         ),
     )
     parser.add_argument("model", help="model file (mlip.model.load_model)")
-    parser.add_argument("structure", help="ASE-readable file or FILE.h5:GROUP[:INDEX]")
+    parser.add_argument("structure", help="ASE-readable file or FILE.h5[:GROUP[:INDEX]]")
     parser.add_argument("--optimize", action="store_true", help="relax first (BFGS + Newton steps)")
     parser.add_argument(
         "--fmax", type=float, default=1e-4, help="force threshold for --optimize, eV/A"
     )
     parser.add_argument(
         "--reference",
-        help="reference Hessian FILE.h5:GROUP[:INDEX] (or a JSON written by --json): "
+        help="reference Hessian FILE.h5[:GROUP[:INDEX]] (or a JSON written by --json): "
         "prints a per-mode comparison with MAE and max error in cm^-1",
     )
     parser.add_argument("--temperature", type=float, default=298.15, help="K")
@@ -43,7 +45,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 def run(args: argparse.Namespace) -> int:
     from mlip.calculator import MLIPCalculator
-    from mlip.vib import analyse_atoms, read_reference, read_structure, relax
+    from mlip.vib import (
+        analyse_atoms,
+        compare_modes,
+        plot_spectrum,
+        read_reference,
+        read_structure,
+        relax,
+        thermochemistry,
+    )
 
     atoms, _ = read_structure(args.structure)
     calculator = MLIPCalculator(args.model, device=args.device, dtype=args.dtype)
@@ -61,7 +71,8 @@ def run(args: argparse.Namespace) -> int:
     print(result.table())
     if result.imaginary.any():
         print(f"warning: {int(result.imaginary.sum())} imaginary mode(s) (not a minimum)")
-    thermo = result.thermochemistry(
+    thermo = thermochemistry(
+        result,
         atoms,
         temperature=args.temperature,
         pressure=args.pressure,
@@ -76,11 +87,11 @@ def run(args: argparse.Namespace) -> int:
     if args.reference:
         _, reference = read_reference(args.reference, atomic_numbers=atoms.numbers)
         print(f"comparison with {args.reference} (cm^-1):")
-        print(result.compare(reference).table())
+        print(compare_modes(result, reference).table())
     if args.json:
         result.to_json(args.json)
         print(f"wrote {args.json}")
     if args.plot:
-        result.plot_spectrum(args.plot)
+        plot_spectrum(result.frequencies, args.plot)
         print(f"wrote {args.plot}")
     return 0

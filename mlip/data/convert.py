@@ -29,10 +29,10 @@ from mlip.data.formats import ani1x, rmd17, spice
 from mlip.data.formats.asefile import ase_write_format, read_ase, write_ase
 from mlip.data.formats.mlip_hdf5 import level_of_theory as mlip_level_of_theory
 from mlip.data.formats.mlip_hdf5 import read_mlip
+from mlip.data.hdf5 import FORMAT_NAME, HDF5_SUFFIXES
 from mlip.data.writer import Group, GroupSummary, check_group, write_mlip_hdf5
 
 FORMATS = ("ase", "rmd17", "ani1x", "spice", "mlip")
-HDF5_SUFFIXES = (".h5", ".hdf5", ".hdf")
 
 
 @dataclass
@@ -49,7 +49,7 @@ class ConversionResult:
 def _detect_hdf5(path: Path) -> str:
     with h5py.File(path, "r") as h5:
         fmt = h5.attrs.get("format")
-        if (fmt.decode() if isinstance(fmt, bytes) else fmt) == "mlip-hdf5":
+        if (fmt.decode() if isinstance(fmt, bytes) else fmt) == FORMAT_NAME:
             return "mlip"
         for name in h5:
             group = h5[name]
@@ -61,7 +61,7 @@ def _detect_hdf5(path: Path) -> str:
                 return "ani1x"
             break
     raise ValueError(
-        f"{path}: HDF5 layout not recognised (no 'format=mlip-hdf5' attribute, and its first "
+        f"{path}: HDF5 layout not recognised (no 'format={FORMAT_NAME}' attribute, and its first "
         "group has neither 'conformations' (SPICE) nor 'coordinates' (ANI-1x)); "
         f"pass --format, one of {FORMATS}"
     )

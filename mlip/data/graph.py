@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from ase import Atoms
 from vesin import NeighborList
 
 from mlip import keys
@@ -43,15 +44,33 @@ class Structure:
         return len(self.atomic_numbers)
 
     @classmethod
-    def from_atoms(cls, atoms) -> Structure:  # noqa: ANN001 (ase.Atoms)
-        """A structure from an ``ase.Atoms`` (no labels)."""
+    def from_atoms(cls, atoms: Atoms, keep_cell: bool = False) -> Structure:
+        """The geometry of an ``ase.Atoms`` (no labels): the one Atoms -> Structure rule.
+
+        The cell is kept for periodic atoms (``pbc`` any), and with ``keep_cell`` also for
+        non-periodic atoms that have one (files round-trip it); otherwise it is None, as
+        is ``pbc`` when no direction is periodic.
+        """
         pbc = np.asarray(atoms.pbc, dtype=bool)
-        cell = np.asarray(atoms.cell.array, dtype=np.float64) if pbc.any() else None
+        has_cell = pbc.any() or (keep_cell and atoms.cell.rank > 0)
         return cls(
             atomic_numbers=np.asarray(atoms.numbers, dtype=np.int64),
             positions=np.asarray(atoms.positions, dtype=np.float64),
-            cell=cell,
+            cell=np.asarray(atoms.cell.array, dtype=np.float64) if has_cell else None,
             pbc=pbc if pbc.any() else None,
+        )
+
+    def to_atoms(self) -> Atoms:
+        """An ``ase.Atoms`` of the geometry (no labels): the one Structure -> Atoms rule.
+
+        A missing cell becomes the zero cell, a missing ``pbc`` no periodicity; masses are
+        ASE's defaults for the elements.
+        """
+        return Atoms(
+            numbers=self.atomic_numbers,
+            positions=self.positions,
+            cell=np.zeros((3, 3)) if self.cell is None else self.cell,
+            pbc=False if self.pbc is None else self.pbc,
         )
 
 
@@ -61,7 +80,9 @@ def neighbor_list(
     """Full neighbour list within r_max (A): centre i, neighbour j, integer cell shifts S.
 
     r_ij = R_j - R_i + S @ cell. Self-pairs (i == j, S == 0) are excluded; an atom's
-    own periodic images are included when the cell is smaller than the cutoff.
+    own periodic images are included when the cell is smaller than the cutoff. One
+    structure on the host (vesin); the batched torch list of MD, rebuilt on the device,
+    is :func:`mlip.md.neighbors.batched_neighbor_list`.
     """
     periodic = np.zeros(3, dtype=bool) if pbc is None else np.asarray(pbc, dtype=bool)
     if r_max <= 0:  # potentials without a neighbour list (e.g. fixed bonds)
@@ -172,7 +193,7 @@ def matrix_to_voigt(matrix: np.ndarray) -> np.ndarray:
 
 
 def atoms_to_batch(
-    atoms,  # noqa: ANN001 (ase.Atoms or a list of them)
+    atoms: Atoms | Sequence[Atoms],
     r_max: float,
     dtype: torch.dtype = torch.float64,
     device: torch.device | str = "cpu",

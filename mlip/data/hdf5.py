@@ -10,7 +10,7 @@ naming the file, group, field and, for values, the conformer index.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import h5py
@@ -19,8 +19,15 @@ import numpy as np
 from mlip.data.graph import Structure
 from mlip.errors import DataError
 
+#: the ``format`` attribute of every mlip HDF5 file (datasets, MD trajectories): the one
+#: place this name is spelled; files on disk carry it, so it never changes
 FORMAT_NAME = "mlip-hdf5"
-SUPPORTED_VERSIONS = (1,)
+#: the ``version`` attribute written by this package
+FORMAT_VERSION = 1
+SUPPORTED_VERSIONS = (FORMAT_VERSION,)
+#: file-name suffixes taken for HDF5 (compared in lower case): conversion outputs and
+#: structure specs (:mod:`mlip.data.spec`)
+HDF5_SUFFIXES = (".h5", ".hdf5", ".hdf")
 REQUIRED_FIELDS = ("atomic_numbers", "positions", "energy")
 
 
@@ -95,9 +102,6 @@ class H5Dataset:
     def group_of(self, index: int) -> GroupInfo:
         return self.groups[self._group_index(index)]
 
-    def has_forces(self, index: int) -> bool:
-        return "forces" in self.group_of(index).fields
-
     @property
     def hessian_mask(self) -> np.ndarray:
         """(len,) bool: which conformers carry a reference Hessian (non-NaN row)."""
@@ -133,10 +137,20 @@ class H5Dataset:
                 out[req] = structures[inverse[k]]
         return out  # type: ignore[return-value]
 
-    def iter_structures(self, chunk: int = 256) -> Iterable[Structure]:
-        """All conformers in order, read in chunks (for conversion and statistics)."""
-        for start in range(0, len(self), chunk):
-            yield from self.get_many(range(start, min(start + chunk, len(self))))
+    def iterate(
+        self, indices: Sequence[int] | np.ndarray | None = None, chunk: int = 256
+    ) -> Iterator[Structure]:
+        """The conformers ``indices`` (default: all) in that order, read ``chunk`` at a time.
+
+        The one way to stream many conformers: memory holds one chunk, and each chunk
+        is one :meth:`get_many` (one sorted read per group and field).
+        """
+        if chunk < 1:
+            raise ValueError(f"chunk must be >= 1, got {chunk}")
+        if indices is None:
+            indices = range(len(self))
+        for start in range(0, len(indices), chunk):
+            yield from self.get_many(indices[start : start + chunk])
 
     def _read_group(self, info: GroupInfo, local: np.ndarray) -> list[Structure]:
         group = self._file(info.file)[info.name]

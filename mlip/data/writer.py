@@ -12,30 +12,27 @@ one group per chemical system (same atoms in the same order) with
 - ``cell`` (M, 3, 3) A, lattice vectors as rows (optional), ``pbc`` (3,) bool (optional)
 - ``stress`` (M, 6) eV/A^3, Voigt xx yy zz yz xz xy, ASE sign (optional)
 
-Files are written atomically: into a temporary file in the output folder, renamed onto
-the output with :func:`os.replace` only once complete, and removed on any error, so a
-failed write never leaves a partial file behind. Per-conformer datasets are chunked
+Files are written atomically (:func:`mlip.fileio.atomic_path`): into a temporary file in
+the output folder, renamed onto the output only once complete, and removed on any
+error, so a failed write never leaves a partial file behind. Per-conformer datasets are chunked
 along the conformer axis and compressed, so a reader can load conformers lazily.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
-import tempfile
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import h5py
 import numpy as np
 
 from mlip.data.graph import Structure
+from mlip.data.hdf5 import FORMAT_NAME, FORMAT_VERSION
 from mlip.errors import DataError
+from mlip.fileio import atomic_path
 
-FORMAT_NAME = "mlip-hdf5"
-FORMAT_VERSION = 1
 COMPRESSIONS = ("gzip", "lzf", None)
 _CHUNK_BYTES = 1 << 16  # target size of one chunk of a per-conformer dataset
 
@@ -192,38 +189,6 @@ def _pbc(structure: Structure) -> np.ndarray:
     return pbc
 
 
-@contextlib.contextmanager
-def atomic_output(path: str | os.PathLike, overwrite: bool = False) -> Iterator[Path]:
-    """Yield a temporary path next to ``path``; move it onto ``path`` on success.
-
-    Refuses (FileExistsError) when ``path`` exists and ``overwrite`` is False. The
-    temporary file keeps the output's suffix (so format guessing by extension works) and
-    is removed if the body raises, so no partial output is ever left.
-    """
-    target = Path(path)
-    if target.exists() and not overwrite:
-        raise FileExistsError(f"{target} exists; pass overwrite=True (CLI: --force) to replace it")
-    if target.is_dir():
-        raise IsADirectoryError(f"{target} is a directory")
-    folder = target.parent if str(target.parent) else Path(".")
-    if not folder.is_dir():
-        raise FileNotFoundError(f"output folder {folder} does not exist")
-    handle, temp_name = tempfile.mkstemp(
-        prefix=f".{target.stem}.", suffix=f".tmp{target.suffix}", dir=folder
-    )
-    os.close(handle)
-    temp = Path(temp_name)
-    try:
-        yield temp
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temp, 0o666 & ~umask)  # mkstemp makes 0600; give the usual permissions
-        os.replace(temp, target)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
-
-
 def _chunks(shape: tuple[int, ...], itemsize: int) -> tuple[int, ...]:
     """Chunk shape holding whole conformers, about ``_CHUNK_BYTES`` per chunk."""
     per_conformer = itemsize * int(np.prod(shape[1:], dtype=np.int64))
@@ -288,7 +253,7 @@ def write_mlip_hdf5(
     if isinstance(groups, Mapping):
         groups = [Group(name, list(structures)) for name, structures in groups.items()]
     summaries: list[GroupSummary] = []
-    with atomic_output(path, overwrite=overwrite) as temp:
+    with atomic_path(path, overwrite=overwrite, create_folder=False) as temp:
         with h5py.File(temp, "w") as h5:
             h5.attrs["format"] = FORMAT_NAME
             h5.attrs["version"] = FORMAT_VERSION

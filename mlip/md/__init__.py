@@ -20,7 +20,7 @@ from mlip.md.integrators import (
 )
 from mlip.md.io import CSVLog, RestartFrame, TrajectoryWriter, read_restart, read_structures
 from mlip.md.monitor import ExplosionMonitor, MDExplosionError
-from mlip.md.neighbors import VerletList, neighbor_list
+from mlip.md.neighbors import VerletList, batched_neighbor_list, neighbor_list
 from mlip.md.nose_hoover import NoseHooverChain
 from mlip.md.runner import MDResult, Simulation, run_md
 from mlip.md.state import (
@@ -53,6 +53,7 @@ __all__ = [
     "TrajectoryWriter",
     "VelocityVerlet",
     "VerletList",
+    "batched_neighbor_list",
     "concatenate",
     "from_atoms",
     "make_integrator",

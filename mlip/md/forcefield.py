@@ -40,11 +40,10 @@ uses it.
 from __future__ import annotations
 
 import torch
-from ase.data import chemical_symbols
 
 from mlip import keys
 from mlip.derivatives import EnergyModel, compile_model, compute
-from mlip.errors import UnknownElementError
+from mlip.errors import check_known_elements
 from mlip.md.neighbors import VerletList
 from mlip.md.state import MDState
 
@@ -93,14 +92,7 @@ class ForceField:
         known = getattr(self.model, "atomic_numbers", None)
         if known is None:
             return
-        present = set(torch.unique(state.atomic_numbers).tolist())
-        missing = sorted(present - set(int(z) for z in known))
-        if missing:
-            names = [chemical_symbols[z] for z in missing]
-            raise UnknownElementError(
-                f"element(s) {', '.join(names)} not known to the model; it knows "
-                f"{', '.join(chemical_symbols[int(z)] for z in sorted(known))}"
-            )
+        check_known_elements(torch.unique(state.atomic_numbers).tolist(), known)
         if hasattr(self.model, "check_elements"):
             self.model.check_elements = False
 

@@ -1,6 +1,6 @@
 """MD input and output: structures, HDF5 trajectories (mlip layout), CSV logs, restarts.
 
-Trajectories follow the mlip HDF5 layout (``format = "mlip-hdf5"``, version 1):
+Trajectories follow the mlip HDF5 layout (:data:`mlip.data.hdf5.FORMAT_NAME`, version 1):
 one group per simulated system with ``atomic_numbers`` (N,), ``positions`` (M, N, 3) A,
 ``energy`` (M,) eV (potential energy), ``forces`` (M, N, 3) eV/A, ``cell`` (M, 3, 3) A
 for periodic systems and ``pbc`` (3,). Extra datasets: ``velocities`` (M, N, 3) A/fs,
@@ -21,74 +21,26 @@ from pathlib import Path
 from typing import NamedTuple
 
 import ase
-import ase.io
 import h5py
 import numpy as np
 
+from mlip.data.hdf5 import FORMAT_NAME, FORMAT_VERSION
+from mlip.data.spec import read_atoms
 from mlip.errors import DataError
 from mlip.md.state import ASE_MOMENTUM_PER_AMU_A_FS, MDState
 
-H5_SUFFIXES = (".h5", ".hdf5")
 _FRAME_FIELDS = ("positions", "energy", "forces", "velocities", "step", "time", "kinetic_energy")
 
 
 def read_structures(spec: str) -> list[ase.Atoms]:
-    """Systems to simulate from ``FILE.h5:GROUP[:INDEX]`` (mlip HDF5) or any ASE file.
+    """Systems to simulate from ``FILE.h5[:GROUP[:INDEX]]`` (mlip HDF5) or any ASE file.
 
-    For HDF5, INDEX (default 0, negative counts from the end) picks one conformer of the
-    group; GROUP may be left out when the file has one group. Any other file is read
-    with ``ase.io.read(path, index=":")``: every frame becomes a system of the batch.
+    The rules are those of :mod:`mlip.data.spec`: for HDF5, INDEX (default 0, negative
+    counts from the end) picks one conformer of the group; GROUP may be left out when
+    the file has one group. Any other file is read with ``ase.io.read(path, index=":")``:
+    every frame becomes a system of the batch.
     """
-    path, group, index = _split_h5_spec(spec)
-    if path is None:
-        if not os.path.exists(spec):
-            raise FileNotFoundError(f"structure file not found: {spec}")
-        frames = ase.io.read(spec, index=":")
-        return frames if isinstance(frames, list) else [frames]
-    return [_read_h5_conformer(path, group, index)]
-
-
-def _split_h5_spec(spec: str) -> tuple[str | None, str | None, int]:
-    for suffix in H5_SUFFIXES:
-        pos = spec.find(suffix + ":")
-        if spec.endswith(suffix) or pos >= 0:
-            if pos < 0:
-                return spec, None, 0
-            path, rest = spec[: pos + len(suffix)], spec[pos + len(suffix) + 1 :].split(":")
-            if len(rest) > 2:
-                raise ValueError(f"expected FILE.h5:GROUP[:INDEX], got '{spec}'")
-            if len(rest) == 2:
-                try:
-                    return path, rest[0] or None, int(rest[1])
-                except ValueError:
-                    raise ValueError(f"INDEX must be an integer in '{spec}'") from None
-            return path, rest[0] or None, 0
-    return None, None, 0
-
-
-def _read_h5_conformer(path: str, group: str | None, index: int) -> ase.Atoms:
-    from mlip.data.hdf5 import H5Dataset  # validates the layout, errors name file/group/field
-
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"structure file not found: {path}")
-    dataset = H5Dataset(path, groups=None if group is None else [group])
-    try:
-        names = [g.name for g in dataset.groups]
-        if len(names) != 1:
-            raise DataError(f"name a group as FILE.h5:GROUP, the file has {names}", file=path)
-        count = len(dataset)
-        if not -count <= index < count:
-            raise DataError(f"index out of range, {count} conformers", file=path, group=names[0],
-                            index=index)  # fmt: skip
-        structure = dataset[index % count]
-    finally:
-        dataset.close()
-    return ase.Atoms(
-        structure.atomic_numbers,
-        positions=structure.positions,
-        cell=np.zeros((3, 3)) if structure.cell is None else structure.cell,
-        pbc=False if structure.pbc is None else structure.pbc,
-    )
+    return read_atoms(spec, ase_index=":")
 
 
 class TrajectoryWriter:
@@ -120,8 +72,8 @@ class TrajectoryWriter:
             raise FileExistsError(f"{self.path} exists; pass overwrite=True to replace it")
         self.file = h5py.File(self.path, "w")
         self.file.attrs.update(
-            format="mlip-hdf5",
-            version=1,
+            format=FORMAT_NAME,
+            version=FORMAT_VERSION,
             energy_unit="eV",
             length_unit="Angstrom",
             time_unit="fs",

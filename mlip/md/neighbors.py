@@ -1,6 +1,7 @@
 """Batched neighbour lists on the device (torch only), with a Verlet skin.
 
-:func:`neighbor_list` finds, for every system of a batch, all pairs (i, j, S) with
+:func:`batched_neighbor_list` finds, for every system of a batch (torch tensors on any
+device), all pairs (i, j, S) with
 
     |R_j - R_i + S @ cell| < cutoff,   S integer along periodic directions, 0 otherwise,
 
@@ -12,7 +13,8 @@ the distance between the lattice planes spanned by the other two cell vectors
 (h_k = V / |a_l x a_m|). Small systems (all replicas of a batch at once) are tested
 pair by pair, O(N^2 n_images) work; large systems in cells at least 2.5 cutoffs high
 use a cell list, O(N). Candidates are processed in chunks of ``max_candidates`` to
-bound memory.
+bound memory. (The host, one-structure-at-a-time list of the data layer, from vesin, is
+:func:`mlip.data.graph.neighbor_list`; both give the same pairs.)
 
 :class:`VerletList` builds the list with cutoff r_max + skin and keeps it until some
 atom has moved more than skin / 2 since the build; until then every pair closer than
@@ -87,7 +89,7 @@ def cell_heights(cell: torch.Tensor) -> torch.Tensor:
     return volume[:, None] / areas
 
 
-def neighbor_list(
+def batched_neighbor_list(
     positions: torch.Tensor,
     cell: torch.Tensor,
     pbc: torch.Tensor,
@@ -161,6 +163,10 @@ def neighbor_list(
         order = torch.argsort(edge_index[0], stable=True)
         edge_index, edge_shifts = edge_index[:, order], edge_shifts[order]
     return edge_index, edge_shifts
+
+
+#: former name of :func:`batched_neighbor_list` (kept for existing callers)
+neighbor_list = batched_neighbor_list
 
 
 def _cell_list_pairs(
@@ -358,7 +364,7 @@ class VerletList:
         num_atoms: Sequence[int],
     ) -> None:
         """Rebuild the list for these positions (synchronises with the host)."""
-        self.edge_index, self.edge_shifts = neighbor_list(
+        self.edge_index, self.edge_shifts = batched_neighbor_list(
             positions, cell, pbc, system_idx, num_atoms, self.cutoff, self.max_candidates
         )
         self.reference = positions.detach().clone()

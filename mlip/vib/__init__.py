@@ -1,26 +1,36 @@
 """Vibrational analysis from an exact Hessian (cm^-1, eV, eV/A^2, amu, Angstrom).
 
-* :func:`harmonic_analysis` -> :class:`HarmonicResult`: Eckart-projected normal modes,
-  frequencies, zero-point energy; conversion to ``ase.vibrations.VibrationsData``,
-  ASE thermochemistry, JSON, tables, spectrum plots and mode-by-mode comparison.
-* :func:`relax`: tight relaxation (ASE optimiser + Newton steps with the Hessian).
-* :func:`read_structure`: an ASE file or an mlip HDF5 conformer ``FILE.h5:GROUP[:INDEX]``.
+Layers, bottom to top (each module imports only those above it in this list):
+
+* :mod:`mlip.vib.harmonic`: :func:`harmonic_analysis` -> :class:`HarmonicResult`
+  (Eckart-projected normal modes of :mod:`mlip.modes`, frequencies, zero-point energy,
+  ``ase.vibrations.VibrationsData``, JSON, tables) and the mode-by-mode comparison
+  :func:`compare_modes` -> :class:`ModeComparison` (also ``result.compare(reference)``);
+* :mod:`mlip.vib.thermo`: :func:`thermochemistry` ``(result, atoms)`` via ASE;
+  :mod:`mlip.vib.plot`: :func:`plot_spectrum` ``(result.frequencies, path)``;
+  :mod:`mlip.vib.io`: :func:`read_structure` (an ASE file or an mlip HDF5 conformer
+  ``FILE.h5[:GROUP[:INDEX]]``, see :mod:`mlip.data.spec`) and :func:`read_reference`;
+* :mod:`mlip.vib.relax`: :func:`relax`, tight relaxation (ASE optimiser + Newton steps
+  with the Hessian).
 
 The Hessian itself comes from :meth:`mlip.calculator.MLIPCalculator.get_hessian` (or
 any other source); this package only analyses it, like ASE's VibrationsData.
 """
 
-from mlip.vib.compare import ModeComparison, compare_modes
 from mlip.vib.harmonic import (
     CM1_PER_SQRT_EV_A2_AMU,
     EV_PER_CM1,
     HarmonicResult,
+    ModeComparison,
     analyse_atoms,
+    compare_modes,
     format_frequency,
     harmonic_analysis,
 )
 from mlip.vib.io import read_reference, read_structure
+from mlip.vib.plot import plot_spectrum
 from mlip.vib.relax import RelaxResult, relax
+from mlip.vib.thermo import thermochemistry
 
 __all__ = [
     "CM1_PER_SQRT_EV_A2_AMU",
@@ -32,7 +42,9 @@ __all__ = [
     "compare_modes",
     "format_frequency",
     "harmonic_analysis",
+    "plot_spectrum",
     "read_reference",
     "read_structure",
     "relax",
+    "thermochemistry",
 ]

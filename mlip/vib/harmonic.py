@@ -6,7 +6,10 @@ mass-weighted, translations and rotations projected out in the Eckart frame: 3N 
 modes, 3N - 5 linear, 3N - 3 periodic); this module adds the analysis on top of them:
 frequencies in cm^-1 (imaginary as negative), Cartesian modes x = M^-1/2 q (the
 convention of ase.vibrations.VibrationsData), the zero-point energy
-ZPE = sum_real h c nu / 2 (eV), thermochemistry, comparisons, tables and plots.
+ZPE = sum_real h c nu / 2 (eV), tables, JSON and mode-by-mode comparisons
+(:class:`ModeComparison`). This is the bottom of :mod:`mlip.vib`: thermochemistry
+(:mod:`mlip.vib.thermo`), spectrum plots (:mod:`mlip.vib.plot`) and structure input
+(:mod:`mlip.vib.io`) are functions above it that take a :class:`HarmonicResult`.
 """
 
 from __future__ import annotations
@@ -14,9 +17,10 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
+from ase import Atoms
 
 from mlip.modes import (  # noqa: F401 (re-exported: the constants and helpers of vib)
     CM1_PER_SQRT_EV_A2_AMU,
@@ -27,6 +31,9 @@ from mlip.modes import (  # noqa: F401 (re-exported: the constants and helpers o
     normal_modes,
     validate,
 )
+
+if TYPE_CHECKING:
+    from ase.vibrations import VibrationsData
 
 
 @dataclass
@@ -70,32 +77,18 @@ class HarmonicResult:
         return float(0.5 * np.sum(real) * EV_PER_CM1)
 
     # -- conversions ---------------------------------------------------------
-    def to_vibrations_data(self, atoms):  # noqa: ANN001, ANN201 (ase.Atoms -> VibrationsData)
+    def to_vibrations_data(self, atoms: Atoms) -> VibrationsData:
         """An ``ase.vibrations.VibrationsData`` of the original (unprojected) Hessian."""
         from ase.vibrations import VibrationsData
 
-        self._check_atoms(atoms)
+        self.check_atoms(atoms)
         return VibrationsData.from_2d(atoms, self.hessian)
 
-    def thermochemistry(self, atoms, **options: Any) -> dict[str, float]:  # noqa: ANN001
-        """Harmonic thermochemistry of ``atoms`` (ase.Atoms) in eV and eV/K.
+    def compare(self, reference: HarmonicResult) -> ModeComparison:
+        """Mode-by-mode comparison with a reference (sorted order): errors, MAE, max, cm^-1.
 
-        Molecules: ideal gas + rigid rotor + harmonic oscillator
-        (``ase.thermochemistry.IdealGasThermo``); periodic systems: harmonic
-        oscillators only (``HarmonicThermo``). Imaginary modes are left out and counted
-        in ``n_imaginary``. ``options`` (temperature K, pressure Pa, geometry,
-        symmetrynumber, spin, potentialenergy eV) are those of
-        :func:`mlip.vib.thermo.thermochemistry`, which this calls.
+        The same as :func:`compare_modes` ``(self, reference)``.
         """
-        from mlip.vib.thermo import thermochemistry
-
-        self._check_atoms(atoms)
-        return thermochemistry(self, atoms, **options)
-
-    def compare(self, reference: HarmonicResult):  # noqa: ANN201 (-> ModeComparison)
-        """Mode-by-mode comparison with a reference (sorted order): errors, MAE, max, cm^-1."""
-        from mlip.vib.compare import compare_modes
-
         return compare_modes(self, reference)
 
     def table(self) -> str:
@@ -105,14 +98,6 @@ class HarmonicResult:
             lines.append(f"{k:>4}  {format_frequency(nu):>18}  {abs(nu) * EV_PER_CM1 * 1e3:>12.3f}")
         lines.append(f"zero-point energy: {self.zero_point_energy:.6f} eV")
         return "\n".join(lines)
-
-    def plot_spectrum(
-        self, path: str | os.PathLike, width: float = 10.0, broadening: str = "lorentzian"
-    ) -> None:
-        """Save a stick spectrum with optional Lorentzian broadening (FWHM ``width`` cm^-1)."""
-        from mlip.vib.plot import plot_spectrum
-
-        plot_spectrum(self.frequencies, path, width=width, broadening=broadening)
 
     def as_dict(self) -> dict:
         """JSON-ready dict (lists), units in the keys' documentation above."""
@@ -150,7 +135,8 @@ class HarmonicResult:
             periodic=data["geometry"] == "periodic",
         )
 
-    def _check_atoms(self, atoms) -> None:  # noqa: ANN001
+    def check_atoms(self, atoms: Atoms) -> None:
+        """ValueError unless ``atoms`` has as many atoms as the analysed system."""
         if len(atoms) != len(self.masses):
             raise ValueError(
                 f"atoms has {len(atoms)} atoms but the Hessian is for {len(self.masses)}"
@@ -192,7 +178,11 @@ def harmonic_analysis(
     )
 
 
-def analyse_atoms(atoms, calculator=None, linear: bool | None = None) -> HarmonicResult:  # noqa: ANN001
+def analyse_atoms(
+    atoms: Atoms,
+    calculator=None,  # noqa: ANN001 (an ase Calculator with get_hessian)
+    linear: bool | None = None,
+) -> HarmonicResult:
     """Harmonic analysis of ``atoms`` with the Hessian of ``calculator.get_hessian``.
 
     ``calculator`` defaults to ``atoms.calc``; masses are the atoms' (amu). Periodic
@@ -204,4 +194,77 @@ def analyse_atoms(atoms, calculator=None, linear: bool | None = None) -> Harmoni
     hessian = calculator.get_hessian(atoms)
     return harmonic_analysis(
         hessian, atoms.get_masses(), atoms.positions, linear=linear, periodic=bool(atoms.pbc.any())
+    )
+
+
+# -- comparison of two analyses ---------------------------------------------------
+# Modes are matched in sorted (ascending) order, the usual convention when comparing a
+# model with a reference calculation of the same molecule; imaginary modes enter as
+# their negative values, so an imaginary mode against a real one counts the full gap.
+
+
+@dataclass
+class ModeComparison:
+    """Per-mode frequencies (cm^-1) of a prediction and a reference, with errors."""
+
+    predicted: np.ndarray
+    reference: np.ndarray
+
+    @property
+    def errors(self) -> np.ndarray:
+        """predicted - reference, cm^-1 (signed)."""
+        return self.predicted - self.reference
+
+    @property
+    def mae(self) -> float:
+        """Mean absolute error, cm^-1 (0 when there are no modes)."""
+        return float(np.abs(self.errors).mean()) if len(self.errors) else 0.0
+
+    @property
+    def max_error(self) -> float:
+        """Largest absolute error, cm^-1."""
+        return float(np.abs(self.errors).max()) if len(self.errors) else 0.0
+
+    def mae_below(self, cutoff: float = 1000.0) -> float:
+        """MAE over the modes whose reference frequency is below ``cutoff`` (cm^-1): the
+        soft modes (torsions, bends) a mean over all modes hides; NaN if there are none."""
+        soft = self.reference < cutoff
+        return float(np.abs(self.errors[soft]).mean()) if soft.any() else float("nan")
+
+    def table(self) -> str:
+        """Text table: mode, predicted, reference, error (cm^-1), then MAE and max error."""
+        lines = [f"{'mode':>4}  {'predicted':>12}  {'reference':>12}  {'error':>10}"]
+        rows = zip(self.predicted, self.reference, self.errors, strict=True)
+        for k, (p, r, e) in enumerate(rows):
+            lines.append(
+                f"{k:>4}  {format_frequency(p):>12}  {format_frequency(r):>12}  {e:>+10.2f}"
+            )
+        soft = self.mae_below(1000.0)
+        lines.append(
+            f"MAE {self.mae:.3f} cm^-1, max error {self.max_error:.3f} cm^-1, "
+            f"MAE below 1000 cm^-1 {soft:.3f}"
+        )
+        return "\n".join(lines)
+
+    def as_dict(self) -> dict:
+        return {
+            "predicted": self.predicted.tolist(),
+            "reference": self.reference.tolist(),
+            "errors": self.errors.tolist(),
+            "mae": self.mae,
+            "max_error": self.max_error,
+            "mae_below_1000": self.mae_below(1000.0),
+            "unit": "cm^-1",
+        }
+
+
+def compare_modes(predicted: HarmonicResult, reference: HarmonicResult) -> ModeComparison:
+    """Compare two analyses of the same system mode by mode (sorted order)."""
+    if predicted.num_modes != reference.num_modes:
+        raise ValueError(
+            f"cannot compare {predicted.num_modes} predicted modes ({predicted.geometry}) "
+            f"with {reference.num_modes} reference modes ({reference.geometry})"
+        )
+    return ModeComparison(
+        predicted=np.sort(predicted.frequencies), reference=np.sort(reference.frequencies)
     )

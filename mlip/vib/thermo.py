@@ -9,19 +9,18 @@ Imaginary modes are left out (``ignore_imag_modes``) and counted in ``n_imaginar
 from __future__ import annotations
 
 import warnings
-from typing import TYPE_CHECKING
 
+from ase import Atoms
 from ase.thermochemistry import HarmonicThermo, IdealGasThermo
 
-if TYPE_CHECKING:
-    from mlip.vib.harmonic import HarmonicResult
+from mlip.vib.harmonic import HarmonicResult
 
 GAS_GEOMETRIES = ("monatomic", "linear", "nonlinear")
 
 
 def thermochemistry(
     result: HarmonicResult,
-    atoms,  # noqa: ANN001 (ase.Atoms)
+    atoms: Atoms,
     temperature: float = 298.15,
     pressure: float = 101325.0,
     geometry: str | None = None,
@@ -35,8 +34,10 @@ def thermochemistry(
     periodic result uses the harmonic (solid) model. Returns, in eV and eV/K:
     gas: zero_point_energy, enthalpy, entropy, gibbs_energy; solid: zero_point_energy,
     internal_energy, entropy, helmholtz_energy; both: temperature, n_imaginary.
-    ``potentialenergy`` (eV) is added to the energies.
+    ``potentialenergy`` (eV) is added to the energies. ``atoms`` (the analysed system:
+    same number of atoms, ValueError otherwise) gives the masses and moments of inertia.
     """
+    result.check_atoms(atoms)
     if temperature <= 0:
         raise ValueError(f"temperature must be > 0 K, got {temperature}")
     geometry = geometry or result.geometry

@@ -25,8 +25,9 @@ from ase.calculators.singlepoint import SinglePointCalculator
 from ase.io.formats import UnknownFileTypeError, filetype, ioformats
 
 from mlip.data.graph import Structure, matrix_to_voigt
-from mlip.data.writer import Group, atomic_output
+from mlip.data.writer import Group
 from mlip.errors import DataError
+from mlip.fileio import atomic_path
 
 GROUP_KEY = "group"  # atoms.info key holding the mlip-hdf5 group name
 
@@ -57,20 +58,14 @@ def structure_from_atoms(atoms: Atoms, file: str, group: str, index: int) -> Str
     if stress is not None:
         stress = np.asarray(stress, dtype=np.float64)
         stress = matrix_to_voigt(stress) if stress.shape == (3, 3) else stress.reshape(-1)
-    pbc = np.asarray(atoms.pbc, dtype=bool)
-    cell = np.asarray(atoms.cell.array, dtype=np.float64) if atoms.cell.rank > 0 else None
-    if pbc.any() and cell is None:
+    if atoms.pbc.any() and atoms.cell.rank == 0:
         raise DataError("periodic frame without a cell", file, group, "cell", index)
-    return Structure(
-        atomic_numbers=np.asarray(atoms.numbers, dtype=np.int64),
-        positions=np.asarray(atoms.positions, dtype=np.float64),
-        cell=cell,
-        pbc=pbc if pbc.any() else None,
-        energy=float(energy),
-        forces=None if forces is None else np.asarray(forces, dtype=np.float64),
-        stress=stress,
-        index=index,
-    )
+    structure = Structure.from_atoms(atoms, keep_cell=True)
+    structure.energy = float(energy)
+    structure.forces = None if forces is None else np.asarray(forces, dtype=np.float64)
+    structure.stress = stress
+    structure.index = index
+    return structure
 
 
 def read_ase(path: str | os.PathLike, format: str | None = None) -> list[Group]:
@@ -111,12 +106,7 @@ def read_ase(path: str | os.PathLike, format: str | None = None) -> list[Group]:
 
 def structure_to_atoms(structure: Structure, group: str | None = None) -> Atoms:
     """An ``ase.Atoms`` with a SinglePointCalculator holding energy/forces/stress."""
-    atoms = Atoms(
-        numbers=structure.atomic_numbers,
-        positions=structure.positions,
-        cell=structure.cell,
-        pbc=False if structure.pbc is None else structure.pbc,
-    )
+    atoms = structure.to_atoms()
     results = {}
     if structure.energy is not None:
         results["energy"] = float(structure.energy)
@@ -163,6 +153,6 @@ def write_ase(
         raise DataError("nothing to write: no structures", file=str(path))
     if ioformats[fmt].single and len(images) > 1:
         raise ValueError(f"ASE format {fmt!r} holds one frame; got {len(images)}")
-    with atomic_output(path, overwrite=overwrite) as temp:
+    with atomic_path(path, overwrite=overwrite, create_folder=False) as temp:
         ase.io.write(str(temp), images, format=fmt)
     return dropped
