@@ -24,10 +24,8 @@ class StructureSource:
         self._cache: dict[int, Structure] = {}
         if cache is not None:
             wanted = np.unique(np.fromiter(cache, dtype=np.int64))
-            for start in range(0, len(wanted), chunk):
-                part = wanted[start : start + chunk]
-                for index, structure in zip(part, dataset.get_many(part), strict=True):
-                    self._cache[int(index)] = structure
+            for index, structure in zip(wanted, dataset.iterate(wanted, chunk), strict=True):
+                self._cache[int(index)] = structure
 
     def get(self, indices: Sequence[int]) -> list[Structure]:
         indices = [int(i) for i in indices]

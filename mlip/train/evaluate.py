@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -115,13 +115,8 @@ def evaluate_splits(
     for name, indices in parts.items():
         if len(indices) == 0:
             continue
-        out[name] = evaluate(model, _iterate(dataset, indices), batch_size, device, dtype, hessian)
+        out[name] = evaluate(model, dataset.iterate(indices), batch_size, device, dtype, hessian)
     return out
-
-
-def _iterate(dataset: H5Dataset, indices: Sequence[int], chunk: int = 256):
-    for start in range(0, len(indices), chunk):
-        yield from dataset.get_many(indices[start : start + chunk])
 
 
 def run_dataset(
