@@ -22,6 +22,7 @@ import time
 
 import torch
 from ase.build import bulk
+from md_common import model_for
 
 from mlip import derivatives
 from mlip.data.graph import atoms_to_batch
@@ -54,14 +55,6 @@ def time_call(fn, repeats: int, warm_up: bool = True) -> float:
     for _ in range(repeats):
         fn()
     return (time.perf_counter() - start) / repeats * 1e3
-
-
-def model_for(model, atoms):  # noqa: ANN001, ANN201
-    """The model to time on ``atoms`` and a note when it is an untrained twin."""
-    from mlip.model import covering_model
-
-    chosen = covering_model(model, atoms.numbers)
-    return chosen, "" if chosen is model else " (untrained twin: element not in the model)"
 
 
 def main() -> None:

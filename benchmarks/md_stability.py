@@ -15,16 +15,16 @@ first check where
 * the engine flags it as exploded (:class:`mlip.md.MDExplosionError`: non-finite or
   huge forces, atoms closer than 0.5 A).
 
-Design. The geometric test runs on the device after every ``Simulation.advance`` call
-(every step on the CPU, every ``check_every`` = 20 steps on a GPU) and only records the
-first bad step per replica in a device tensor; the host reads it once per chunk
-(``--chunk-ps``). The engine stops the whole batch with ``MDExplosionError`` when one
-system blows up, but only after finishing the requested steps for every system, and
-systems never interact; so the error is caught, the flagged replicas are recorded at the
-exact step the monitor saw, and broken replicas are dropped from the batch: a new
-``Simulation`` is built around the survivors with the same force field and integrator
-(its noise stream continues). ``--max-wall-minutes`` stops cleanly (between
-``advance`` calls) and the report says how far the replicas got.
+Design. The engine's chunk loop (``Simulation.run``) advances the batch; the geometric
+test runs on the device after every engine chunk (every step on the CPU, every
+``check_every`` = 20 steps on a GPU) and only records the first bad step per replica in
+a device tensor; the host reads it once per chunk of ``--chunk-ps``. The engine stops
+the whole batch with ``MDExplosionError`` when one system blows up, but only after
+finishing the requested steps for every system, and systems never interact; so the
+error is caught, the flagged replicas are recorded at the exact step the monitor saw,
+and broken replicas are dropped from the batch (``Simulation.select``: same force field
+and integrator, whose noise stream continues). ``--max-wall-minutes`` stops cleanly
+(between engine chunks) and the report says how far the replicas got.
 
     python benchmarks/md_stability.py --model model.pt                       # 100 ps, CPU
     python benchmarks/md_stability.py --model model.pt --device cuda --replicas 64
@@ -46,13 +46,13 @@ import torch
 from ase.neighborlist import build_neighbor_list, natural_cutoffs
 
 from mlip.md import (
-    ExplosionMonitor,
+    DEFAULTS,
     ForceField,
-    LangevinBAOAB,
     MDExplosionError,
     MDState,
     Simulation,
     from_atoms,
+    make_integrator,
     maxwell_boltzmann,
 )
 
@@ -190,31 +190,6 @@ class StabilityResult:
 
 
 # --- the run ---------------------------------------------------------------------------------
-def select_systems(state: MDState, keep: torch.Tensor) -> MDState:
-    """The state restricted to the systems where ``keep`` (n_systems,) bool is True."""
-    keep = keep.to(state.device)
-    atoms = keep[state.system_idx]
-    num_atoms = state.num_atoms[keep]
-    new_idx = torch.repeat_interleave(torch.arange(len(num_atoms), device=state.device), num_atoms)
-    sub = lambda x: None if x is None else x[keep]  # noqa: E731
-    return state.replace(
-        positions=state.positions[atoms],
-        momenta=state.momenta[atoms],
-        masses=state.masses[atoms],
-        atomic_numbers=state.atomic_numbers[atoms],
-        forces=None if state.forces is None else state.forces[atoms],
-        system_idx=new_idx,
-        num_atoms=num_atoms,
-        cell=state.cell[keep],
-        pbc=state.pbc[keep],
-        temperature=state.temperature[keep],
-        dof=state.dof[keep],
-        energy=sub(state.energy),
-        heat=sub(state.heat),
-        names=[n for n, k in zip(state.names, keep.tolist(), strict=True) if k],
-    )
-
-
 class _Tracker:
     """Device accumulators for the systems currently in the batch (reset on removal)."""
 
@@ -244,7 +219,7 @@ def run_stability(
     atoms: ase.Atoms,
     replicas: int = 16,
     temperature: float | Sequence[float] = 500.0,
-    timestep: float = 0.5,
+    timestep: float = DEFAULTS.timestep,
     ps: float = 100.0,
     seed: int = 0,
     device: torch.device | str = "cpu",
@@ -252,7 +227,7 @@ def run_stability(
     chunk_ps: float = 1.0,
     stretch: float = 1.5,
     min_contact: float = 0.75,
-    friction: float = 0.01,
+    friction: float = DEFAULTS.friction,
     warmup_ps: float = 0.2,
     max_wall_minutes: float | None = None,
     check_every: int | None = None,
@@ -278,8 +253,8 @@ def run_stability(
     state = from_atoms(atoms, replicas, temperature, device, dtype)
     state = maxwell_boltzmann(state, generator=torch.Generator(state.device).manual_seed(seed))
     force_field = ForceField(model, compile=compile_model)
-    integrator = LangevinBAOAB(timestep, friction, seed=seed)
-    sim = Simulation(state, force_field, integrator, ExplosionMonitor(), check_every)
+    integrator = make_integrator("nvt-langevin", timestep, friction=friction, seed=seed)
+    sim = Simulation(state, force_field, integrator, check_every=check_every)
     ids = np.arange(replicas)  # original replica of each system in the batch
     records = [ReplicaRecord(replica=r) for r in range(replicas)]
     t_sum, t_count = np.zeros(replicas), np.zeros(replicas)
@@ -315,28 +290,24 @@ def run_stability(
 
     while sim.state.step < total_steps and len(ids):
         chunk_end, exploded = min(sim.state.step + chunk_steps, total_steps), None
-        while sim.state.step < chunk_end:
-            n = min(sim.check_every, chunk_end - sim.state.step)
-            atom_steps += n * sim.state.n_atoms
-            try:
-                sim.advance(n)
-            except MDExplosionError:
-                exploded = sim.monitor.first_bad
+        first_step = sim.state.step
+        try:
+            for _ in sim.run(chunk_end - first_step):
+                tracker.update(sim.state, watch, sim.state.step >= warmup_step)
+                if time.perf_counter() - start > budget:
+                    stopped = True
+                    break
+        except MDExplosionError:  # the state is that of the end of the engine chunk
+            exploded = sim.monitor.first_bad
             tracker.update(sim.state, watch, sim.state.step >= warmup_step)
-            if exploded is not None:
-                break
-            if time.perf_counter() - start > budget:
-                stopped = True
-                break
+        atom_steps += (sim.state.step - first_step) * sim.state.n_atoms
         survivors = harvest(exploded)
         for rid in ids[survivors]:
             records[rid].ps_reached = sim.state.time / 1000
         if not survivors.all():
             ids = ids[survivors]
             if len(ids):
-                keep = torch.as_tensor(survivors, device=sim.state.device)
-                state = select_systems(sim.state, keep)
-                sim = Simulation(state, force_field, integrator, ExplosionMonitor(), check_every)
+                sim.select(torch.as_tensor(survivors, device=sim.state.device))
         tracker = _Tracker(len(ids), sim.state)
         if report is not None:
             wall = time.perf_counter() - start
@@ -405,10 +376,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--replicas", type=int, default=16)
     p.add_argument("--temperature", type=float, default=500.0, help="K")
-    p.add_argument("--timestep", type=float, default=0.5, help="fs")
+    p.add_argument("--timestep", type=float, default=DEFAULTS.timestep, help="fs")
     p.add_argument("--ps", type=float, default=100.0, help="simulated time per replica, ps")
-    p.add_argument("--friction", type=float, default=0.01, help="Langevin gamma, 1/fs")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--friction", type=float, default=DEFAULTS.friction, help="Langevin gamma, 1/fs")
+    p.add_argument("--seed", type=int, default=DEFAULTS.seed)
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
     p.add_argument("--dtype", default="float64", choices=["float64", "float32"])
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (0: torch default)")

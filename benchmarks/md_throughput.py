@@ -1,6 +1,6 @@
 """MD throughput: the batched engine (mlip.md) vs ASE's VelocityVerlet + MLIPCalculator.
 
-Prints atom-steps per second (NVE velocity Verlet, 0.5 fs) for ethanol replicas
+Prints atom-steps per second (NVE velocity Verlet, 0.5 fs by default) for ethanol replicas
 (1, 8, 64, 512 in one batch) and fcc Cu cells of 108 and 864 atoms, all measured in
 this run. ASE integrates one system at a time, so its rate for R replicas is the rate
 of one system (R sequential runs); it is measured once per structure.
@@ -18,16 +18,19 @@ rebuilds inside the timed steps are included and counted.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import time
 
 import torch
 from ase.build import bulk, molecule
+from md_common import model_for
+
+from mlip.md import DEFAULTS
 
 
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--model", help="model file (default: an untrained mlip.model.MLIPModel)")
+    p.add_argument("--timestep", type=float, default=DEFAULTS.timestep, help="fs")
     p.add_argument("--device", default="cpu")
     p.add_argument("--dtype", default="float64", choices=["float64", "float32"])
     p.add_argument("--steps", type=int, default=8, help="timed steps per row (at most)")
@@ -53,22 +56,18 @@ def parse_args() -> argparse.Namespace:
     return p.parse_args()
 
 
-def default_model(dtype: torch.dtype, device: str):
-    """(model, description): untrained MLIPModel for H, C, O, Cu, or Lennard-Jones."""
-    if importlib.util.find_spec("mlip.model") is not None:
-        from mlip.model import MLIPModel, ModelConfig
+def default_model(dtype: torch.dtype, device: str) -> tuple[torch.nn.Module, str]:
+    """(model, description): an untrained MLIPModel for H, C, O, Cu."""
+    from mlip.model import MLIPModel, ModelConfig
 
-        torch.manual_seed(0)
-        config = ModelConfig(atomic_numbers=[1, 6, 8, 29])
-        model = MLIPModel(config).to(device=device, dtype=dtype).eval()
-        text = (
-            f"untrained MLIPModel (r_max {config.r_max} A, {config.num_layers} layers, "
-            f"{config.num_channels} channels, l_max {config.l_max})"
-        )
-        return model, text
-    from mlip.potentials import LennardJones
-
-    return LennardJones(0.0104, 3.4, 6.0), "LennardJones (mlip.model not available)"
+    torch.manual_seed(0)
+    config = ModelConfig(atomic_numbers=[1, 6, 8, 29])
+    model = MLIPModel(config).to(device=device, dtype=dtype).eval()
+    text = (
+        f"untrained MLIPModel (r_max {config.r_max} A, {config.num_layers} layers, "
+        f"{config.num_channels} channels, l_max {config.l_max})"
+    )
+    return model, text
 
 
 def sync(device: str) -> None:
@@ -89,11 +88,12 @@ def time_batched(
     model, atoms, replicas, args, dtype, compile_model: bool = False
 ) -> tuple[float, int, int]:
     """(atom-steps/s, timed steps, neighbour-list builds during them) of the engine."""
-    from mlip.md import ForceField, Simulation, VelocityVerlet
+    from mlip.md import ForceField, Simulation, make_integrator
 
     state = thermalised(atoms, replicas, args, dtype)
     force_field = ForceField(model, compile=compile_model)
-    sim = Simulation(state, force_field, VelocityVerlet(0.5), check_every=args.check_every)
+    integrator = make_integrator("nve", args.timestep)
+    sim = Simulation(state, force_field, integrator, check_every=args.check_every)
     chunk = sim.check_every
     sim.advance(chunk if chunk > 1 else 1)  # warm-up (and compilation)
     if compile_model:
@@ -118,21 +118,13 @@ def time_ase(model, atoms, args, dtype) -> float:
 
     atoms = thermalised(atoms, 1, args, dtype).to_atoms()[0]  # same start as the engine
     atoms.calc = MLIPCalculator(model, device=args.device, dtype=dtype)
-    dyn = VelocityVerlet(atoms, timestep=0.5 * units.fs)
+    dyn = VelocityVerlet(atoms, timestep=args.timestep * units.fs)
     dyn.run(1)  # first evaluation and warm-up
     start, steps = time.perf_counter(), 0
     while steps < args.steps and (time.perf_counter() - start < args.budget or steps < 2):
         dyn.run(1)
         steps += 1
     return len(atoms) * steps / (time.perf_counter() - start)
-
-
-def model_for(model, atoms):  # noqa: ANN001, ANN201
-    """The model to time on ``atoms`` and a note when it is an untrained twin."""
-    from mlip.model import covering_model
-
-    chosen = covering_model(model, atoms.numbers)
-    return chosen, "" if chosen is model else " (untrained twin: element not in the model)"
 
 
 def main() -> None:
@@ -149,15 +141,14 @@ def main() -> None:
         model, text = load_model(args.model, device=args.device, dtype=dtype), args.model
     else:
         model, text = default_model(dtype, args.device)
-    have_calculator = importlib.util.find_spec("mlip.calculator") is not None
-    run_ase = have_calculator and not args.skip_ase
+    run_ase = not args.skip_ase
     where = torch.cuda.get_device_name() if args.device.startswith("cuda") else (
         f"CPU, {torch.get_num_threads()} torch threads"
     )  # fmt: skip
     print(f"model: {text}; {args.dtype}; device: {args.device} ({where})")
-    print("NVE velocity Verlet, dt 0.5 fs, 300 K Maxwell-Boltzmann start")
+    print(f"NVE velocity Verlet, dt {args.timestep} fs, 300 K Maxwell-Boltzmann start")
     if not run_ase:
-        print("ASE column skipped: " + ("--skip-ase" if have_calculator else "no mlip.calculator"))
+        print("ASE column skipped: --skip-ase")
 
     ethanol = molecule("CH3CH2OH")
     rows = [(f"ethanol x{r}", ethanol, int(r)) for r in args.replicas.split(",")]

@@ -29,7 +29,7 @@ from mlip.md import (
     maxwell_boltzmann,
     run_md,
 )
-from mlip.md.barostat import GPA, cell_volume, pressure
+from mlip.md.state import GPA, cell_volume, pressure
 from mlip.potentials import LennardJones
 
 pytestmark = pytest.mark.usefixtures("one_thread")

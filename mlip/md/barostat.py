@@ -61,83 +61,77 @@ equilibrium the error is first order in dt (T = 0, deterministic limit: 1% of th
 dissipated energy at dt = 2 fs, halving with dt); the particle part is second order.
 
 Integrators: :class:`NPTBussi` is R(dt/2) B(dt/2) C.A(dt) B(dt/2) R(dt/2) with the
-Bussi velocity rescaling R of :class:`~mlip.md.integrators.BussiCSVR`;
+Bussi velocity rescaling R (:class:`~mlip.md.steps.BussiRescale`);
 :class:`NPTLangevin` is O(dt) B(dt/2) C.A(dt) B(dt/2) with the Ornstein-Uhlenbeck step
-O of :class:`~mlip.md.integrators.LangevinBAOAB` (an OBABO scheme; BAOAB has no force
-evaluation right after the drift, which the accounting needs).
+O (:class:`~mlip.md.steps.OrnsteinUhlenbeck`; an OBABO scheme: BAOAB has no force
+evaluation right after the drift, which the accounting needs). The move C.A(dt) is the
+operator :class:`StochasticCellRescaling`; its noise comes from the same stream as the
+thermostat's.
 
-Units: pressure in GPa at the API (``GPA``, one GPa in eV/A^3, is the only conversion),
-compressibility in 1/GPa, tau_p in fs; internally eV, A, fs. Every system of the batch
-must be periodic in all three directions; the cell is written to the trajectory at
-every frame by :class:`~mlip.md.io.TrajectoryWriter`.
+Units: pressure in GPa at the API (``GPA`` of :mod:`mlip.md.state`, one GPa in eV/A^3,
+is the only conversion), compressibility in 1/GPa, tau_p in fs; internally eV, A, fs.
+Every system of the batch must be periodic in all three directions; the cell is written
+to the trajectory at every frame by :class:`~mlip.md.io.TrajectoryWriter`. The move
+needs the stress (``state.stress``): the runner switches it on in the force field
+(:mod:`mlip.md.registry` declares it), the barostat only checks that it is on. The
+volume and the pressure estimator P_int are :func:`~mlip.md.state.cell_volume` and
+:func:`~mlip.md.state.pressure`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-import ase.units
 import torch
 
-from mlip.md.integrators import BussiCSVR, ForceFn, LangevinBAOAB, _per_system, kick
-from mlip.md.state import KB_EV_PER_K, MDState
-
-GPA: float = ase.units.GPa  # one GPa in eV/A^3 (~0.0062415)
-
-
-def cell_volume(cell: torch.Tensor) -> torch.Tensor:
-    """(n_systems,) A^3: |a . (b x c)| of the cell rows (no LAPACK call, no host sync)."""
-    return (cell[:, 0] * torch.cross(cell[:, 1], cell[:, 2], dim=-1)).sum(-1).abs()
+from mlip.md.config import DEFAULTS, PerSystem
+from mlip.md.state import GPA, KB_EV_PER_K, MDState, cell_volume, per_system, pressure
+from mlip.md.steps import KICK, BussiRescale, ForceFn, Integrator, NoiseSource, OrnsteinUhlenbeck
 
 
-def pressure(state: MDState) -> torch.Tensor:
-    """(n_systems,) GPa: P_int = 2 K / (3 V) - tr(sigma) / 3, from ``state.stress``."""
-    if state.stress is None:
-        raise ValueError("the state has no stress; use ForceField(stress=True)")
-    volume = cell_volume(state.cell)
-    trace = torch.diagonal(state.stress, dim1=1, dim2=2).sum(-1)
-    return (2.0 * state.kinetic_energy() / (3.0 * volume) - trace / 3.0) / GPA
-
-
-def _check_values(value, name: str, unit: str, positive: bool) -> None:  # noqa: ANN001
+def _check_values(value: PerSystem, name: str, unit: str, positive: bool) -> None:
     t = torch.as_tensor(value, dtype=torch.float64)
     if t.ndim > 1 or not bool(torch.isfinite(t).all()) or (positive and not bool((t > 0).all())):
         need = "finite and > 0" if positive else "finite"
         raise ValueError(f"{name} must be {need} {unit} (a scalar or one per system), got {value}")
 
 
-def request_stress(force_field: ForceFn) -> None:
-    """Make a :class:`~mlip.md.forcefield.ForceField` compute the stress, cells moving."""
+def check_stress_on(force_field: ForceFn) -> None:
+    """Raise unless ``force_field`` computes the stress and follows moving cells."""
     if not hasattr(force_field, "stress"):
         raise TypeError(f"a barostat needs a ForceField with a stress option, got {force_field}")
-    force_field.stress = True
-    force_field.variable_cell = True
+    if not (force_field.stress and getattr(force_field, "variable_cell", True)):
+        raise ValueError(
+            "a barostat needs the stress and cell-following neighbour lists: use "
+            "ForceField(stress=True) (Simulation and run_md switch it on for NPT ensembles)"
+        )
 
 
 class StochasticCellRescaling:
-    """Isotropic stochastic cell rescaling of every system (equations: module doc).
+    """C.A(h): isotropic stochastic cell rescaling of every system (equations: module doc).
 
     ``pressure`` P_0 (GPa, any finite value), ``compressibility`` beta_T (1/GPa, > 0:
     roughly the material's, e.g. 0.01 for metals and oxides, 0.45 for water; a larger
     value relaxes the volume faster, tau_p beta_true / beta_T) and ``tau_p`` (fs, > 0)
-    are scalars or one value per system. The move needs ``state.stress``.
+    are scalars or one value per system; ``noise`` is the random stream (shared with the
+    thermostat in the NPT integrators). The move needs ``state.stress``.
     """
 
     def __init__(
         self,
-        pressure: float | Sequence[float] = 0.0,
-        compressibility: float | Sequence[float] = 0.01,
-        tau_p: float | Sequence[float] = 1000.0,
+        pressure: PerSystem = DEFAULTS.pressure,
+        compressibility: PerSystem = DEFAULTS.compressibility,
+        tau_p: PerSystem = DEFAULTS.tau_p,
+        noise: NoiseSource | None = None,
     ) -> None:
         _check_values(pressure, "pressure", "GPa", positive=False)
         _check_values(compressibility, "compressibility", "1/GPa", positive=True)
         _check_values(tau_p, "tau_p", "fs", positive=True)
         self.pressure, self.compressibility, self.tau_p = pressure, compressibility, tau_p
-        self._p0: torch.Tensor | None = None  # eV/A^3
-        self._mobility: torch.Tensor | None = None  # beta_T / (4 tau_p), A^3/(eV fs)
+        self.noise = NoiseSource() if noise is None else noise
+        self.p0: torch.Tensor | None = None  # eV/A^3, set by setup
+        self.mobility: torch.Tensor | None = None  # beta_T / (4 tau_p), A^3/(eV fs)
 
-    def setup(self, state: MDState) -> None:
-        """Check the systems (host reads, once) and set the per-system parameters."""
+    def setup(self, state: MDState, force_field: ForceFn) -> MDState:
+        """Check the systems (host reads, once) and the force field, set the parameters."""
         periodic = state.pbc.all(-1).tolist()
         volume = cell_volume(state.cell).tolist()
         for s, (ok, v) in enumerate(zip(periodic, volume, strict=True)):
@@ -149,9 +143,11 @@ class StochasticCellRescaling:
                 )
             if not v > 0:
                 raise ValueError(f"system {s} ('{name}') has a cell of volume {v} A^3")
-        self._p0 = _per_system(self.pressure, state, "pressure") * GPA
-        beta = _per_system(self.compressibility, state, "compressibility") / GPA
-        self._mobility = beta / (4.0 * _per_system(self.tau_p, state, "tau_p"))
+        check_stress_on(force_field)
+        self.p0 = per_system(self.pressure, state, "pressure") * GPA
+        beta = per_system(self.compressibility, state, "compressibility") / GPA
+        self.mobility = beta / (4.0 * per_system(self.tau_p, state, "tau_p"))
+        return state
 
     def _log_volume_factor(self, state: MDState) -> torch.Tensor:
         """c = (3N - N_f) / 3 + 1/2 of the effective energy's -c k_B T ln V."""
@@ -161,9 +157,8 @@ class StochasticCellRescaling:
         """(n_systems,) eV/A^1.5: f = -dH~/d lambda = -2 lambda (dH~/dV)."""
         volume = cell_volume(state.cell)
         kt = KB_EV_PER_K * state.temperature
-        trace = torch.diagonal(state.stress, dim1=1, dim2=2).sum(-1)
-        p_int = 2.0 * state.kinetic_energy() / (3.0 * volume) - trace / 3.0
-        dh_dv = self._p0 - p_int - self._log_volume_factor(state) * kt / volume
+        p_int = pressure(state, unit=1.0)  # eV/A^3
+        dh_dv = self.p0 - p_int - self._log_volume_factor(state) * kt / volume
         return -2.0 * torch.sqrt(volume) * dh_dv
 
     def move(self, state: MDState, force_field: ForceFn, dt: float, noise: torch.Tensor) -> MDState:
@@ -173,7 +168,7 @@ class StochasticCellRescaling:
         """
         volume = cell_volume(state.cell)
         f = self.lambda_force(state)
-        mob, kt = self._mobility, KB_EV_PER_K * state.temperature
+        mob, kt = self.mobility, KB_EV_PER_K * state.temperature
         lam = torch.sqrt(volume)
         dlam = mob * f * dt + torch.sqrt(2.0 * kt * mob * dt) * noise
         x = (2.0 / 3.0) * torch.log1p(dlam / lam)  # ln s, s^3 = V'/V
@@ -193,75 +188,58 @@ class StochasticCellRescaling:
         log_ratio = torch.log(new_volume) - torch.log(volume)
         work = 0.5 * dlam * (f + f_new) + 0.25 * mob * dt * (f_new * f_new - f * f)
         c = self._log_volume_factor(state)
-        change = self._p0 * (new_volume - volume) - c * kt * log_ratio + work
+        change = self.p0 * (new_volume - volume) - c * kt * log_ratio + work
         return state.replace(heat=state.heat - change)
 
-
-class _CellRescalingIntegrator:
-    """Shared set-up of the NPT integrators (mixed into a thermostat integrator)."""
-
-    barostat: StochasticCellRescaling
-
-    def _normal_per_system(self, state: MDState) -> torch.Tensor:
-        shape, dtype, device = (state.n_systems,), state.dtype, state.device
-        return torch.randn(shape, generator=self.generator, dtype=dtype, device=device)
-
-    def init(self, state: MDState, force_field: ForceFn) -> MDState:
-        """Check the cells, switch the force field's stress on, then the thermostat init."""
-        self.barostat.setup(state)
-        request_stress(force_field)
-        return super().init(state, force_field)
+    def __call__(self, state: MDState, h: float, force_field: ForceFn) -> MDState:
+        return self.move(state, force_field, h, self.noise.normal((state.n_systems,), state))
 
 
-class NPTBussi(_CellRescalingIntegrator, BussiCSVR):
+class NPTBussi(Integrator):
     """NPT: Bussi CSVR thermostat (``tau``, fs) + isotropic stochastic cell rescaling.
 
     One step is R(dt/2) B(dt/2) C.A(dt) B(dt/2) R(dt/2) (module doc); ``pressure``
     (GPa), ``compressibility`` (1/GPa) and ``tau_p`` (fs) are scalars or per system.
     """
 
+    ensemble = "npt-bussi"
+
     def __init__(
         self,
-        timestep: float,
-        tau: float | Sequence[float] = 100.0,
-        pressure: float | Sequence[float] = 0.0,
-        compressibility: float | Sequence[float] = 0.01,
-        tau_p: float | Sequence[float] = 1000.0,
-        seed: int = 0,
+        timestep: float = DEFAULTS.timestep,
+        tau: PerSystem = DEFAULTS.tau,
+        pressure: PerSystem = DEFAULTS.pressure,
+        compressibility: PerSystem = DEFAULTS.compressibility,
+        tau_p: PerSystem = DEFAULTS.tau_p,
+        seed: int = DEFAULTS.seed,
     ) -> None:
-        super().__init__(timestep, tau=tau, seed=seed)
-        self.barostat = StochasticCellRescaling(pressure, compressibility, tau_p)
-
-    def step(self, state: MDState, force_field: ForceFn) -> MDState:
-        dt = self.timestep
-        state = kick(self._rescale(state, 0.5 * dt), 0.5 * dt)
-        state = self.barostat.move(state, force_field, dt, self._normal_per_system(state))
-        state = self._rescale(kick(state, 0.5 * dt), 0.5 * dt)
-        return state.replace(step=state.step + 1, time=state.time + dt)
+        noise = NoiseSource(seed)
+        self.thermostat = BussiRescale(tau, noise)
+        self.barostat = StochasticCellRescaling(pressure, compressibility, tau_p, noise)
+        r, c = self.thermostat, self.barostat
+        super().__init__(timestep, ((r, 0.5), (KICK, 0.5), (c, 1.0), (KICK, 0.5), (r, 0.5)), noise)
 
 
-class NPTLangevin(_CellRescalingIntegrator, LangevinBAOAB):
+class NPTLangevin(Integrator):
     """NPT: Langevin thermostat (``friction``, 1/fs) + isotropic stochastic cell rescaling.
 
     One step is O(dt) B(dt/2) C.A(dt) B(dt/2) (module doc); ``pressure`` (GPa),
     ``compressibility`` (1/GPa) and ``tau_p`` (fs) are scalars or per system.
     """
 
+    ensemble = "npt-langevin"
+
     def __init__(
         self,
-        timestep: float,
-        friction: float | Sequence[float] = 0.01,
-        pressure: float | Sequence[float] = 0.0,
-        compressibility: float | Sequence[float] = 0.01,
-        tau_p: float | Sequence[float] = 1000.0,
-        seed: int = 0,
+        timestep: float = DEFAULTS.timestep,
+        friction: PerSystem = DEFAULTS.friction,
+        pressure: PerSystem = DEFAULTS.pressure,
+        compressibility: PerSystem = DEFAULTS.compressibility,
+        tau_p: PerSystem = DEFAULTS.tau_p,
+        seed: int = DEFAULTS.seed,
     ) -> None:
-        super().__init__(timestep, friction=friction, seed=seed)
-        self.barostat = StochasticCellRescaling(pressure, compressibility, tau_p)
-
-    def step(self, state: MDState, force_field: ForceFn) -> MDState:
-        dt = self.timestep
-        state = kick(self._ornstein_uhlenbeck(state), 0.5 * dt)
-        state = self.barostat.move(state, force_field, dt, self._normal_per_system(state))
-        state = kick(state, 0.5 * dt)
-        return state.replace(step=state.step + 1, time=state.time + dt)
+        noise = NoiseSource(seed)
+        self.thermostat = OrnsteinUhlenbeck(friction, noise)
+        self.barostat = StochasticCellRescaling(pressure, compressibility, tau_p, noise)
+        o, c = self.thermostat, self.barostat
+        super().__init__(timestep, ((o, 1.0), (KICK, 0.5), (c, 1.0), (KICK, 0.5)), noise)

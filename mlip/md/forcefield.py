@@ -23,10 +23,12 @@ Stress and moving cells. With ``stress = True`` every call also computes the str
 sigma = (1/V) dE/d(strain) (n_systems, 3, 3), eV/A^3, ASE sign, so that the potential
 pressure is -tr(sigma)/3, by the strain derivative of :func:`mlip.derivatives.compute`,
 and stores it in ``state.stress`` (otherwise ``state.stress`` is None). It costs one
-more input to the backward pass, so only integrators that need it (barostats) switch
-it on in their ``init``. With ``variable_cell = True`` (default: same as ``stress``)
-the neighbour-list staleness test also accounts for the change of the cells since the
-list was built (:meth:`mlip.md.neighbors.VerletList.is_stale`).
+more input to the backward pass, so it is on only for the ensembles that need it
+(NPT): the runner switches it on from the ensemble registry (:mod:`mlip.md.registry`,
+:func:`mlip.md.runner.configure_force_field`); integrators never change it. With
+``variable_cell = True`` (default: same as ``stress``) the neighbour-list staleness
+test also accounts for the change of the cells since the list was built
+(:meth:`mlip.md.neighbors.VerletList.is_stale`).
 
 Compilation. With ``compile=True`` the model's forward pass goes through
 :func:`mlip.derivatives.compile_model` (TorchInductor: fused kernels, C++ on the CPU,

@@ -32,9 +32,10 @@ p_xi_M down to p_xi_1 over d/2 (each kick of p_xi_k wrapped in the scalings
 exp(-d/4 p_xi_{k+1} / Q_{k+1})), moves xi_k by d p_xi_k / Q_k, scales the particle
 momenta by exp(-d p_xi_1 / Q_1) and kicks the chain back up from p_xi_1 to p_xi_M.
 
-The chain variables live in ``state.thermostat`` (n_systems, 2 M): columns [0, M) are
-xi_1..xi_M, columns [M, 2M) are p_xi_1..p_xi_M (eV fs), so snapshots, rollbacks and
-:func:`~mlip.md.state.concatenate` carry them with the particles. ``state.heat`` is
+The chain variables (:class:`NHCChains`) are stored packed in ``state.thermostat``
+(n_systems, 2 M): columns [0, M) are xi_1..xi_M, columns [M, 2M) are p_xi_1..p_xi_M
+(eV fs), so snapshots, rollbacks, trajectories and :func:`~mlip.md.state.concatenate`
+carry them with the particles. ``state.heat`` is
 decreased by every change of the thermostat energy sum p_xi^2 / (2Q) + N_f k_B T xi_1
 + k_B T sum_{k>=2} xi_k, hence K + U - heat = H' + const. The thermostat masses
 follow ``state.temperature`` at every step (which must stay > 0 K).
@@ -42,12 +43,19 @@ follow ``state.temperature`` at every step (which must stay > 0 K).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 
-from mlip.md.integrators import ForceFn, VelocityVerlet, _per_system, drift, kick
-from mlip.md.state import KB_EV_PER_K, MDState, zero_com_momentum
+from mlip.md.config import DEFAULTS, PerSystem
+from mlip.md.state import (
+    KB_EV_PER_K,
+    MDState,
+    degrees_of_freedom,
+    per_system,
+    zero_com_momentum,
+)
+from mlip.md.steps import DRIFT, FORCES, KICK, ForceFn, Integrator
 
 
 def suzuki_yoshida_weights(order: int) -> tuple[float, ...]:
@@ -63,25 +71,51 @@ def suzuki_yoshida_weights(order: int) -> tuple[float, ...]:
     raise ValueError(f"yoshida must be 1, 3 or 5 weights, got {order}")
 
 
-class NoseHooverChain(VelocityVerlet):
-    """NVT Nose-Hoover chain thermostat, MTK 1996 integrator (equations: module doc).
+@dataclass
+class NHCChains:
+    """The chain variables of every system: positions xi_k (dimensionless) and momenta
+    p_xi_k (eV fs), k = 1..M, each a (n_systems,) tensor; packed in ``state.thermostat``."""
 
-    ``tau`` (fs, > 0) is a scalar or one value per system, ``chain_length`` M >= 1
-    (M = 1 is the plain Nose-Hoover thermostat, not ergodic for stiff or small
-    systems), ``yoshida`` the number of Suzuki-Yoshida weights (1, 3 or 5) and
-    ``substeps`` n_c >= 1 the sub-steps of each thermostat half-step. The dynamics is
-    deterministic; the state's ``temperature`` is the per-system target.
+    xi: list[torch.Tensor]
+    p: list[torch.Tensor]
+
+    @classmethod
+    def unpack(cls, packed: torch.Tensor, chain_length: int) -> NHCChains:
+        """From ``state.thermostat`` (n_systems, 2 M)."""
+        m = chain_length
+        return cls(list(packed[:, :m].unbind(1)), list(packed[:, m:].unbind(1)))
+
+    def pack(self) -> torch.Tensor:
+        """(n_systems, 2 M): [xi_1..xi_M, p_xi_1..p_xi_M]."""
+        return torch.stack(self.xi + self.p, dim=1)
+
+
+@dataclass(frozen=True)
+class ChainMasses:
+    """k_B T and N_f k_B T (eV) and the masses [Q_1, ..., Q_M] (eV fs^2), per system."""
+
+    kt: torch.Tensor
+    nf_kt: torch.Tensor
+    q: list[torch.Tensor]
+
+
+class NoseHooverHalfStep:
+    """NHC(h): the Nose-Hoover chain propagator over time h (equations: module doc).
+
+    ``tau`` (fs, > 0) is a scalar or per system, ``chain_length`` M >= 1, ``yoshida`` the
+    number of Suzuki-Yoshida weights (1, 3 or 5), ``substeps`` n_c >= 1. ``setup`` checks
+    the targets (> 0 K), zeroes the centre-of-mass momenta, sets N_f = 3N - 3 and starts
+    the chains at rest unless the state carries chains of the right shape (a continued
+    run keeps them).
     """
 
     def __init__(
         self,
-        timestep: float,
-        tau: float | Sequence[float] = 100.0,
-        chain_length: int = 3,
-        yoshida: int = 3,
-        substeps: int = 1,
+        tau: PerSystem = DEFAULTS.tau,
+        chain_length: int = DEFAULTS.chain_length,
+        yoshida: int = DEFAULTS.yoshida,
+        substeps: int = DEFAULTS.substeps,
     ) -> None:
-        super().__init__(timestep)
         if not bool((torch.as_tensor(tau) > 0).all()):
             raise ValueError(f"tau must be > 0 fs, got {tau}")
         if isinstance(chain_length, bool) or int(chain_length) != chain_length or chain_length < 1:
@@ -91,95 +125,112 @@ class NoseHooverChain(VelocityVerlet):
         self.weights = suzuki_yoshida_weights(yoshida)
         self.tau = tau
         self.chain_length, self.yoshida, self.substeps = int(chain_length), yoshida, int(substeps)
-        self._tau: torch.Tensor | None = None
+        self.tau_s: torch.Tensor | None = None  # (n_systems,) fs, set by setup
 
-    # --- set-up ------------------------------------------------------------------------
-    def init(self, state: MDState, force_field: ForceFn) -> MDState:
-        """Zero the COM momenta, set N_f = 3N - 3, start (or keep) the chains, forces.
-
-        A state that already carries chain variables of the right shape (a continued
-        NHC run) keeps them; otherwise the chains start at xi = p_xi = 0.
-        """
+    def setup(self, state: MDState, force_field: ForceFn) -> MDState:
         if bool((state.temperature <= 0).any()):  # host check, once per run
             raise ValueError(
                 f"Nose-Hoover needs target temperatures > 0 K, got {state.temperature.tolist()}"
             )
-        self._tau = _per_system(self.tau, state, "tau")
-        n = state.num_atoms
-        dof = torch.where(n > 1, 3 * n - 3, 3 * n).to(state.dtype)
+        self.tau_s = per_system(self.tau, state, "tau")
+        dof = degrees_of_freedom(state.num_atoms, state.dtype)
         shape = (state.n_systems, 2 * self.chain_length)
         chains = state.thermostat
         if chains is None or tuple(chains.shape) != shape:
             chains = torch.zeros(shape, dtype=state.dtype, device=state.device)
-        state = state.replace(momenta=zero_com_momentum(state), dof=dof, thermostat=chains)
-        return super().init(state, force_field)
+        return state.replace(momenta=zero_com_momentum(state), dof=dof, thermostat=chains)
 
-    # --- thermostat ----------------------------------------------------------------------
-    def _masses(self, state: MDState) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """k_B T (eV) and the chain masses [Q_1, ..., Q_M] (eV fs^2), each (n_systems,)."""
+    def masses(self, state: MDState) -> ChainMasses:
+        """Q_1 = N_f k_B T tau^2, Q_k = k_B T tau^2 (k >= 2), from the current targets."""
         kt = KB_EV_PER_K * state.temperature
-        q_rest = kt * self._tau * self._tau
-        return kt, [state.dof * q_rest] + [q_rest] * (self.chain_length - 1)
+        q_rest = kt * self.tau_s * self.tau_s
+        q = [state.dof * q_rest] + [q_rest] * (self.chain_length - 1)
+        return ChainMasses(kt=kt, nf_kt=state.dof * kt, q=q)
 
     @staticmethod
-    def _energy(xi, p, q, kt, nf_kt) -> torch.Tensor:  # noqa: ANN001
+    def _energy(chains: NHCChains, masses: ChainMasses) -> torch.Tensor:
         """sum p_xi^2 / (2 Q) + N_f k_B T xi_1 + k_B T sum_{k>=2} xi_k (eV)."""
-        out = nf_kt * xi[0]
+        xi, p, q = chains.xi, chains.p, masses.q
+        out = masses.nf_kt * xi[0]
         for k in range(len(p)):
             out = out + p[k] * p[k] / (2.0 * q[k])
             if k > 0:
-                out = out + kt * xi[k]
+                out = out + masses.kt * xi[k]
         return out
 
-    def _kick_chain(self, p, q, kin2, kt, nf_kt, d: float, order) -> None:  # noqa: ANN001
+    def _kick_chain(
+        self, p: list[torch.Tensor], masses: ChainMasses, kin2: torch.Tensor, d: float, order: range
+    ) -> None:
         """Kick p_xi_k by d/2 times its force, in the given order of k (in place in p)."""
-        last = self.chain_length - 1
+        q, kt, last = masses.q, masses.kt, self.chain_length - 1
         for k in order:
-            force = kin2 - nf_kt if k == 0 else p[k - 1] * p[k - 1] / q[k - 1] - kt
+            force = kin2 - masses.nf_kt if k == 0 else p[k - 1] * p[k - 1] / q[k - 1] - kt
             if k == last:
                 p[k] = p[k] + (0.5 * d) * force
             else:
                 a = torch.exp((-0.25 * d) * p[k + 1] / q[k + 1])
                 p[k] = (p[k] * a + (0.5 * d) * force) * a
 
-    def _chain_half_step(self, state: MDState, h: float) -> MDState:
-        """NHC(h): the thermostat propagator over time h (fs), heat bookkeeping."""
+    def __call__(self, state: MDState, h: float, force_field: ForceFn) -> MDState:
+        """NHC(h) over time h (fs), with the heat bookkeeping."""
         m = self.chain_length
-        xi = list(state.thermostat[:, :m].unbind(1))
-        p = list(state.thermostat[:, m:].unbind(1))
-        kt, q = self._masses(state)
-        nf_kt = state.dof * kt
-        before = self._energy(xi, p, q, kt, nf_kt)
+        chains = NHCChains.unpack(state.thermostat, m)
+        masses = self.masses(state)
+        before = self._energy(chains, masses)
+        xi, p = chains.xi, chains.p
         kin2 = 2.0 * state.kinetic_energy()  # eV
         scale = torch.ones_like(kin2)
         down, up = range(m - 1, -1, -1), range(m)
         for _ in range(self.substeps):
             for w in self.weights:
                 d = w * h / self.substeps
-                self._kick_chain(p, q, kin2, kt, nf_kt, d, down)
-                xi = [xi[k] + d * p[k] / q[k] for k in range(m)]
-                factor = torch.exp(-d * p[0] / q[0])
+                self._kick_chain(p, masses, kin2, d, down)
+                xi = [xi[k] + d * p[k] / masses.q[k] for k in range(m)]
+                factor = torch.exp(-d * p[0] / masses.q[0])
                 scale = scale * factor
                 kin2 = kin2 * factor * factor
-                self._kick_chain(p, q, kin2, kt, nf_kt, d, up)
-        after = self._energy(xi, p, q, kt, nf_kt)
+                self._kick_chain(p, masses, kin2, d, up)
+        chains = NHCChains(xi, p)
+        after = self._energy(chains, masses)
         return state.replace(
             momenta=state.momenta * scale[state.system_idx, None],
-            thermostat=torch.stack(xi + p, dim=1),
+            thermostat=chains.pack(),
             heat=state.heat + before - after,
         )
 
+    def energy(self, state: MDState) -> torch.Tensor:
+        """(n_systems,) eV: the chain terms of H' (so H' = K + U + this)."""
+        return self._energy(
+            NHCChains.unpack(state.thermostat, self.chain_length), self.masses(state)
+        )
+
+
+class NoseHooverChain(Integrator):
+    """NVT Nose-Hoover chain thermostat, MTK 1996 integrator (equations: module doc).
+
+    One step is NHC(dt/2) B(dt/2) A(dt) B(dt/2) NHC(dt/2). ``tau`` (fs, > 0) is a
+    scalar or one value per system, ``chain_length`` M >= 1 (M = 1 is the plain
+    Nose-Hoover thermostat, not ergodic for stiff or small systems), ``yoshida`` the
+    number of Suzuki-Yoshida weights (1, 3 or 5) and ``substeps`` n_c >= 1 the sub-steps
+    of each thermostat half-step. The dynamics is deterministic; the state's
+    ``temperature`` is the per-system target.
+    """
+
+    ensemble = "nvt-nhc"
+
+    def __init__(
+        self,
+        timestep: float = DEFAULTS.timestep,
+        tau: PerSystem = DEFAULTS.tau,
+        chain_length: int = DEFAULTS.chain_length,
+        yoshida: int = DEFAULTS.yoshida,
+        substeps: int = DEFAULTS.substeps,
+    ) -> None:
+        self.thermostat = NoseHooverHalfStep(tau, chain_length, yoshida, substeps)
+        n = self.thermostat
+        splitting = ((n, 0.5), (KICK, 0.5), (DRIFT, 1.0), (FORCES, 0.0), (KICK, 0.5), (n, 0.5))
+        super().__init__(timestep, splitting)
+
     def thermostat_energy(self, state: MDState) -> torch.Tensor:
         """(n_systems,) eV: the chain terms of H' (so H' = K + U + this)."""
-        m = self.chain_length
-        xi = list(state.thermostat[:, :m].unbind(1))
-        p = list(state.thermostat[:, m:].unbind(1))
-        kt, q = self._masses(state)
-        return self._energy(xi, p, q, kt, state.dof * kt)
-
-    # --- one step ------------------------------------------------------------------------
-    def step(self, state: MDState, force_field: ForceFn) -> MDState:
-        dt = self.timestep
-        state = drift(kick(self._chain_half_step(state, 0.5 * dt), 0.5 * dt), dt)
-        state = self._chain_half_step(kick(force_field(state), 0.5 * dt), 0.5 * dt)
-        return state.replace(step=state.step + 1, time=state.time + dt)
+        return self.thermostat.energy(state)

@@ -12,13 +12,17 @@ explosion tests all stay on the device). At the end of a chunk one small tensor 
 
 Energies and temperatures are read, written to the trajectory/CSV and shown in the
 progress bar only every ``log_every`` steps. On the CPU host syncs cost nothing and
-``check_every`` defaults to 1; on a GPU it defaults to 20.
+``check_every`` defaults to 1; on a GPU it defaults to 20 (:mod:`mlip.md.config`).
+
+The runner asks the ensemble registry (:mod:`mlip.md.registry`) what an integrator
+needs and configures the force field accordingly (the stress for NPT); the defaults of
+every setting are those of :class:`~mlip.md.config.MDConfig`.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,12 +33,20 @@ import torch
 from tqdm.auto import tqdm
 
 from mlip.derivatives import EnergyModel
-from mlip.md.barostat import cell_volume, pressure
+from mlip.md.config import DEFAULTS, MDConfig, check_every_for
 from mlip.md.forcefield import ForceField
-from mlip.md.integrators import VelocityVerlet, make_integrator
 from mlip.md.io import CSVLog, TrajectoryWriter, read_restart
 from mlip.md.monitor import ExplosionMonitor, MDExplosionError
-from mlip.md.state import MDState, from_atoms, maxwell_boltzmann
+from mlip.md.registry import EnsembleSpec, Needs, ensemble_spec, needs_of
+from mlip.md.state import (
+    MDState,
+    cell_volume,
+    from_atoms,
+    maxwell_boltzmann,
+    pressure,
+    select_systems,
+)
+from mlip.md.steps import Integrator
 
 
 @dataclass
@@ -60,27 +72,43 @@ class MDResult:
         return self.potential + self.kinetic
 
 
+def configure_force_field(force_field: ForceField, needs: Needs) -> None:
+    """Switch on what an ensemble needs: the stress, and neighbour lists that follow
+    moving cells (NPT). Settings an ensemble does not need are left as they are."""
+    if needs.stress:
+        force_field.stress = True
+        force_field.variable_cell = True
+
+
 class Simulation:
-    """Integrator + force field + monitor over one batched state, advanced in chunks."""
+    """Integrator + force field + monitor over one batched state, advanced in chunks.
+
+    The force field is configured for the integrator's ensemble (its registry needs,
+    :func:`configure_force_field`) before the integrator's ``init``.
+    """
 
     def __init__(
         self,
         state: MDState,
         force_field: ForceField,
-        integrator: VelocityVerlet,
+        integrator: Integrator,
         monitor: ExplosionMonitor | None = None,
         check_every: int | None = None,
     ) -> None:
         if check_every is None:
-            check_every = 1 if state.device.type == "cpu" else 20
+            check_every = check_every_for(state.device)
         if check_every < 1:
             raise ValueError(f"check_every must be >= 1, got {check_every}")
         self.force_field, self.integrator = force_field, integrator
         self.monitor = monitor or ExplosionMonitor()
         self.check_every = int(check_every)
         self.rollbacks = 0
-        force_field.check_elements(state)
-        self.state = integrator.init(state, force_field)
+        configure_force_field(force_field, needs_of(integrator))
+        self._start(state)
+
+    def _start(self, state: MDState) -> None:
+        self.force_field.check_elements(state)
+        self.state = self.integrator.init(state, self.force_field)
         self.monitor.reset(self.state)
         self.monitor.update(self.state)
 
@@ -111,6 +139,30 @@ class Simulation:
         self.monitor.check_distances(self.state, ff.batch(self.state))
         self.monitor.raise_if_exploded(self.state)
 
+    def run(self, steps: int, every: int | None = None) -> Iterator[int]:
+        """Advance ``steps`` steps in chunks of at most ``check_every`` steps that end on
+        every multiple of ``every`` steps (counted from this call); yields the number of
+        steps done after each chunk. :class:`MDExplosionError` ends it (the state is
+        then that of the end of the chunk)."""
+        done = 0
+        while done < steps:
+            n = min(self.check_every, steps - done)
+            if every is not None:
+                n = min(n, every - done % every)
+            self.advance(n)
+            done += n
+            yield done
+
+    def select(self, keep: torch.Tensor | Sequence[bool]) -> None:
+        """Keep only the systems where ``keep`` (n_systems,) is True, between chunks.
+
+        The state is restricted (:func:`~mlip.md.state.select_systems`), the integrator
+        re-initialised on it (forces, per-system parameters; its random stream goes on)
+        and the monitor reset. Ensemble parameters given one per system do not follow
+        the selection (``init`` then raises): give them as scalars to drop systems.
+        """
+        self._start(select_systems(self.state, keep))
+
     def observables(self) -> dict[str, np.ndarray]:
         """Per-system temperature (K), potential, kinetic energy and heat (eV), volume
         (A^3, NaN unless 3D periodic) and pressure (GPa, NaN without stress), on the host
@@ -127,18 +179,12 @@ class Simulation:
 
 
 def _initial_state(
-    atoms_or_state: ase.Atoms | Sequence | MDState,
-    restart: str | Path | None,
-    replicas: int,
-    temperature: float | Sequence[float],
-    device: torch.device | str,
-    dtype: torch.dtype,
-    seed: int,
-    init_velocities: bool | None,
+    atoms_or_state: ase.Atoms | Sequence | MDState | None, config: MDConfig
 ) -> tuple[MDState, bool]:
     """The starting state and whether it continues a trajectory."""
-    if restart is not None:
-        frame = read_restart(restart)
+    device, dtype, temperature = config.device, config.dtype, config.temperature
+    if config.restart is not None:
+        frame = read_restart(config.restart)
         state = from_atoms(frame.atoms, 1, 0.0, device, dtype)
         state = state.replace(names=frame.names, step=frame.step, time=frame.time)
         state = state.replace(temperature=_targets(temperature, state))
@@ -152,11 +198,12 @@ def _initial_state(
         state = atoms_or_state.to(device, dtype)
         state = state.replace(temperature=_targets(temperature, state))
     else:
-        state = from_atoms(atoms_or_state, replicas, temperature, device, dtype)
+        state = from_atoms(atoms_or_state, config.replicas, temperature, device, dtype)
+    init_velocities = config.init_velocities
     if init_velocities is None:
         init_velocities = not bool((state.momenta != 0).any())
     if init_velocities:
-        generator = torch.Generator(device=state.device).manual_seed(seed + 7919)
+        generator = torch.Generator(device=state.device).manual_seed(config.seed + 7919)
         state = maxwell_boltzmann(state, generator=generator)
     return state, False
 
@@ -168,40 +215,36 @@ def _targets(temperature: float | Sequence[float], state: MDState) -> torch.Tens
     return t.expand(state.n_systems).clone()
 
 
+def trajectory_attributes(config: MDConfig, spec: EnsembleSpec) -> dict[str, Any]:
+    """The attributes of every trajectory group: ensemble, timestep_fs, seed, the mean
+    target temperature_K and the parameters of this ensemble only (as float arrays)."""
+    return {
+        "ensemble": spec.name,
+        "timestep_fs": float(config.timestep),
+        "seed": int(config.seed),
+        "temperature_K": float(np.mean(np.atleast_1d(config.temperature))),
+        **{k: np.asarray(v, dtype=float) for k, v in spec.parameter_values(config).items()},
+    }
+
+
 def run_md(
     model: EnergyModel,
-    atoms_or_state: ase.Atoms | Sequence | MDState | None,
-    ensemble: str = "nve",
-    temperature: float | Sequence[float] = 300.0,
-    timestep: float = 1.0,
-    steps: int = 1000,
-    replicas: int = 1,
-    device: torch.device | str = "cpu",
-    dtype: torch.dtype = torch.float64,
-    traj: str | Path | None = None,
-    log_every: int = 100,
-    seed: int = 0,
-    skin: float = 1.0,
-    log: str | Path | None = None,
-    check_every: int | None = None,
-    progress: bool = True,
-    max_force: float = 100.0,
-    min_distance: float = 0.5,
-    max_displacement: float | None = None,
-    init_velocities: bool | None = None,
-    restart: str | Path | None = None,
-    overwrite: bool = False,
-    compile: bool = False,  # noqa: A002 (torch's own name for it)
-    **integrator_options: Any,
+    atoms_or_state: ase.Atoms | Sequence | MDState | None = None,
+    ensemble: str | None = None,
+    config: MDConfig | None = None,
+    **options: Any,
 ) -> MDResult:
     """Run batched MD of ``replicas`` copies of each input system on ``device``.
 
-    Units: temperature K (thermostat target and Maxwell-Boltzmann draw), timestep fs,
-    skin/min_distance/max_displacement A, max_force eV/A. ``ensemble``: one of
-    :data:`mlip.md.integrators.ENSEMBLES`; ``integrator_options`` go to
-    :func:`mlip.md.integrators.make_integrator`: ``friction`` (Langevin gamma, 1/fs),
-    ``tau`` (Bussi / Nose-Hoover time, fs), ``chain_length`` (Nose-Hoover), ``pressure``
-    (GPa), ``compressibility`` (1/GPa), ``tau_p`` (fs), each one value or one per system.
+    The settings are ``config`` (default :data:`~mlip.md.config.DEFAULTS`) with
+    ``ensemble`` and any :class:`~mlip.md.config.MDConfig` field given in ``options``
+    changed (e.g. ``temperature=300, timestep=0.5, steps=10_000, traj="md.h5"``; an
+    unknown name is a TypeError). Units: temperature K (thermostat target and
+    Maxwell-Boltzmann draw), timestep fs, skin/min_distance/max_displacement A,
+    max_force eV/A. ``ensemble``: a name of :data:`mlip.md.registry.INTEGRATOR_REGISTRY`;
+    of the ensemble parameters (``friction`` Langevin gamma 1/fs, ``tau`` Bussi /
+    Nose-Hoover time fs, ``chain_length``, ``pressure`` GPa, ``compressibility`` 1/GPa,
+    ``tau_p`` fs, each one value or one per system) it takes those the registry lists.
     Systems are ordered input by input, replicas of an input together; ``temperature``
     takes one value, one per input or one per system.
     Velocities are drawn from Maxwell-Boltzmann at ``temperature`` (``seed``) unless the
@@ -209,48 +252,48 @@ def run_md(
     ``restart``: continue from the last frame (positions, velocities) of a trajectory,
     all its systems (``atoms_or_state`` and ``replicas`` are then ignored; thermostat
     noise restarts from ``seed``); frames are appended to it unless ``traj`` names
-    another file. Every
-    ``log_every`` steps the frame goes to ``traj`` (HDF5) and a row per system to
-    ``log`` (CSV). Raises :class:`MDExplosionError` naming the system and step when a
-    system blows up; what was written stays in the files. ``compile``: run the model
-    through ``torch.compile`` (see :mod:`mlip.md.forcefield`; the first step compiles).
+    another file. Every ``log_every`` steps the frame goes to ``traj`` (HDF5; its
+    groups record the ensemble, its parameters, timestep, seed and mean target
+    temperature) and a row per system to ``log`` (CSV). Raises
+    :class:`MDExplosionError` naming the system and step when a system blows up; what
+    was written stays in the files. ``compile``: run the model through
+    ``torch.compile`` (see :mod:`mlip.md.forcefield`; the first step compiles).
     NPT ("npt-langevin", "npt-bussi", periodic systems only, :mod:`mlip.md.barostat`):
     the cell of every frame is written to ``traj``, the log gains volume and pressure,
     and ``conserved`` is the effective energy of the barostat module.
     """
+    if ensemble is not None:
+        options["ensemble"] = ensemble
+    config = (DEFAULTS if config is None else config).replace(**options)
+    steps, log_every = config.steps, config.log_every
     if steps < 0 or log_every < 1:
         raise ValueError(f"need steps >= 0 and log_every >= 1, got {steps}, {log_every}")
-    if restart is None and atoms_or_state is None:
+    if config.restart is None and atoms_or_state is None:
         raise ValueError("give a structure (atoms_or_state) or a restart trajectory")
-    state, continuing = _initial_state(
-        atoms_or_state, restart, replicas, temperature, device, dtype, seed, init_velocities
-    )
-    integrator = make_integrator(ensemble, timestep, seed=seed, **integrator_options)
-    monitor = ExplosionMonitor(max_force, min_distance, max_displacement)
-    force_field = ForceField(model, skin=skin, compile=compile)
-    sim = Simulation(state, force_field, integrator, monitor, check_every)
+    spec = ensemble_spec(config.ensemble)
+    state, continuing = _initial_state(atoms_or_state, config)
+    integrator = spec.build(config)
+    monitor = ExplosionMonitor(config.max_force, config.min_distance, config.max_displacement)
+    force_field = ForceField(model, skin=config.skin, compile=config.compile)
+    sim = Simulation(state, force_field, integrator, monitor, config.check_every)
+    restart, traj = config.restart, config.traj
     same_file = restart is not None and (traj is None or Path(traj) == Path(restart))
     traj = restart if same_file else traj
     writer = None
     if traj is not None:
-        attrs = {
-            "ensemble": ensemble,
-            "timestep_fs": timestep,
-            "seed": seed,
-            "temperature_K": float(np.mean(np.atleast_1d(temperature))),
-            **{k: np.asarray(v, dtype=float) for k, v in integrator_options.items()},
-        }
         writer = TrajectoryWriter(
             traj,
             sim.state,
-            attrs,
+            trajectory_attributes(config, spec),
             f"mlip MD, {type(model).__name__}",
             append=same_file,
-            overwrite=overwrite,
+            overwrite=config.overwrite,
         )
-    csv_log = CSVLog(log, append=continuing) if log is not None else None
+    csv_log = CSVLog(config.log, append=continuing) if config.log is not None else None
     try:
-        return _loop(sim, steps, log_every, writer, csv_log, progress, write_first=not same_file)
+        return _loop(
+            sim, steps, log_every, writer, csv_log, config.progress, write_first=not same_file
+        )
     finally:
         if writer is not None:
             writer.close()
@@ -298,14 +341,11 @@ def _loop(
 
     record(write=write_first)
     bar = tqdm(total=steps, unit="step", disable=not progress, dynamic_ncols=True)
-    start, done = time.perf_counter(), 0
+    start, last = time.perf_counter(), 0
     try:
-        while done < steps:
-            to_log = log_every - (done % log_every)
-            n = min(sim.check_every, to_log, steps - done)
-            sim.advance(n)
-            done += n
-            bar.update(n)
+        for done in sim.run(steps, every=log_every):
+            bar.update(done - last)
+            last = done
             if done % log_every == 0 or done == steps:
                 obs = record()
                 wall = max(time.perf_counter() - start, 1e-9)

@@ -11,7 +11,11 @@ unit is A*sqrt(amu/eV) and ``ase.units.fs`` is one femtosecond in it). Hence
     dp/dt [amu A/fs^2] = F [eV/A] * AMU_A2_FS2_PER_EV
     k_B T [amu A^2/fs^2] = k_B T [eV] * AMU_A2_FS2_PER_EV
 
-This is the only place where the conversion is defined.
+This is the only place where the conversions are defined (pressures: ``GPA``, one GPa
+in eV/A^3). The observables of a state live here too: kinetic energy and temperature
+(methods), :func:`degrees_of_freedom`, :func:`cell_volume` and :func:`pressure`; and the
+per-system helpers the integrators share: :func:`per_system`, :func:`zero_com_momentum`,
+:func:`select_systems`.
 """
 
 from __future__ import annotations
@@ -26,9 +30,12 @@ import ase.units
 import numpy as np
 import torch
 
+from mlip.md.config import DEFAULTS
+
 AMU_A2_FS2_PER_EV: float = ase.units.fs**2  # one eV in amu*Angstrom^2/fs^2
 KB_EV_PER_K: float = ase.units.kB  # Boltzmann constant, eV/K
 ASE_MOMENTUM_PER_AMU_A_FS: float = 1.0 / ase.units.fs  # ASE momentum units per amu*A/fs
+GPA: float = ase.units.GPa  # one GPa in eV/A^3 (~0.0062415)
 
 
 @dataclass
@@ -146,10 +153,10 @@ def _as_atoms(item) -> ase.Atoms:  # noqa: ANN001 (ase.Atoms or mlip Structure)
 
 def from_atoms(
     systems: ase.Atoms | Sequence,
-    replicas: int = 1,
-    temperature: float | Sequence[float] = 300.0,
-    device: torch.device | str = "cpu",
-    dtype: torch.dtype = torch.float64,
+    replicas: int = DEFAULTS.replicas,
+    temperature: float | Sequence[float] = DEFAULTS.temperature,
+    device: torch.device | str = DEFAULTS.device,
+    dtype: torch.dtype = DEFAULTS.dtype,
 ) -> MDState:
     """Build a state from ``ase.Atoms`` or :class:`mlip.data.graph.Structure` objects.
 
@@ -200,7 +207,7 @@ def from_atoms(
         system_idx=t(np.repeat(np.arange(len(atoms_list)), num_atoms), torch.long),
         num_atoms=t(num_atoms, torch.long),
         temperature=t(temps),
-        dof=t(np.where(num_atoms > 1, 3 * num_atoms - 3, 3 * num_atoms)),
+        dof=degrees_of_freedom(t(num_atoms, torch.long)).to(dtype),
         names=names,
     )
 
@@ -279,3 +286,80 @@ def _cat_thermostat(states: Sequence[MDState]) -> torch.Tensor | None:
     if any(c is None for c in chains) or len({c.shape[1:] for c in chains}) != 1:
         return None
     return torch.cat(chains)
+
+
+# --- observables -------------------------------------------------------------------------
+def degrees_of_freedom(
+    num_atoms: torch.Tensor, dtype: torch.dtype = torch.float64, fixed_com: bool = True
+) -> torch.Tensor:
+    """(n_systems,) kinetic degrees of freedom N_f of systems of ``num_atoms`` atoms.
+
+    N_f = 3N - 3 when the centre-of-mass momentum is held at zero (NVE, Bussi,
+    Nose-Hoover; 3 for a single atom, whose momentum is not removed), 3N when every
+    momentum is thermalised (``fixed_com=False``: Langevin).
+    """
+    n = num_atoms
+    dof = torch.where(n > 1, 3 * n - 3, 3 * n) if fixed_com else 3 * n
+    return dof.to(dtype)
+
+
+def cell_volume(cell: torch.Tensor) -> torch.Tensor:
+    """(n_systems,) A^3: |a . (b x c)| of the cell rows (no LAPACK call, no host sync)."""
+    return (cell[:, 0] * torch.cross(cell[:, 1], cell[:, 2], dim=-1)).sum(-1).abs()
+
+
+def pressure(state: MDState, unit: float = GPA) -> torch.Tensor:
+    """(n_systems,) P_int = 2 K / (3 V) - tr(sigma) / 3 from ``state.stress``, in GPa.
+
+    K is the kinetic energy (eV), V the cell volume (A^3) and sigma the stress of the
+    force field (eV/A^3, ASE sign); ``unit=1.0`` gives eV/A^3.
+    """
+    if state.stress is None:
+        raise ValueError("the state has no stress; use ForceField(stress=True)")
+    volume = cell_volume(state.cell)
+    trace = torch.diagonal(state.stress, dim1=1, dim2=2).sum(-1)
+    return (2.0 * state.kinetic_energy() / (3.0 * volume) - trace / 3.0) / unit
+
+
+# --- per-system helpers ----------------------------------------------------------------
+def per_system(value: float | Sequence[float] | torch.Tensor, state: MDState, name: str):
+    """(n_systems,) tensor of a parameter given as one value or one value per system."""
+    out = torch.as_tensor(value, dtype=state.dtype, device=state.device)
+    if out.ndim > 1 or (out.ndim == 1 and out.shape[0] not in (1, state.n_systems)):
+        raise ValueError(f"{name} must be a scalar or one value per system, got {value}")
+    return out.expand(state.n_systems).clone()
+
+
+def select_systems(state: MDState, keep: torch.Tensor | Sequence[bool]) -> MDState:
+    """The state restricted to the systems where ``keep`` (n_systems,) bool is True.
+
+    Every atom-wise and per-system field follows (thermostat variables, stress and heat
+    included); ``system_idx`` is renumbered. A host operation (data-dependent sizes), for
+    use between chunks, e.g. to drop systems that blew up.
+    """
+    keep = torch.as_tensor(keep, dtype=torch.bool, device=state.device)
+    if keep.shape != (state.n_systems,):
+        raise ValueError(f"keep needs one bool per system ({state.n_systems}), got {keep.shape}")
+    atoms = keep[state.system_idx]
+    num_atoms = state.num_atoms[keep]
+    new_idx = torch.repeat_interleave(torch.arange(len(num_atoms), device=state.device), num_atoms)
+    per_atom = lambda x: None if x is None else x[atoms]  # noqa: E731
+    per_sys = lambda x: None if x is None else x[keep]  # noqa: E731
+    return state.replace(
+        positions=state.positions[atoms],
+        momenta=state.momenta[atoms],
+        masses=state.masses[atoms],
+        atomic_numbers=state.atomic_numbers[atoms],
+        forces=per_atom(state.forces),
+        system_idx=new_idx,
+        num_atoms=num_atoms,
+        cell=state.cell[keep],
+        pbc=state.pbc[keep],
+        temperature=state.temperature[keep],
+        dof=state.dof[keep],
+        energy=per_sys(state.energy),
+        heat=per_sys(state.heat),
+        thermostat=per_sys(state.thermostat),
+        stress=per_sys(state.stress),
+        names=[n for n, k in zip(state.names, keep.tolist(), strict=True) if k],
+    )
