@@ -37,14 +37,8 @@ def build_model(path: str | None) -> tuple[torch.nn.Module | str, str]:
     """(model or path, description)."""
     if path is not None:
         return path, f"model file {path}"
-    try:
-        from mlip.model import MLIPModel, ModelConfig
-    except ImportError:
-        from mlip.potentials import LennardJones
+    from mlip.model import MLIPModel, ModelConfig
 
-        return LennardJones(epsilon=0.01, sigma=2.0, r_max=5.0), (
-            "mlip.model not available: Lennard-Jones fallback (eps 0.01 eV, sigma 2 A)"
-        )
     torch.manual_seed(0)
     model = MLIPModel(ModelConfig()).to(torch.float64)
     n_params = sum(p.numel() for p in model.parameters())

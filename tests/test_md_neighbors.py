@@ -12,7 +12,7 @@ from mlip import keys
 from mlip.data.graph import Structure, build_batch
 from mlip.data.graph import neighbor_list as vesin_neighbor_list
 from mlip.derivatives import compute
-from mlip.md import ForceField, VerletList, from_atoms, neighbor_list
+from mlip.md import ForceField, VerletList, batched_neighbor_list, from_atoms
 from mlip.potentials import LennardJones
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -48,7 +48,7 @@ def test_batched_list_equals_vesin(seed):
     cell = torch.tensor(np.stack([c for _, c, _ in systems]))
     pbc = torch.tensor(np.stack([b for _, _, b in systems]))
     # small chunks: the enumeration must not depend on where chunks end
-    edges, shifts = neighbor_list(positions, cell, pbc, system_idx, sizes, cutoff, 977)
+    edges, shifts = batched_neighbor_list(positions, cell, pbc, system_idx, sizes, cutoff, 977)
     start = np.cumsum([0] + sizes)
     expected = set()
     for k, (p, c, b) in enumerate(systems):
@@ -71,7 +71,7 @@ def test_cell_list_for_large_systems_equals_vesin(pbc):
     systems = [(positions, cell, pbc), small]
     sizes = [300, 20]
     cutoff = 5.0
-    edges, shifts = neighbor_list(
+    edges, shifts = batched_neighbor_list(
         torch.tensor(np.concatenate([positions, small[0]])),
         torch.tensor(np.stack([cell, cell])),
         torch.tensor(np.stack([pbc, pbc])),
@@ -159,7 +159,7 @@ def test_zero_volume_cell_is_rejected():
     cell = torch.tensor([[[3.0, 0, 0], [6.0, 0, 0], [0, 0, 3.0]]], dtype=torch.float64)
     pbc = torch.ones(1, 3, dtype=torch.bool)
     with pytest.raises(ValueError, match="zero volume"):
-        neighbor_list(positions, cell, pbc, torch.zeros(2, dtype=torch.long), [2], 3.0)
+        batched_neighbor_list(positions, cell, pbc, torch.zeros(2, dtype=torch.long), [2], 3.0)
 
 
 def deform(rng: np.random.Generator, kind: str) -> np.ndarray:

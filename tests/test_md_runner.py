@@ -14,7 +14,7 @@ from ase.build import bulk, molecule
 from helpers import small_model
 
 from mlip.cli import main as cli_main
-from mlip.data.hdf5 import H5Dataset
+from mlip.data.hdf5 import FORMAT_NAME, FORMAT_VERSION, H5Dataset
 from mlip.md import (
     ExplosionMonitor,
     MDExplosionError,
@@ -45,7 +45,7 @@ def test_trajectory_layout_and_csv(tmp_path):
     state = result.state
     assert state.n_systems == 4 and state.step == 20
     with h5py.File(traj, "r") as f:
-        assert f.attrs["format"] == "mlip-hdf5" and f.attrs["version"] == 1
+        assert f.attrs["format"] == FORMAT_NAME and f.attrs["version"] == FORMAT_VERSION
         assert f.attrs["energy_unit"] == "eV" and f.attrs["length_unit"] == "Angstrom"
         assert len(f) == 4
         for s, name in enumerate(state.names):

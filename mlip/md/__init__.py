@@ -22,7 +22,7 @@ from mlip.md.forcefield import ForceField
 from mlip.md.integrators import BussiCSVR, LangevinBAOAB, VelocityVerlet
 from mlip.md.io import CSVLog, RestartFrame, TrajectoryWriter, read_restart, read_structures
 from mlip.md.monitor import ExplosionMonitor, MDExplosionError
-from mlip.md.neighbors import VerletList, batched_neighbor_list, neighbor_list
+from mlip.md.neighbors import VerletList, batched_neighbor_list
 from mlip.md.nose_hoover import NoseHooverChain
 from mlip.md.registry import (
     ENSEMBLES,
@@ -88,7 +88,6 @@ __all__ = [
     "from_atoms",
     "make_integrator",
     "maxwell_boltzmann",
-    "neighbor_list",
     "pressure",
     "read_restart",
     "read_structures",

@@ -48,6 +48,7 @@ from mlip.derivatives import EnergyModel, compile_model, compute
 from mlip.errors import check_known_elements
 from mlip.md.neighbors import VerletList
 from mlip.md.state import MDState
+from mlip.nn.geometry import pair_vectors
 
 
 class ForceField:
@@ -150,10 +151,9 @@ class ForceField:
         self, state: MDState, edge_index: torch.Tensor, edge_shifts: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """The edges with |R_j - R_i + S @ cell| < r_max."""
-        i, j = edge_index
-        cell = state.cell[state.system_idx[i]]
-        vectors = state.positions[j] - state.positions[i]
-        vectors = vectors + torch.einsum("ek,ekx->ex", edge_shifts, cell)
+        vectors = pair_vectors(
+            state.positions, edge_index, edge_shifts, state.cell, state.system_idx
+        )
         keep = (vectors * vectors).sum(-1) < self.neighbors.r_max**2
         return edge_index[:, keep], edge_shifts[keep]
 

@@ -165,10 +165,6 @@ def batched_neighbor_list(
     return edge_index, edge_shifts
 
 
-#: former name of :func:`batched_neighbor_list` (kept for existing callers)
-neighbor_list = batched_neighbor_list
-
-
 def _cell_list_pairs(
     wrapped: torch.Tensor,
     frac: torch.Tensor,

@@ -144,10 +144,8 @@ class MDState:
 def _as_atoms(item) -> ase.Atoms:  # noqa: ANN001 (ase.Atoms or mlip Structure)
     if isinstance(item, ase.Atoms):
         return item
-    if hasattr(item, "atomic_numbers") and hasattr(item, "positions"):
-        cell = np.zeros((3, 3)) if item.cell is None else np.asarray(item.cell)
-        pbc = np.zeros(3, bool) if item.pbc is None else np.asarray(item.pbc, bool)
-        return ase.Atoms(item.atomic_numbers, positions=item.positions, cell=cell, pbc=pbc)
+    if hasattr(item, "to_atoms"):  # an mlip Structure
+        return item.to_atoms()
     raise TypeError(f"expected ase.Atoms or mlip Structure, got {type(item).__name__}")
 
 
