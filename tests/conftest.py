@@ -1,4 +1,12 @@
-"""Shared pytest set-up: tests import their helpers module directly; one-thread fixture."""
+"""Shared pytest set-up: the test support package on ``sys.path``; one-thread fixture.
+
+Test modules import their helpers from the package ``tests/support`` as
+``from support import ...`` (or ``from support.<module> import ...``). This file puts
+the ``tests`` folder on ``sys.path`` once, before any test module is imported, so no
+test module touches ``sys.path`` itself. That works under every pytest import mode,
+and processes spawned by a test (``torch.multiprocessing.spawn``) inherit the entry.
+The tests folder is not a package on purpose: test modules keep their short names.
+"""
 
 import os
 import sys
@@ -6,7 +14,13 @@ import sys
 import pytest
 import torch
 
-sys.path.insert(0, os.path.dirname(__file__))
+TESTS = os.path.dirname(os.path.abspath(__file__))
+if TESTS not in sys.path:
+    sys.path.insert(0, TESTS)
+
+#: ``test_train_helpers.py`` only re-exports :mod:`support` names for a test module that
+#: still imports it by that name; it holds no tests, so it is not collected.
+collect_ignore = ["test_train_helpers.py"]
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ import pytest
 import torch
 from ase.build import bulk
 from ase.neighborlist import neighbor_list as ase_neighbor_list
-from helpers import ethanol, evaluate, small_model
+from support import ethanol, evaluate, small_model
 
 from mlip import keys
 from mlip.data.graph import Structure, neighbor_list

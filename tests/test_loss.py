@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-import os
-import sys
-
 import numpy as np
 import pytest
 import torch
+from support import ELEMENTS, PairModel, crystals, label, molecules, teacher
 
-sys.path.insert(0, os.path.dirname(__file__))
-from test_train_helpers import ELEMENTS, PairModel, crystals, label, molecules, teacher  # noqa: E402
-
-from mlip import keys  # noqa: E402
-from mlip.data.graph import build_batch  # noqa: E402
-from mlip.derivatives import compute, split_hessian  # noqa: E402
-from mlip.loss import ProbeSampler, SobolevLoss, mode_probes, predict, reference_hvp  # noqa: E402
+from mlip import keys
+from mlip.data.graph import build_batch
+from mlip.derivatives import compute, split_hessian
+from mlip.loss import ProbeSampler, SobolevLoss, mode_probes, predict, reference_hvp
 
 
 def labelled(n, hessian, forces=None, kind=molecules):

@@ -7,7 +7,7 @@ import pytest
 import torch
 from ase.build import bulk, molecule
 from ase.cluster import Icosahedron
-from helpers import small_model
+from support import small_model
 
 from mlip.data.graph import Structure
 from mlip.md import (

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 from ase.build import bulk, molecule
-from helpers import small_model
+from support import small_model
 
 from mlip import keys
 from mlip.data.graph import Structure, build_batch

@@ -11,7 +11,7 @@ import pytest
 import torch
 from ase.build import bulk
 from ase.calculators.lj import LennardJones as AseLennardJones
-from helpers import small_model
+from support import small_model
 from test_md_sync import SyncRecorder
 
 from mlip import keys

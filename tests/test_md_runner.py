@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 from ase.build import bulk, molecule
-from helpers import small_model
+from support import small_model
 
 from mlip.cli import main as cli_main
 from mlip.data.hdf5 import FORMAT_NAME, FORMAT_VERSION, H5Dataset

@@ -15,7 +15,7 @@ from __future__ import annotations
 import pytest
 import torch
 from ase.build import bulk, molecule
-from helpers import small_model
+from support import small_model
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from mlip.md import ForceField, Simulation, from_atoms, make_integrator

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from helpers import assert_equivariant, copper, ethanol, evaluate, small_model
+from support import assert_equivariant, copper, ethanol, evaluate, small_model
 
 from mlip import keys
 from mlip.data.graph import Structure

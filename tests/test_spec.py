@@ -129,7 +129,7 @@ def test_iterate_reads_in_chunks_in_the_given_order() -> None:
 
 
 def test_one_unknown_element_message_for_model_calculator_and_md() -> None:
-    from helpers import evaluate, small_model
+    from support import evaluate, small_model
 
     expected = "element(s) C, Cl not known to the model; it knows H, O"
     with pytest.raises(UnknownElementError) as direct:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 
 import numpy as np
 import pytest
@@ -29,7 +28,6 @@ from mlip.train.split import make_split, read_split_file, resolve_size
 from mlip.train.statistics import compute_statistics
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.dirname(__file__))
 
 
 # -- config -------------------------------------------------------------------------------
@@ -160,7 +158,7 @@ def test_split_file_is_validated_with_errors_naming_the_file_and_value(tmp_path)
 
 
 def test_trainer_uses_the_split_file_and_records_it(tmp_path):
-    from test_train_helpers import ELEMENTS, PairModel, make_h5
+    from support import ELEMENTS, PairModel, make_h5
 
     from mlip.train.trainer import Trainer
 

@@ -8,18 +8,15 @@ allowed is the order of floating-point sums in the gradient all-reduce.
 from __future__ import annotations
 
 import os
-import sys
 
 import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from support import ELEMENTS, PairModel, make_h5
 
-sys.path.insert(0, os.path.dirname(__file__))
-from test_train_helpers import ELEMENTS, PairModel, make_h5  # noqa: E402
-
-from mlip.train.config import load_config  # noqa: E402
-from mlip.train.trainer import Trainer  # noqa: E402
+from mlip.train.config import load_config
+from mlip.train.trainer import Trainer
 
 
 def make_config(h5, out):

@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 
 import numpy as np
 import pytest
 import torch
+from support import ELEMENTS, PairModel, crystals, label, molecules, teacher
 
-sys.path.insert(0, os.path.dirname(__file__))
-from test_train_helpers import ELEMENTS, PairModel, crystals, label, molecules, teacher  # noqa: E402
-
-from mlip.train import evaluate  # noqa: E402
-from mlip.train.metrics import ErrorStats, format_table  # noqa: E402
+from mlip.train import evaluate
+from mlip.train.metrics import ErrorStats, format_table
 
 
 def student():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from test_train_helpers import make_h5, quiet_run_config
+from support import make_h5, quiet_run_config
 
 from mlip.errors import CheckpointError
 from mlip.model import MLIPModel, ModelConfig, load_model

@@ -5,19 +5,16 @@ from __future__ import annotations
 import csv
 import os
 import random
-import sys
 import warnings
 
 import h5py
 import numpy as np
 import pytest
 import torch
+from support import ELEMENTS, PairModel, make_h5, quiet_run_config
 
-sys.path.insert(0, os.path.dirname(__file__))
-from test_train_helpers import ELEMENTS, PairModel, make_h5, quiet_run_config  # noqa: E402
-
-from mlip.errors import CheckpointError, DataError  # noqa: E402
-from mlip.train.trainer import Trainer  # noqa: E402
+from mlip.errors import CheckpointError, DataError
+from mlip.train.trainer import Trainer
 
 
 class Killed(Exception):

@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-import os
-import sys
-
 import numpy as np
 import pytest
 import torch
+from support import ELEMENTS, PairModel, make_h5, quiet_run_config
 
-sys.path.insert(0, os.path.dirname(__file__))
-from test_train_helpers import ELEMENTS, PairModel, make_h5, quiet_run_config  # noqa: E402
-
-from mlip import keys  # noqa: E402
-from mlip.data.graph import build_batch  # noqa: E402
-from mlip.loss import predict  # noqa: E402
-from mlip.train.trainer import VALID_PROBE_SEED, Trainer  # noqa: E402
+from mlip import keys
+from mlip.data.graph import build_batch
+from mlip.loss import predict
+from mlip.train.trainer import VALID_PROBE_SEED, Trainer
 
 
 @pytest.fixture(scope="module")

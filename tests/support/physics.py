@@ -1,60 +1,27 @@
-"""Shared test helpers: structures, small models and the equivariance check."""
+"""Evaluation of an energy model on structures, and the E(3) equivariance check (float64)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import numpy as np
 import torch
-from ase.build import bulk
 
 from mlip import derivatives, keys
 from mlip.data.graph import Structure, build_batch
-from mlip.model import MLIPModel, ModelConfig
-
-ETHANOL_Z = np.array([6, 6, 8, 1, 1, 1, 1, 1, 1])
-ETHANOL_R = np.array(
-    [
-        [-0.9357, 0.0436, -0.0201],
-        [0.4781, -0.5243, 0.0286],
-        [1.3641, 0.5593, -0.2005],
-        [-1.6251, -0.7931, 0.1021],
-        [-1.1103, 0.7802, 0.7687],
-        [-1.1342, 0.5417, -0.9796],
-        [0.6391, -1.2812, -0.7602],
-        [0.6778, -1.0161, 0.9912],
-        [1.2302, 1.2137, 0.4769],
-    ]
-)
 
 
-def ethanol(seed: int = 0, noise: float = 0.05) -> Structure:
-    rng = np.random.default_rng(seed)
-    return Structure(ETHANOL_Z.copy(), ETHANOL_R + noise * rng.standard_normal(ETHANOL_R.shape))
-
-
-def copper(size: int = 1, cubic: bool = False, seed: int = 0, noise: float = 0.05) -> Structure:
-    atoms = bulk("Cu", "fcc", a=3.61, cubic=cubic).repeat(size)
-    rng = np.random.default_rng(seed)
-    atoms.positions += noise * rng.standard_normal(atoms.positions.shape)
-    return Structure.from_atoms(atoms)
-
-
-def small_model(atomic_numbers=(1, 6, 8, 29), seed: int = 0, **overrides) -> MLIPModel:
-    """An untrained float64 model with non-trivial weights and statistics."""
-    torch.manual_seed(seed)
-    config = ModelConfig(atomic_numbers=list(atomic_numbers), **{"num_channels": 8, **overrides})
-    model = MLIPModel(config).double()
-    model.set_atomic_energies({z: -float(z) for z in atomic_numbers})
-    model.set_scale(0.7)
-    model.set_avg_num_neighbors(8.0)
-    return model
-
-
-def evaluate(model, structures, **kwargs) -> dict[str, torch.Tensor]:
-    batch = build_batch(structures, model.r_max, labels=False)
+def evaluate(
+    model: torch.nn.Module, structures: Sequence[Structure], **kwargs: Any
+) -> dict[str, torch.Tensor]:
+    """:func:`mlip.derivatives.compute` on a batch of ``structures`` (keyword options passed on)."""
+    batch = build_batch(list(structures), model.r_max, labels=False)
     return derivatives.compute(model, batch, **kwargs)
 
 
 def random_orthogonal(seed: int, reflect: bool) -> np.ndarray:
+    """A random 3x3 orthogonal matrix, a rotation (det +1) or, with ``reflect``, det -1."""
     rng = np.random.default_rng(seed)
     q, r = np.linalg.qr(rng.standard_normal((3, 3)))
     q = q * np.sign(np.diag(r))
@@ -73,7 +40,9 @@ def transformed(structure: Structure, rotation: np.ndarray, shift: np.ndarray) -
     )
 
 
-def assert_equivariant(model, structure: Structure, seed: int = 0, tol: float = 1e-10) -> None:
+def assert_equivariant(
+    model: torch.nn.Module, structure: Structure, seed: int = 0, tol: float = 1e-10
+) -> None:
     """E invariant, F equivariant (F' = F Q^T), stress S' = Q S Q^T, under O(3) x translations."""
     periodic = structure.pbc is not None and bool(np.any(structure.pbc))
     ref = evaluate(model, [structure], stress=periodic)

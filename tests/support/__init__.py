@@ -1,0 +1,54 @@
+"""The one test support package: structures, small models, evaluation helpers, data files.
+
+Test modules import it as ``from support import ...`` (``tests/conftest.py`` puts the
+``tests`` folder on ``sys.path``, once, for every test module and for the processes
+they spawn). Modules:
+
+- :mod:`support.structures`: molecules and crystals (ethanol, copper, the training
+  fixtures' small molecules and crystals);
+- :mod:`support.models`: small energy models (an untrained float64 MLIPModel, the
+  trainable toy :class:`~support.models.PairModel` and its teacher);
+- :mod:`support.physics`: evaluation, random orthogonal transforms and the E(3)
+  equivariance check of an energy model;
+- :mod:`support.data`: labelled mlip-HDF5 files written by
+  :func:`mlip.data.writer.write_mlip_hdf5`, and the config of a short test run.
+
+Classical potentials with physics of their own (Lennard-Jones, harmonic bonds) are not
+here but in :mod:`mlip.potentials`; this package holds test-only toys.
+"""
+
+from support.data import label, make_h5, quiet_run_config
+from support.models import ELEMENTS, PairModel, small_model, teacher
+from support.physics import assert_equivariant, evaluate, random_orthogonal, transformed
+from support.structures import (
+    ETHANOL_R,
+    ETHANOL_Z,
+    MOLECULE_R,
+    MOLECULE_Z,
+    copper,
+    crystals,
+    ethanol,
+    molecules,
+)
+
+__all__ = [
+    "ELEMENTS",
+    "ETHANOL_R",
+    "ETHANOL_Z",
+    "MOLECULE_R",
+    "MOLECULE_Z",
+    "PairModel",
+    "assert_equivariant",
+    "copper",
+    "crystals",
+    "ethanol",
+    "evaluate",
+    "label",
+    "make_h5",
+    "molecules",
+    "quiet_run_config",
+    "random_orthogonal",
+    "small_model",
+    "teacher",
+    "transformed",
+]
