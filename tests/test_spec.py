@@ -6,7 +6,6 @@ import os
 import stat
 
 import ase.io
-import h5py
 import numpy as np
 import pytest
 from ase import Atoms
@@ -16,6 +15,7 @@ from mlip.calculator import MLIPCalculator
 from mlip.data.graph import Structure
 from mlip.data.hdf5 import FORMAT_NAME, FORMAT_VERSION, H5Dataset
 from mlip.data.spec import StructureSpec, parse_structure_spec, read_atoms, read_conformer
+from mlip.data.writer import write_mlip_hdf5
 from mlip.errors import DataError, UnknownElementError, check_known_elements
 from mlip.fileio import atomic_path, atomic_write_text
 from mlip.md import ForceField, from_atoms, read_structures
@@ -59,13 +59,12 @@ def test_malformed_specs_are_named(spec: str, match: str) -> None:
 
 
 def _one_group_file(path, m: int = 3) -> str:  # noqa: ANN001
+    """Group 'water': m conformers, conformer k shifted by 0.01 k A with energy k eV."""
     water = molecule("H2O")
-    with h5py.File(path, "w") as f:
-        f.attrs.update(format=FORMAT_NAME, version=FORMAT_VERSION)
-        g = f.create_group("water")
-        g["atomic_numbers"] = water.numbers
-        g["positions"] = water.positions[None] + 0.01 * np.arange(m)[:, None, None]
-        g["energy"] = np.arange(m, dtype=float)
+    structures = [
+        Structure(water.numbers, water.positions + 0.01 * k, energy=float(k)) for k in range(m)
+    ]
+    write_mlip_hdf5(path, {"water": structures})
     return str(path)
 
 

@@ -7,7 +7,6 @@ import os
 import sys
 import types
 
-import h5py
 import numpy as np
 import pytest
 import scipy.constants as si
@@ -19,7 +18,8 @@ from ase.units import kB
 from scipy.spatial.transform import Rotation
 
 from mlip.calculator import MLIPCalculator
-from mlip.data.hdf5 import FORMAT_NAME, FORMAT_VERSION
+from mlip.data.graph import Structure
+from mlip.data.writer import write_mlip_hdf5
 from mlip.potentials import HarmonicBonds, LennardJones
 from mlip.vib import (
     CM1_PER_SQRT_EV_A2_AMU,
@@ -278,13 +278,9 @@ def test_read_structure_specs(tmp_path) -> None:
 
 
 def _write_h5(path, atoms: Atoms, hessian: np.ndarray) -> None:  # noqa: ANN001
-    with h5py.File(path, "w") as f:
-        f.attrs.update({"format": FORMAT_NAME, "version": FORMAT_VERSION})
-        g = f.create_group("water_minimum")
-        g["atomic_numbers"] = atoms.numbers
-        g["positions"] = atoms.positions[None]
-        g["energy"] = np.zeros(1)
-        g["hessian"] = hessian[None]
+    reference = Structure.from_atoms(atoms)
+    reference.energy, reference.hessian = 0.0, hessian
+    write_mlip_hdf5(path, {"water_minimum": [reference]})
 
 
 def test_cli_end_to_end(tmp_path, monkeypatch, capsys) -> None:
