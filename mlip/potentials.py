@@ -4,10 +4,12 @@ They serve tests (analytic physics to compare against) and examples. Every
 potential is a ``torch.nn.Module`` with ``r_max`` (Angstrom) and ``forward(batch)``
 returning ``{ENERGY: (n_systems,), NODE_ENERGY: (n_atoms,)}`` in eV; forces,
 stress and Hessians come from :mod:`mlip.derivatives` by autograd, as for the model.
+Every energy model here runs through the model contract (tests/test_model_contract.py).
 """
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from mlip import keys
@@ -72,6 +74,28 @@ class HarmonicBonds(torch.nn.Module):
         energy = (0.5 * k * (d - d0) ** 2).sum(-1)
         node_energy = torch.zeros_like(positions[:, 0])
         return {keys.ENERGY: energy, keys.NODE_ENERGY: node_energy}
+
+    def analytic_hessian(self, positions: np.ndarray) -> np.ndarray:
+        """Closed-form Hessian d2E/dR dR (3N, 3N), eV/A^2, of one system at ``positions``
+        (N, 3) A, atom-major; numpy, independent of autograd.
+
+        One spring between atoms a and b, with r = |R_b - R_a| and u = (R_b - R_a) / r,
+        adds the block K = k [u u^T + (1 - d0/r)(1 - u u^T)] at (a, a) and (b, b) and
+        -K at (a, b) and (b, a).
+        """
+        positions = np.asarray(positions, dtype=np.float64)
+        n = len(positions)
+        hessian = np.zeros((3 * n, 3 * n))
+        for (a, b), k, d0 in zip(
+            self.bonds.tolist(), self.k.tolist(), self.d0.tolist(), strict=True
+        ):
+            vector = positions[b] - positions[a]
+            r = float(np.linalg.norm(vector))
+            u = np.outer(vector, vector) / r**2
+            block = k * (u + (1.0 - d0 / r) * (np.eye(3) - u))
+            for i, j, sign in ((a, a, 1.0), (b, b, 1.0), (a, b, -1.0), (b, a, -1.0)):
+                hessian[3 * i : 3 * i + 3, 3 * j : 3 * j + 3] += sign * block
+        return hessian
 
 
 def _sum_edges(

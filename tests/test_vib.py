@@ -47,23 +47,6 @@ def wavenumber_si(eigenvalue: np.ndarray) -> np.ndarray:
     return omega / (2 * np.pi * si.c) / 100.0
 
 
-def spring_hessian(positions: np.ndarray, bonds, k, d0) -> np.ndarray:  # noqa: ANN001
-    """Analytic Hessian of sum 1/2 k (|R_a - R_b| - d0)^2 (numpy, independent of torch).
-
-    Block of one spring: k [u u^T + (1 - d0/r)(1 - u u^T)], u = (R_b - R_a)/r.
-    """
-    n = len(positions)
-    hessian = np.zeros((3 * n, 3 * n))
-    for (a, b), kk, d in zip(bonds, k, d0, strict=True):
-        vector = positions[b] - positions[a]
-        r = np.linalg.norm(vector)
-        u = vector / r
-        block = kk * (np.outer(u, u) + (1 - d / r) * (np.eye(3) - np.outer(u, u)))
-        for i, j, sign in ((a, a, 1), (b, b, 1), (a, b, -1), (b, a, -1)):
-            hessian[3 * i : 3 * i + 3, 3 * j : 3 * j + 3] += sign * block
-    return hessian
-
-
 def water(rotation: np.ndarray | None = None, shift: np.ndarray | None = None) -> Atoms:
     positions = np.array([[0.0, 0.0, 0.0], [0.7572, 0.5865, 0.0], [-0.7572, 0.5865, 0.0]])
     if rotation is not None:
@@ -94,8 +77,7 @@ def test_water_springs_match_generalised_eigenproblem() -> None:
     atoms = water()
     model = water_model(atoms)
     result = analyse_atoms(atoms, MLIPCalculator(model))
-    d0 = [atoms.get_distance(a, b) for a, b in WATER_BONDS]
-    hessian = spring_hessian(atoms.positions, WATER_BONDS, WATER_K, d0)
+    hessian = model.analytic_hessian(atoms.positions)  # closed form, not autograd
     masses = np.repeat(atoms.get_masses(), 3)
     eigenvalues = scipy.linalg.eigh(hessian, np.diag(masses), eigvals_only=True)
     reference = wavenumber_si(eigenvalues[-3:])  # the other six are exactly zero here
@@ -296,7 +278,9 @@ def test_cli_end_to_end(tmp_path, monkeypatch, capsys) -> None:
     displaced.rattle(0.02, seed=1)
     displaced.write(tmp_path / "water.xyz")
     d0 = [atoms.get_distance(a, b) for a, b in WATER_BONDS]
-    softer = spring_hessian(atoms.positions, WATER_BONDS, np.array(WATER_K) * 0.98, d0)
+    softer = HarmonicBonds(WATER_BONDS, np.array(WATER_K) * 0.98, d0).analytic_hessian(
+        atoms.positions
+    )
     _write_h5(tmp_path / "ref.h5", atoms, softer)
     argv = ["vib", str(tmp_path / "model.pt"), str(tmp_path / "water.xyz"), "--optimize"]
     argv += ["--reference", f"{tmp_path / 'ref.h5'}:water_minimum", "--temperature", "300"]
