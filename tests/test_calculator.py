@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import torch
 from ase import Atoms, units
-from ase.build import bulk
 from ase.calculators.calculator import PropertyNotImplementedError
 from ase.calculators.lj import LennardJones as AseLJ
 from ase.constraints import FixAtoms
@@ -18,6 +17,7 @@ from ase.md.verlet import VelocityVerlet
 from ase.neighborlist import neighbor_list
 from ase.optimize import BFGS, FIRE
 from ase.vibrations import Vibrations
+from support import argon_cluster, argon_crystal
 
 from mlip.calculator import MLIPCalculator
 from mlip.errors import CheckpointError, UnknownElementError
@@ -37,24 +37,7 @@ def ase_lj() -> AseLJ:
     return AseLJ(epsilon=EPS, sigma=SIGMA, rc=RC)
 
 
-def cluster(n: int = 7, seed: int = 0) -> Atoms:
-    """An argon cluster cut from fcc, rattled (no symmetry left)."""
-    atoms = bulk("Ar", "fcc", a=5.26, cubic=True).repeat((2, 2, 2))
-    centre = atoms.positions.mean(axis=0)
-    order = np.argsort(np.linalg.norm(atoms.positions - centre, axis=1))
-    small = Atoms("Ar" * n, positions=atoms.positions[order[:n]])
-    small.rattle(0.05, seed=seed)
-    return small
-
-
-def crystal(seed: int = 1, repeat: tuple[int, int, int] = (2, 2, 1)) -> Atoms:
-    """Rattled fcc argon; a = 5.2 A keeps every pair > 0.2 A away from the cutoff 8.5 A."""
-    atoms = bulk("Ar", "fcc", a=5.2, cubic=True).repeat(repeat)
-    atoms.rattle(0.02, seed=seed)
-    return atoms
-
-
-@pytest.mark.parametrize("make", [cluster, crystal], ids=["cluster", "periodic"])
+@pytest.mark.parametrize("make", [argon_cluster, argon_crystal], ids=["cluster", "periodic"])
 def test_matches_ase_lennard_jones(make) -> None:
     atoms = make()
     reference = atoms.copy()
@@ -73,9 +56,9 @@ def test_matches_ase_lennard_jones(make) -> None:
             atoms.get_stress()
 
 
-@pytest.mark.parametrize("make", [cluster, crystal], ids=["cluster", "periodic"])
+@pytest.mark.parametrize("make", [argon_cluster, argon_crystal], ids=["cluster", "periodic"])
 def test_hessian_matches_ase_finite_differences(make, tmp_path) -> None:
-    atoms = crystal(repeat=(2, 1, 1)) if make is crystal else make(5)
+    atoms = argon_crystal(repeat=(2, 1, 1)) if make is argon_crystal else make(5)
     # the shifted LJ force jumps at the cutoff: keep displaced pairs away from it
     distances = neighbor_list("d", atoms, RC + 0.5)
     assert np.abs(distances - RC).min() > 0.05
@@ -91,7 +74,7 @@ def test_hessian_matches_ase_finite_differences(make, tmp_path) -> None:
 
 
 def test_hessian_cache_follows_positions() -> None:
-    atoms = cluster(5)
+    atoms = argon_cluster(5)
     calc = MLIPCalculator(lj_model())
     first = calc.get_hessian(atoms)
     atoms.positions[0] += [0.1, 0.0, 0.0]
@@ -103,7 +86,7 @@ def test_hessian_cache_follows_positions() -> None:
 
 @pytest.mark.parametrize("optimizer", [BFGS, FIRE])
 def test_relaxation_matches_ase_lj(optimizer) -> None:
-    atoms = cluster(6, seed=3)
+    atoms = argon_cluster(6, seed=3)
     atoms.rattle(0.1, seed=4)
     reference = atoms.copy()
     atoms.calc = MLIPCalculator(lj_model())
@@ -117,7 +100,7 @@ def test_relaxation_matches_ase_lj(optimizer) -> None:
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # MaxwellBoltzmann in ASE >= 3.29
 def test_velocity_verlet_conserves_energy() -> None:
-    atoms = cluster(13, seed=5)
+    atoms = argon_cluster(13, seed=5)
     atoms.calc = MLIPCalculator(lj_model())
     BFGS(atoms, logfile=None).run(fmax=1e-2, steps=100)
     MaxwellBoltzmannDistribution(atoms, temperature_K=20, rng=np.random.default_rng(0))
@@ -133,7 +116,7 @@ def test_velocity_verlet_conserves_energy() -> None:
 
 
 def test_langevin_with_fixed_atoms_periodic() -> None:
-    atoms = crystal()
+    atoms = argon_crystal()
     atoms.set_constraint(FixAtoms(indices=[0, 1]))
     atoms.calc = MLIPCalculator(lj_model())
     start = atoms.positions.copy()
@@ -153,7 +136,7 @@ def test_langevin_with_fixed_atoms_periodic() -> None:
 
 
 def test_fix_atoms_in_bfgs() -> None:
-    atoms = cluster(6, seed=6)
+    atoms = argon_cluster(6, seed=6)
     atoms.set_constraint(FixAtoms(indices=[0]))
     atoms.calc = MLIPCalculator(lj_model())
     start = atoms.positions[0].copy()
@@ -166,9 +149,9 @@ def test_fix_atoms_in_bfgs() -> None:
 
 def test_atom_count_elements_and_cell_can_change() -> None:
     calc = MLIPCalculator(lj_model())
-    systems = [cluster(3), cluster(5), crystal(), crystal()[:-2]]
+    systems = [argon_cluster(3), argon_cluster(5), argon_crystal(), argon_crystal()[:-2]]
     systems[2].set_cell(systems[2].cell * 1.02, scale_atoms=True)
-    mixed = cluster(4)
+    mixed = argon_cluster(4)
     mixed.numbers = [18, 18, 10, 10]  # LJ is element-agnostic; the element change must register
     systems.append(mixed)
     for atoms in systems:
@@ -201,7 +184,7 @@ def test_default_dtype_untouched_and_model_converted_locally() -> None:
     torch.set_default_dtype(torch.float32)
     try:
         model = Scaled()
-        atoms = cluster(5)
+        atoms = argon_cluster(5)
         reference = atoms.copy()
         reference.calc = ase_lj()
         for dtype, tol in (("float64", 1e-10), ("float32", 1e-4)):

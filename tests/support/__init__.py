@@ -4,8 +4,8 @@ Test modules import it as ``from support import ...`` (``tests/conftest.py`` put
 ``tests`` folder on ``sys.path``, once, for every test module and for the processes
 they spawn). Modules:
 
-- :mod:`support.structures`: molecules and crystals (ethanol, copper, the training
-  fixtures' small molecules and crystals);
+- :mod:`support.structures`: molecules and crystals (ethanol, copper, argon, the
+  training fixtures' small molecules and crystals);
 - :mod:`support.models`: small energy models (an untrained float64 MLIPModel, the
   trainable toy :class:`~support.models.PairModel` and its teacher);
 - :mod:`support.physics`: evaluation, random orthogonal transforms and the E(3)
@@ -25,6 +25,8 @@ from support.structures import (
     ETHANOL_Z,
     MOLECULE_R,
     MOLECULE_Z,
+    argon_cluster,
+    argon_crystal,
     copper,
     crystals,
     ethanol,
@@ -38,6 +40,8 @@ __all__ = [
     "MOLECULE_R",
     "MOLECULE_Z",
     "PairModel",
+    "argon_cluster",
+    "argon_crystal",
     "assert_equivariant",
     "copper",
     "crystals",

@@ -60,3 +60,67 @@ def assert_equivariant(
             s_expected = qt @ ref[keys.STRESS][0] @ qt.T
             s_scale = ref[keys.STRESS].abs().max()
             assert (out[keys.STRESS][0] - s_expected).abs().max() <= tol * s_scale
+
+
+def _displaced(structure: Structure, positions: np.ndarray) -> Structure:
+    return Structure(structure.atomic_numbers, positions, structure.cell, structure.pbc)
+
+
+def finite_difference_forces(
+    model: torch.nn.Module, structure: Structure, h: float = 1e-4
+) -> np.ndarray:
+    """-dE/dR (N, 3) by central differences of the energy with steps of ``h`` A."""
+    fd = np.zeros((structure.num_atoms, 3))
+    for a in range(structure.num_atoms):
+        for x in range(3):
+            energies = []
+            for sign in (1, -1):
+                p = structure.positions.copy()
+                p[a, x] += sign * h
+                energies.append(evaluate(model, [_displaced(structure, p)])[keys.ENERGY])
+            fd[a, x] = -float(energies[0] - energies[1]) / (2 * h)
+    return fd
+
+
+def finite_difference_hessian(
+    model: torch.nn.Module, structure: Structure, h: float = 1e-4
+) -> np.ndarray:
+    """-dF/dR (3N, 3N), row k = coordinate k displaced, by central differences of the
+    autograd forces with steps of ``h`` A."""
+    dof = 3 * structure.num_atoms
+    fd = np.zeros((dof, dof))
+    for k in range(dof):
+        forces = []
+        for sign in (1, -1):
+            p = structure.positions.copy().reshape(-1)
+            p[k] += sign * h
+            moved = _displaced(structure, p.reshape(-1, 3))
+            forces.append(evaluate(model, [moved])[keys.FORCES].numpy().reshape(-1))
+        fd[k] = -(forces[0] - forces[1]) / (2 * h)
+    return fd
+
+
+def finite_difference_stress(
+    model: torch.nn.Module, structure: Structure, h: float = 1e-5
+) -> np.ndarray:
+    """(1/V) dE/d(eps) (3, 3) by central differences over symmetric strains eps applied
+    as R -> R (1 + eps), cell -> cell (1 + eps) (the sign of :mod:`mlip.derivatives`)."""
+    volume = abs(np.linalg.det(structure.cell))
+    fd = np.zeros((3, 3))
+    for a in range(3):
+        for b in range(3):
+            energies = []
+            for sign in (1, -1):
+                eps = np.zeros((3, 3))
+                eps[a, b] += sign * h / 2
+                eps[b, a] += sign * h / 2
+                deformed = np.eye(3) + eps
+                strained = Structure(
+                    structure.atomic_numbers,
+                    structure.positions @ deformed,
+                    structure.cell @ deformed,
+                    structure.pbc,
+                )
+                energies.append(float(evaluate(model, [strained])[keys.ENERGY]))
+            fd[a, b] = (energies[0] - energies[1]) / (2 * h) / volume
+    return fd

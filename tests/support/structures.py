@@ -1,8 +1,9 @@
-"""Test structures (Angstrom): ethanol, fcc copper, and the training fixtures' systems."""
+"""Test structures (Angstrom): ethanol, fcc copper, argon, and the training fixtures' systems."""
 
 from __future__ import annotations
 
 import numpy as np
+from ase import Atoms
 from ase.build import bulk
 
 from mlip.data.graph import Structure
@@ -68,3 +69,20 @@ def crystals(n: int, seed: int = 1) -> list[Structure]:
             )
         )
     return out
+
+
+def argon_cluster(n: int = 7, seed: int = 0) -> Atoms:
+    """An argon cluster of ``n`` atoms cut from fcc (a = 5.26 A), rattled (no symmetry left)."""
+    atoms = bulk("Ar", "fcc", a=5.26, cubic=True).repeat((2, 2, 2))
+    centre = atoms.positions.mean(axis=0)
+    order = np.argsort(np.linalg.norm(atoms.positions - centre, axis=1))
+    small = Atoms("Ar" * n, positions=atoms.positions[order[:n]])
+    small.rattle(0.05, seed=seed)
+    return small
+
+
+def argon_crystal(seed: int = 1, repeat: tuple[int, int, int] = (2, 2, 1)) -> Atoms:
+    """Rattled fcc argon; a = 5.2 A keeps every pair > 0.2 A away from the cutoff 8.5 A."""
+    atoms = bulk("Ar", "fcc", a=5.2, cubic=True).repeat(repeat)
+    atoms.rattle(0.02, seed=seed)
+    return atoms
