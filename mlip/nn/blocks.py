@@ -14,7 +14,8 @@ per channel and are multiplied by the envelope, so an edge beyond r_c contribute
 exactly nothing. The gate applies SiLU to scalars and multiplies each l > 0 irrep by
 a sigmoid of its own gate scalar. Every operation is E(3)-equivariant, so energies
 built from the scalar outputs are invariant under rotations, reflections and
-translations (tested in tests/test_model_physics.py).
+translations (tested block by block in tests/test_nn_equivariance.py, and on the
+model in tests/test_model_contract.py).
 """
 
 from __future__ import annotations
