@@ -9,11 +9,10 @@ from __future__ import annotations
 import csv
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 import yaml
+from support.processes import run_python, torchrun_args
 
 from mlip.cli import main
 from mlip.errors import CheckpointError
@@ -112,24 +111,16 @@ def test_resume_with_another_model_is_refused(run):
 
 
 def test_top_level_train_py_is_the_train_command():
-    result = subprocess.run(
-        [sys.executable, os.path.join(ROOT, "train.py"), "--help"],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=60,
-    )
+    result = run_python([os.path.join(ROOT, "train.py"), "--help"], cwd=ROOT)
     assert result.returncode == 0 and "--hessian-weight" in result.stdout
 
 
 def test_torchrun_two_cpu_ranks_end_to_end(tmp_path):
     """``torchrun --nproc_per_node 2 train.py``: gloo on CPU, rank 0 alone prints and writes."""
     out = tmp_path / "ddp"
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-               os.path.join(ROOT, "train.py"), *train_args(out)[1:]]  # fmt: skip
+    command = torchrun_args(2, os.path.join(ROOT, "train.py"), train_args(out)[1:])
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, env=env,
-                            timeout=300)  # fmt: skip
+    result = run_python(command, cwd=ROOT, env=env)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "2 rank(s)" in result.stdout and result.stdout.count("run directory") == 1
     assert {"model.pt", "last.ckpt", "eval.json"} <= set(os.listdir(out))
