@@ -7,14 +7,13 @@ by hand.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import os
-import sys
 
 import numpy as np
 import pytest
+from support.benchmarks import load_benchmark
 
 from mlip.data.hdf5 import H5Dataset
 from mlip.data.writer import write_mlip_hdf5
@@ -25,23 +24,6 @@ SMALL_MODEL = {"model.num_channels": 8, "model.l_max": 1, "model.num_layers": 1}
 SMALL_ARGS = ["--num-channels", "8", "--l-max", "1", "--hidden-l-max", "1", "--num-layers", "1"]
 
 pytestmark = pytest.mark.skipif(not os.path.exists(DATA), reason="reference data not present")
-
-
-def _load(name: str):
-    """Import a benchmark script by path (benchmarks/ is not a package; its scripts
-    import their shared module ``common`` from their own folder)."""
-    if os.path.join(ROOT, "benchmarks") not in sys.path:
-        sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
-    module_name = f"_bench_{name}"
-    if module_name in sys.modules:
-        return sys.modules[module_name]
-    spec = importlib.util.spec_from_file_location(
-        module_name, os.path.join(ROOT, "benchmarks", f"{name}.py")
-    )
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module  # dataclasses look their module up while defining
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +42,7 @@ def tiny_data(tmp_path_factory) -> str:
 
 
 def test_draw_sets_are_disjoint_nested_and_reproducible():
-    sobolev = _load("sobolev")
+    sobolev = load_benchmark("sobolev")
     mask = np.zeros(200, dtype=bool)
     mask[::4] = True  # 50 Hessian-carrying conformers
     sets = sobolev.draw_sets(mask, [5, 20, 40], [60], n_valid=10, n_test=30, seed=0)
@@ -79,7 +61,7 @@ def test_draw_sets_are_disjoint_nested_and_reproducible():
 
 
 def test_sobolev_curve_in_process(tiny_data, tmp_path):
-    sobolev = _load("sobolev")
+    sobolev = load_benchmark("sobolev")
     options = sobolev.Options(
         data=tiny_data,
         sizes=[4],
@@ -129,7 +111,7 @@ def test_sobolev_curve_in_process(tiny_data, tmp_path):
 
 
 def test_sobolev_run_in_subprocess(tiny_data, tmp_path):
-    sobolev = _load("sobolev")
+    sobolev = load_benchmark("sobolev")
     options = sobolev.Options(
         data=tiny_data,
         sizes=[4],
@@ -149,7 +131,7 @@ def test_sobolev_run_in_subprocess(tiny_data, tmp_path):
 
 
 def test_training_throughput_rows(tiny_data):
-    throughput = _load("training_throughput")
+    throughput = load_benchmark("training_throughput")
     rows = throughput.measure(
         tiny_data,
         batch_sizes=(2, 3),

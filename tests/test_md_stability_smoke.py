@@ -1,25 +1,17 @@
 """Smoke tests of benchmarks/md_stability.py on tiny runs (analytic potentials, float64)."""
 
-import importlib.util
 import itertools
 import json
-import os
-import sys
 
 import numpy as np
 import pytest
 import torch
 from ase.build import molecule
+from support.benchmarks import load_benchmark
 
 from mlip.potentials import HarmonicBonds, LennardJones
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-_spec = importlib.util.spec_from_file_location(
-    "md_stability", os.path.join(ROOT, "benchmarks", "md_stability.py")
-)
-md_stability = importlib.util.module_from_spec(_spec)
-sys.modules["md_stability"] = md_stability  # dataclasses look their module up
-_spec.loader.exec_module(md_stability)
+md_stability = load_benchmark("md_stability")
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")

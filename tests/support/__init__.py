@@ -12,6 +12,9 @@ they spawn). Modules:
   equivariance check of an energy model;
 - :mod:`support.data`: labelled mlip-HDF5 files written by
   :func:`mlip.data.writer.write_mlip_hdf5`, and the config of a short test run.
+- :mod:`support.benchmarks`: the scripts of ``benchmarks/`` imported by path;
+- :mod:`support.processes`: Python subprocesses (``train.py``, ``torchrun``) with a hang
+  guard instead of a time limit, so that a loaded machine cannot fail a test.
 
 Classical potentials with physics of their own (Lennard-Jones, harmonic bonds) are not
 here but in :mod:`mlip.potentials`; this package holds test-only toys.
