@@ -128,3 +128,15 @@ def test_each_layer_imports_only_lower_layers() -> None:
         if unit(source) != unit(target) and LAYERS[unit(target)] >= LAYERS[unit(source)]
     )
     assert not upward, "imports of a layer at or above the importer's: " + ", ".join(upward)
+
+
+def test_architecture_md_lists_the_same_layers() -> None:
+    """The layer table of ARCHITECTURE.md (rows ``| N | `unit`, `unit` | role |``) is LAYERS."""
+    text = (Path(__file__).resolve().parents[1] / "ARCHITECTURE.md").read_text()
+    documented = {}
+    for line in text.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) >= 2 and cells[0].isdigit():
+            for name in cells[1].split(","):
+                documented[name.strip().strip("`")] = int(cells[0])
+    assert documented == LAYERS
