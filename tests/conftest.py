@@ -18,10 +18,6 @@ TESTS = os.path.dirname(os.path.abspath(__file__))
 if TESTS not in sys.path:
     sys.path.insert(0, TESTS)
 
-#: ``test_train_helpers.py`` only re-exports :mod:`support` names for a test module that
-#: still imports it by that name; it holds no tests, so it is not collected.
-collect_ignore = ["test_train_helpers.py"]
-
 
 @pytest.fixture(scope="module")
 def one_thread():

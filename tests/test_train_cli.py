@@ -105,9 +105,12 @@ def test_resume_continues_and_eval_reproduces_the_final_table(run, tmp_path, cap
     assert capsys.readouterr().out.splitlines()[-1].split()[:2] == ["all", "1"]
 
 
-def test_resume_with_another_model_is_refused(run):
+def test_resume_with_another_model_is_refused(run, capsys):
+    args = ["train", "--out", str(run), "--resume", "--channels", "8", "--no-progress"]
     with pytest.raises(CheckpointError, match="model.num_channels: 4 -> 8"):
-        main(["train", "--out", str(run), "--resume", "--channels", "8", "--no-progress"])
+        main([*args, "--debug"])
+    assert main(args) == 1  # without --debug: one line naming the change
+    assert "model.num_channels: 4 -> 8" in capsys.readouterr().err
 
 
 def test_top_level_train_py_is_the_train_command():

@@ -4,21 +4,17 @@ metrics, one-line CLI errors and nothing written for bad input."""
 from __future__ import annotations
 
 import math
-import os
-import sys
 
 import numpy as np
 import pytest
 import torch
+from support import ELEMENTS, PairModel, make_h5, quiet_run_config
 
-sys.path.insert(0, os.path.dirname(__file__))
-from test_train_helpers import ELEMENTS, PairModel, make_h5, quiet_run_config  # noqa: E402
-
-from mlip.cli import main  # noqa: E402
-from mlip.data.hdf5 import FORMAT_NAME, FORMAT_VERSION  # noqa: E402
-from mlip.train.config import TrainConfig  # noqa: E402
-from mlip.train.metrics import EV_PER_A3_IN_GPA, ErrorStats, format_table  # noqa: E402
-from mlip.train.trainer import Trainer  # noqa: E402
+from mlip.cli import main
+from mlip.data.hdf5 import FORMAT_NAME, FORMAT_VERSION
+from mlip.train.config import TrainConfig
+from mlip.train.metrics import EV_PER_A3_IN_GPA, ErrorStats, format_table
+from mlip.train.trainer import Trainer
 
 
 @pytest.fixture(scope="module")
