@@ -166,3 +166,14 @@ def test_stage_two_raises_the_energy_weight_and_tracks_the_best_anew(h5, tmp_pat
     assert resumed.stage == 2 and resumed.loss.weights["energy"] == t.loss.weights["energy"]
     with pytest.raises(ValueError, match="stage_two_start must be in"):
         trainer(h5, tmp_path / "bad", **{"loss.stage_two_start": 1.5})
+
+
+def test_hessian_every_k_steps_probes_only_those_steps(h5, tmp_path):
+    t = trainer(h5, tmp_path / "run", **{"loss.hessian_every": 3, "train.max_epochs": 1})
+    indices = t.split["train"][:10]
+    probed = []
+    for step in range(6):
+        t.step = step
+        probed.append(any(p for _, _, p in t._partition(indices, training=True)))
+    assert probed == [True, False, False, True, False, False]
+    assert any(p for _, _, p in t._partition(indices, training=False))  # validation probes

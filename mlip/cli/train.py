@@ -38,6 +38,7 @@ OPTIONS: dict[str, tuple[str, type | None, str]] = {
     "--hessian-weight": ("loss.hessian_weight", float, "weight of the Hessian term (0: off)"),
     "--stress-weight": ("loss.stress_weight", float, "weight of the stress term"),
     "--hessian-probes": ("loss.hessian_probes", int, "probe vectors per conformer and step"),
+    "--hessian-every": ("loss.hessian_every", int, "the Hessian term on every k-th step"),
     "--probe-kind": (
         "loss.probe_kind",
         str,

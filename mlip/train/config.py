@@ -84,6 +84,7 @@ class LossConfig:
     stage_two_start: float | None = None
     stage_two_energy_weight: float = 1.0
     hessian_probes: int = 2
+    hessian_every: int = 1  # the Hessian term on every k-th training step
     probe_kind: str = "gaussian"  # see mlip.loss.PROBE_KINDS
     huber_delta: float | None = None  # None: squared error
 
@@ -203,6 +204,7 @@ class TrainConfig:
             "train.max_epochs": self.train.max_epochs,
             "train.max_time": self.train.max_time,
             "train.patience": self.train.patience,
+            "loss.hessian_every": self.loss.hessian_every,
             "train.valid_every": self.train.valid_every,
         }
         for name, value in positive.items():

@@ -274,15 +274,17 @@ class Trainer:
     ) -> list[tuple[np.ndarray, list[Structure], bool]]:
         """The non-empty sub-batches ``(indices, structures, probed)`` of ``indices``.
 
-        Without a weighted Hessian term the batch stays whole and unprobed (validation
-        then reports no H v errors); otherwise the conformers with a reference Hessian
-        form the probed sub-batch and the others the unprobed one.
+        Without a weighted Hessian term, and on the training steps between every
+        ``loss.hessian_every``-th, the batch stays whole and unprobed (validation then
+        reports no H v errors); otherwise the conformers with a reference Hessian form
+        the probed sub-batch and the others the unprobed one.
         """
         indices = np.asarray(indices, dtype=np.int64)
         if len(indices) == 0:
             return []
         structures = self.source.get(indices)
-        if self.loss.weights["hessian"] <= 0:
+        skipped = training and self.step % self.config.loss.hessian_every != 0
+        if self.loss.weights["hessian"] <= 0 or skipped:
             return [(indices, structures, False)]
         has = np.array([s.hessian is not None for s in structures], dtype=bool)
         parts = []
