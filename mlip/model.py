@@ -50,7 +50,7 @@ class Architecture:
     envelope_p: int = 6
     l_max: int = 2
     hidden_l_max: int = 1
-    num_channels: int = 32
+    num_channels: int = 64
     num_layers: int = 2
     radial_hidden: int = 32
     correlation: int = 2
