@@ -46,6 +46,7 @@ import torch
 from mlip import keys
 from mlip.derivatives import EnergyModel, compile_model, compute
 from mlip.errors import check_known_elements
+from mlip.md.config import DEFAULTS
 from mlip.md.neighbors import VerletList
 from mlip.md.state import MDState
 from mlip.nn.geometry import pair_vectors
@@ -66,7 +67,7 @@ class ForceField:
     def __init__(
         self,
         model: EnergyModel,
-        skin: float = 1.0,
+        skin: float = DEFAULTS.skin,
         max_candidates: int = 2**20,
         deferred: bool = False,
         prune: bool | None = None,

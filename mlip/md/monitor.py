@@ -20,6 +20,7 @@ from __future__ import annotations
 import torch
 
 from mlip import keys
+from mlip.md.config import DEFAULTS
 from mlip.md.state import MDState
 from mlip.nn.geometry import edge_vectors
 
@@ -51,8 +52,8 @@ class ExplosionMonitor:
 
     def __init__(
         self,
-        max_force: float = 100.0,
-        min_distance: float = 0.5,
+        max_force: float = DEFAULTS.max_force,
+        min_distance: float = DEFAULTS.min_distance,
         max_displacement: float | None = None,
     ) -> None:
         if not max_force > 0:
