@@ -131,17 +131,26 @@ def make_batches(
     return [with_hessian[(k % distinct) * batch_size :][:batch_size] for k in range(count)]
 
 
-def time_steps(trainer, batches: list[np.ndarray], warmup: int) -> float:  # noqa: ANN001
-    """Seconds for the train steps on ``batches[warmup:]``, after ``warmup`` untimed ones."""
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
+
+
+def time_steps(  # noqa: ANN001
+    trainer, batches: list[np.ndarray], warmup: int, clock: str = "wall"
+) -> float:
+    """Seconds for the train steps on ``batches[warmup:]``, after ``warmup`` untimed ones.
+
+    ``clock="cpu"``: this process's CPU seconds (with one torch thread the same as wall
+    time on a quiet machine, and hardly changed by other jobs sharing the cores)."""
     for batch in batches[:warmup]:
         trainer.train_step(batch)
     synchronize = torch.cuda.synchronize if trainer.device.type == "cuda" else lambda: None
     synchronize()
-    start = time.perf_counter()
+    now = CLOCKS[clock]
+    start = now()
     for batch in batches[warmup:]:
         trainer.train_step(batch)
     synchronize()
-    return time.perf_counter() - start
+    return now() - start
 
 
 def measure(
@@ -157,6 +166,7 @@ def measure(
     device: str = "cpu",
     overrides: dict[str, Any] | None = None,
     seed: int = 0,
+    clock: str = "wall",
 ) -> list[Row]:
     """All rows: per dtype one Trainer without the Hessian term and one per K (same seed);
     every batch kind and size, the same batches for each Trainer."""
@@ -171,7 +181,7 @@ def measure(
                 for kind in kinds:
                     for batch_size in batch_sizes:
                         batches = make_batches(trainer, kind, batch_size, warmup + steps, seed)
-                        seconds = time_steps(trainer, batches, warmup)
+                        seconds = time_steps(trainer, batches, warmup, clock)
                         share = float(np.mean(mask[np.concatenate(batches[warmup:])]))
                         rows.append(Row(dtype, batch_size, kind, k > 0, k, steps, seconds, share))
                 trainer.dataset.close()
@@ -228,6 +238,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--pool", type=int, default=600, help=pool_help)
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    clock_help = "wall time, or this process's CPU time (one thread on a shared machine)"
+    p.add_argument("--clock", choices=list(CLOCKS), default="wall", help=clock_help)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     start = time.perf_counter()
@@ -241,10 +253,12 @@ def main(argv: list[str] | None = None) -> int:
         warmup=args.warmup,
         pool=args.pool,
         device=args.device,
+        clock=args.clock,
     )
     total = time.perf_counter() - start
     print(f"ethanol, {args.device}, {torch.get_num_threads()} thread(s), K = {args.probes}, "
-          f"{args.steps} timed steps per row ({total:.0f} s in all)")  # fmt: skip
+          f"{args.steps} timed steps per row, {args.clock} clock "
+          f"({total:.0f} s in all)")  # fmt: skip
     print(format_table(rows))
     found = ratios(rows)
     for kind in args.batches:
