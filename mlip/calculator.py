@@ -125,6 +125,14 @@ class MLIPCalculator(Calculator):
         """Neighbour-list cutoff, Angstrom (the model's r_max)."""
         return float(self.model.r_max)  # 0 for models without a neighbour list
 
+    @property
+    def interaction_range(self) -> float:
+        """Receptive field, Angstrom: num_layers x r_max for a message-passing model
+        (``model.config.num_layers``), r_max for a model without layers. An atom's energy
+        depends on the atoms within this distance (force constants reach up to twice it)."""
+        layers = getattr(getattr(self.model, "config", None), "num_layers", 1)
+        return float(layers) * self.cutoff
+
     def calculate(
         self,
         atoms=None,  # noqa: ANN001 (ase.Atoms)

@@ -11,7 +11,8 @@ Layers, bottom to top (each module imports only those above it in this list):
   :mod:`mlip.vib.io`: :func:`read_structure` (an ASE file or an mlip HDF5 conformer
   ``FILE.h5[:GROUP[:INDEX]]``, see :mod:`mlip.data.spec`) and :func:`read_reference`;
 * :mod:`mlip.vib.relax`: :func:`relax`, tight relaxation (ASE optimiser + Newton steps
-  with the Hessian), and :func:`stationarity_warning`, the check that a geometry is a
+  with the Hessian), :func:`relax_cell` (positions and cell, for crystals) and
+  :func:`stationarity_warning`, the check that a geometry is a
   stationary point of the model before its frequencies are trusted.
 
 The Hessian itself comes from :meth:`mlip.calculator.MLIPCalculator.get_hessian` (or
@@ -35,6 +36,7 @@ from mlip.vib.relax import (
     STATIONARY_STRESS_GPA,
     RelaxResult,
     relax,
+    relax_cell,
     stationarity_warning,
 )
 from mlip.vib.thermo import thermochemistry
@@ -55,6 +57,7 @@ __all__ = [
     "read_reference",
     "read_structure",
     "relax",
+    "relax_cell",
     "stationarity_warning",
     "thermochemistry",
 ]

@@ -235,3 +235,34 @@ def newton_step(
     g = basis.T @ np.asarray(gradient).reshape(-1)
     coefficients = (vectors[:, keep].T @ g) / values[keep]
     return -basis @ (vectors[:, keep] @ coefficients)
+
+
+def relax_cell(
+    atoms,  # noqa: ANN001 (periodic ase.Atoms, modified in place)
+    fmax: float = 1e-3,
+    steps: int = 500,
+    optimizer=BFGS,  # noqa: ANN001 (an ase.optimize.Optimizer class)
+    logfile: str | None = None,
+) -> RelaxResult:
+    """Relax positions and cell together (ASE's ``FrechetCellFilter`` + ``optimizer``).
+
+    Converged when every generalised force of the filter (atomic forces, eV/A, and the
+    stress times the volume per atom, eV) is below ``fmax``; ``steps`` bounds the
+    optimiser. The calculator must give the stress (a periodic 3D cell).
+    """
+    from ase.filters import FrechetCellFilter
+
+    if fmax <= 0:
+        raise ValueError(f"fmax must be > 0 eV/A, got {fmax}")
+    if atoms.calc is None:
+        raise ValueError("relax_cell needs a calculator attached to atoms")
+    opt = optimizer(FrechetCellFilter(atoms), logfile=logfile)
+    converged = bool(opt.run(fmax=fmax, steps=steps))
+    return RelaxResult(
+        converged=converged,
+        fmax=max_force(atoms),
+        energy=float(atoms.get_potential_energy()),
+        optimizer_steps=int(opt.nsteps),
+        newton_steps=0,
+        note=f"cell and positions ({optimizer.__name__} on FrechetCellFilter)",
+    )
