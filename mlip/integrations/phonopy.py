@@ -195,7 +195,8 @@ def unitcell_qpoints(phonon, qpoints: np.ndarray) -> np.ndarray:  # noqa: ANN001
 def frequencies_at(phonon, qpoints: np.ndarray) -> np.ndarray:  # noqa: ANN001
     """Frequencies (K, bands), THz, ascending, imaginary as negative, at q-points (K, 3)
     in reduced coordinates of phonopy's primitive cell."""
-    return np.array([phonon.get_frequencies(q) for q in np.asarray(qpoints).reshape(-1, 3)])
+    phonon.run_qpoints(np.asarray(qpoints, dtype=float).reshape(-1, 3))
+    return np.array(phonon.qpoints.frequencies)
 
 
 @dataclass
@@ -257,8 +258,8 @@ class Mesh:
 
 def mesh_and_dos(phonon, mesh: float | Sequence[int] = 30.0) -> Mesh:  # noqa: ANN001
     """``run_mesh`` (``mesh``: three numbers, or a length in A for phonopy's automatic
-    mesh) and ``run_total_dos``."""
-    phonon.run_mesh(mesh)
+    mesh; Gamma-centred, so that the point group reduces it) and ``run_total_dos``."""
+    phonon.run_mesh(mesh, is_gamma_center=True)
     phonon.run_total_dos()
     result, dos = phonon.mesh, phonon.total_dos
     return Mesh(
