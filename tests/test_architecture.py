@@ -32,9 +32,12 @@ LAYERS = {
     "calculator": 3,
     "vib": 3,
     "md": 3,
-    "train": 4,
-    "cli": 5,
-    "mlip": 6,
+    "integrations": 4,
+    "train": 5,
+    "phonons": 5,
+    "ts": 5,
+    "cli": 6,
+    "mlip": 7,
 }
 
 
