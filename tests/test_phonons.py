@@ -234,3 +234,36 @@ def test_thin_supercell_warning_names_both_lengths(tmp_path, cu_model) -> None:
     (warning,) = [w for w in result.warnings if "interaction range" in w]
     assert "4.17 A" in warning and "10.00 A (num_layers 2 x r_max 5 A)" in warning
     assert any("interaction range" in line for line in lines)
+
+
+def test_benchmark_script_smoke() -> None:
+    """benchmarks/phonons.py on the spring crystal: the three methods agree."""
+    from support.benchmarks import load_benchmark
+
+    bench = load_benchmark("phonons")
+    assert [len(c.repeat(s)) for c, s in bench.systems().values()] == [108, 107]
+    cell = bulk("Cu", "fcc", a=A, cubic=True)
+    row = bench.time_system(MLIPCalculator(springs()), cell, (2, 2, 2), repeats=1)
+    assert [row[m][2] for m in ("directions", "rows", "displacements")] == [1, 3, 1]
+    assert row["max_dnu"] < 1e-3 * row["fmax_THz"]
+
+
+def test_band_path_labels_follow_the_cell_setting() -> None:
+    """The same orthorhombic crystal with its axes permuted (and phonopy's primitive cell
+    the input cell): each labelled point has the same frequencies in both settings."""
+    lj = LennardJones(epsilon=0.05, sigma=2.5, r_max=5.5)
+    by_label = []
+    for lengths in [(3.0, 3.4, 3.8), (3.8, 3.0, 3.4)]:
+        cell = Atoms("Ar", cell=np.diag(lengths), pbc=True)
+        phonon = ph.make_phonopy(cell, (3, 3, 3), primitive_matrix=np.eye(3))
+        ph.exact_force_constants(phonon, MLIPCalculator(lj))
+        bands = ph.band_structure(phonon, npoints=5)
+        points = {}
+        for frequencies, (start, end) in zip(
+            bands.frequencies, bands.segment_labels(), strict=True
+        ):
+            points[start], points[end] = frequencies[0], frequencies[-1]
+        by_label.append(points)
+    assert sorted(by_label[0]) == ["Gamma", "R", "S", "T", "U", "X", "Y", "Z"]
+    for label, frequencies in by_label[0].items():
+        np.testing.assert_allclose(by_label[1][label], frequencies, atol=1e-6, err_msg=label)

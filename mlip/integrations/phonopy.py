@@ -201,9 +201,10 @@ def frequencies_at(phonon, qpoints: np.ndarray) -> np.ndarray:  # noqa: ANN001
 
 @dataclass
 class BandStructure:
-    """Along phonopy's automatic path (seekpath): per segment q-points (primitive reduced
-    coordinates), distances (1/A, without 2 pi) and frequencies (THz); labels of the
-    segment ends and whether each segment connects to the next."""
+    """Along seekpath's path (:func:`band_structure`): per segment q-points (reduced
+    coordinates of phonopy's primitive cell), distances (1/A, without 2 pi) and
+    frequencies (THz); labels of the segment ends (phonopy's compressed list) and
+    whether each segment connects to the next."""
 
     qpoints: list[np.ndarray]
     distances: list[np.ndarray]
@@ -226,20 +227,80 @@ class BandStructure:
 
 def _plain_label(label: str) -> str:
     text = label.replace("$", "").replace("\\mathrm{", "").replace("}", "")
-    return "Gamma" if text in ("\\Gamma", "G") else text
+    return "Gamma" if text in ("\\Gamma", "G", "GAMMA") else text
 
 
 def band_structure(phonon, npoints: int = 51) -> BandStructure:  # noqa: ANN001
-    """phonopy's ``auto_band_structure`` (needs seekpath), as arrays."""
-    phonon.auto_band_structure(npoints=npoints)
+    """The band structure along seekpath's path for phonopy's primitive cell, as arrays.
+
+    Like phonopy's ``auto_band_structure`` (the same HPKOT path and labels), except that
+    seekpath's special points, given in its standardised (possibly permuted and rotated)
+    primitive cell, are converted to phonopy's primitive cell first: phonopy uses them
+    as they are, which puts them under the wrong labels when its primitive cell is not
+    seekpath's (e.g. an explicit ``primitive_matrix`` of a cell in a non-standard
+    setting; phonopy's "auto" primitive is standardised and agrees). ``npoints`` q-points on
+    the longest segment, the others in proportion (at least 2).
+    """
+    ends, labels, connections = seekpath_path(phonon)
+    lattice = np.asarray(phonon.primitive.cell)  # rows, A
+    reciprocal = np.linalg.inv(lattice).T  # rows, 1/A without 2 pi
+    lengths = [np.linalg.norm((b - a) @ reciprocal) for a, b in ends]
+    longest = max(lengths) if lengths and max(lengths) > 0 else 1.0
+    paths = []
+    for (start, end), length in zip(ends, lengths, strict=True):
+        count = max(2, int(round((npoints - 1) * length / longest)) + 1)
+        paths.append(start + np.linspace(0.0, 1.0, count)[:, None] * (end - start))
+    phonon.run_band_structure(paths, path_connections=connections, labels=labels)
     bands = phonon.band_structure
     return BandStructure(
         qpoints=[np.array(q) for q in bands.qpoints],
         distances=[np.array(d) for d in bands.distances],
         frequencies=[np.array(f) for f in bands.frequencies],
-        labels=list(bands.labels or []),
+        labels=list(bands.labels or labels),
         connections=list(bands.path_connections),
     )
+
+
+def seekpath_path(phonon) -> tuple[list[tuple[np.ndarray, np.ndarray]], list[str], list[bool]]:  # noqa: ANN001
+    """Segment end points (reduced coordinates of phonopy's primitive cell), labels in
+    phonopy's compressed form (one per junction of connected segments) and connections.
+
+    seekpath gives q in reduced coordinates of its standardised primitive cell, whose
+    Cartesian frame is the input's rotated by ``rotation_matrix`` R (v_std = R v): the
+    Cartesian q of the input frame is R^T q_std, and its reduced coordinates in
+    phonopy's primitive cell are a_i . q (a_i the primitive vectors, no 2 pi).
+    """
+    try:
+        import seekpath
+    except ImportError as err:
+        raise RuntimeError(f"the band path needs seekpath ({err}); pip install seekpath") from err
+    primitive = phonon.primitive
+    path = seekpath.get_path(
+        (np.asarray(primitive.cell), np.asarray(primitive.scaled_positions), primitive.numbers)
+    )
+    rotation = np.asarray(path["rotation_matrix"])
+    reciprocal_std = np.asarray(path["reciprocal_primitive_lattice"]) / (2 * np.pi)  # rows
+    lattice = np.asarray(primitive.cell)
+
+    def convert(label: str) -> np.ndarray:
+        q_std = np.asarray(path["point_coords"][label]) @ reciprocal_std  # Cartesian, std
+        return lattice @ (rotation.T @ q_std)
+
+    segments = path["path"]
+    ends = [(convert(a), convert(b)) for a, b in segments]
+    connections = [segments[k][1] == segments[k + 1][0] for k in range(len(segments) - 1)]
+    connections.append(False)
+    labels = [_tex_label(segments[0][0])]
+    for k, (_, b) in enumerate(segments):
+        labels.append(_tex_label(b))
+        if not connections[k] and k + 1 < len(segments):
+            labels.append(_tex_label(segments[k + 1][0]))
+    return ends, labels, connections
+
+
+def _tex_label(name: str) -> str:
+    """seekpath's "GAMMA", "X_1" -> phonopy-style labels ("$\\Gamma$", "$\\mathrm{X_1}$")."""
+    return "$\\Gamma$" if name == "GAMMA" else f"$\\mathrm{{{name}}}$"
 
 
 @dataclass
