@@ -284,7 +284,7 @@ def seekpath_path(phonon) -> tuple[list[tuple[np.ndarray, np.ndarray]], list[str
 
     def convert(label: str) -> np.ndarray:
         q_std = np.asarray(path["point_coords"][label]) @ reciprocal_std  # Cartesian, std
-        return lattice @ (rotation.T @ q_std)
+        return np.round(lattice @ (rotation.T @ q_std), 10) + 0.0  # no -0.0 or 1e-17
 
     segments = path["path"]
     ends = [(convert(a), convert(b)) for a, b in segments]
