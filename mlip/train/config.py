@@ -75,7 +75,7 @@ class LossConfig:
 
     energy_weight: float = 0.01
     forces_weight: float = 1.0
-    hessian_weight: float = 1.0
+    hessian_weight: float = 3.0
     stress_weight: float = 1.0
     normalize: bool = True
     # stage two (MACE's "SWA" stage): from this fraction of the budget on (without a
@@ -83,9 +83,11 @@ class LossConfig:
     # and the best model is tracked anew; None: one stage
     stage_two_start: float | None = None
     stage_two_energy_weight: float = 1.0
-    hessian_probes: int = 2
+    hessian_probes: int = 1
     hessian_every: int = 1  # the Hessian term on every k-th training step
-    probe_kind: str = "gaussian"  # see mlip.loss.PROBE_KINDS
+    # frequency-scaled normal modes: soft torsions weigh like stiff stretches
+    # (validation frequency error 2x lower than gaussian probes; README Results)
+    probe_kind: str = "frequencies"  # see mlip.loss.PROBE_KINDS
     huber_delta: float | None = None  # None: squared error
 
 
@@ -233,7 +235,8 @@ class TrainConfig:
 
 #: keys a run's saved config lacks when it was written before they existed, with the
 #: value that reproduces how that run trained
-LEGACY_VALUES = {"loss.normalize": False}
+# keys newer than some saved runs, with the value those runs trained with
+LEGACY_VALUES = {"loss.normalize": False, "loss.probe_kind": "gaussian"}
 
 
 def saved_config(values: dict[str, Any], source: str) -> TrainConfig:
