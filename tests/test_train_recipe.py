@@ -177,3 +177,22 @@ def test_hessian_every_k_steps_probes_only_those_steps(h5, tmp_path):
         probed.append(any(p for _, _, p in t._partition(indices, training=True)))
     assert probed == [True, False, False, True, False, False]
     assert any(p for _, _, p in t._partition(indices, training=False))  # validation probes
+
+
+def test_batches_hold_only_hessian_or_only_plain_conformers(h5, tmp_path):
+    """With the Hessian term on, an epoch's batches are homogeneous in the Hessian label
+    (one mixed batch at most) and still cover every training conformer once."""
+    t = trainer(h5, tmp_path / "run", **{"data.batch_size": 3})
+    train = t.split["train"]
+    mask = t.dataset.hessian_mask
+    assert 0 < mask[train].sum() < len(train)  # a mixed training set
+    for _ in range(3):
+        order = t._epoch_order(train)
+        assert sorted(order.tolist()) == sorted(train.tolist())
+        batches = [order[i : i + 3] for i in range(0, len(order), 3)]
+        mixed = [b for b in batches if 0 < mask[b].sum() < len(b)]
+        assert len(mixed) <= 1
+    plain = trainer(h5, tmp_path / "plain", **{"loss.hessian_weight": 0.0})
+    order = plain._epoch_order(train)
+    batches = [order[i : i + 5] for i in range(0, len(order), 5)]
+    assert any(0 < mask[b].sum() < len(b) for b in batches) or mask[train].sum() <= 1

@@ -434,7 +434,7 @@ class Trainer:
         try:
             while cfg.max_epochs is None or self.epoch < cfg.max_epochs:
                 if self.epoch_order is None:
-                    self.epoch_order = self.order_rng.permutation(train)
+                    self.epoch_order = self._epoch_order(train)
                 total = "" if cfg.max_epochs is None else f"/{cfg.max_epochs}"
                 bar.set_description(f"epoch {self.epoch + 1}{total}")
                 stop = False
@@ -477,6 +477,30 @@ class Trainer:
             "steps": self.step,
             "elapsed_s": self.elapsed,
         }
+
+    def _epoch_order(self, train: np.ndarray) -> np.ndarray:
+        """A shuffled order of the training conformers whose consecutive batches hold
+        either only conformers with a reference Hessian or only conformers without (one
+        mixed batch at most, where the two groups meet).
+
+        With the Hessian term on, a mixed batch is two sub-batches (:meth:`_partition`):
+        two passes of fixed cost, the probed one for a few conformers. Homogeneous
+        batches make an epoch of a data set with a fraction f of Hessians cost about
+        (1 - f) + f x (the cost of a probed step), and weigh each Hessian conformer's
+        term as in a data set where all carry one (a lone Hessian in a mixed batch would
+        carry the whole term of its step). Without the term: a plain permutation.
+        """
+        order = self.order_rng.permutation(train)
+        if self.loss.weights["hessian"] <= 0:
+            return order
+        has = self.dataset.hessian_mask[order]
+        if has.all() or not has.any():
+            return order
+        size = self.config.data.batch_size
+        grouped = np.concatenate([order[has], order[~has]])
+        full = len(grouped) // size
+        batches = grouped[: full * size].reshape(full, size)[self.order_rng.permutation(full)]
+        return np.concatenate([batches.ravel(), grouped[full * size :]])
 
     def _elapsed_now(self) -> float:
         """Training seconds so far, this invocation included while :meth:`fit` runs."""
