@@ -8,10 +8,14 @@ import math
 import numpy as np
 import pytest
 import torch
-from support import ELEMENTS, PairModel, make_h5, quiet_run_config
+from support import ELEMENTS, PairModel, make_h5, quiet_run_config, small_model
 
+from mlip import keys
 from mlip.cli import main
+from mlip.data.graph import build_batch
 from mlip.data.hdf5 import FORMAT_NAME, FORMAT_VERSION
+from mlip.derivatives import compute
+from mlip.model import load_model
 from mlip.train.config import TrainConfig
 from mlip.train.metrics import EV_PER_A3_IN_GPA, ErrorStats, format_table
 from mlip.train.trainer import Trainer
@@ -196,3 +200,37 @@ def test_batches_hold_only_hessian_or_only_plain_conformers(h5, tmp_path):
     order = plain._epoch_order(train)
     batches = [order[i : i + 5] for i in range(0, len(order), 5)]
     assert any(0 < mask[b].sum() < len(b) for b in batches) or mask[train].sum() <= 1
+
+
+def test_refit_removes_a_common_energy_offset_and_leaves_forces(h5, tmp_path):
+    """The final E0 refit takes out a per-atom energy offset of the best model (here one
+    put in by hand), changes no force, and model.pt holds the refit E0."""
+    base = {"data.train_size": 20, "data.valid_size": 6, "data.batch_size": 5,
+            "train.max_epochs": 2, "train.tensorboard": False}  # fmt: skip
+    t = Trainer(quiet_run_config(h5, tmp_path / "run", base), model=small_model(ELEMENTS))
+    summary = t.fit()  # refits at the end (the default)
+    assert set(summary["atomic_energy_shifts"]) == set(ELEMENTS)
+    assert all(abs(d) < 1e-9 for d in t.refit_atomic_energies().values())  # idempotent
+    fitted = t.best_state["atomic_energies"].clone()
+    t.best_state["atomic_energies"] = fitted + 0.05  # +50 meV on every atom
+    t.refit_atomic_energies()
+    # the same training energies as before the offset (E0 per element may differ where
+    # the compositions do not determine them)
+    counts = np.array(
+        [[np.sum(s.atomic_numbers == z) for z in t.model.atomic_numbers]
+         for s in t.source.get(t.split["train"])], dtype=np.float64,
+    )  # fmt: skip
+    change = (t.best_state["atomic_energies"] - fitted).numpy()
+    assert np.abs(counts @ change).max() < 1e-8
+    t.best_state["atomic_energies"] = fitted
+    t._save_best_model()
+    saved = load_model(str(tmp_path / "run" / "model.pt"))
+    assert torch.allclose(saved.atomic_energies.double(), fitted.double(), atol=1e-8)
+    structures = t.source.get(t.split["valid"][:4])
+    batch = build_batch(structures, saved.r_max, torch.float64, "cpu")
+    moved = t.best_model().double()
+    moved.atomic_energies += 0.05
+    a, b = compute(saved, batch), compute(moved, batch)
+    n = batch[keys.NUM_ATOMS].double()
+    assert torch.allclose(b[keys.ENERGY] - a[keys.ENERGY], 0.05 * n, atol=1e-8)
+    assert torch.allclose(a[keys.FORCES], b[keys.FORCES], atol=1e-10)

@@ -30,6 +30,11 @@ def run_training(config: Any, model: Any = None, callbacks: list | None = None) 
                 f"{result['steps']} steps, {result['elapsed_s']:.1f} s; best validation loss "
                 f"{result['best_loss']:.4g} at epoch {result['best_epoch']:.2f}"
             )
+            if result["atomic_energy_shifts"]:
+                shifts = ", ".join(
+                    f"{z}: {d * 1000:+.2f}" for z, d in result["atomic_energy_shifts"].items()
+                )
+                print(f"E0 refit on the training energies [meV]: {shifts}")
         if config.train.evaluate and context.is_main:
             # evaluated in float64 whatever the training dtype, like a loaded model
             results = evaluate.evaluate_splits(

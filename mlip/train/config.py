@@ -145,6 +145,9 @@ class RunConfig:
     progress: bool = True
     tensorboard: bool = True
     evaluate: bool = True  # error table and parity plots at the end
+    # at the end, shift E0 by the least-squares fit of the best model's training-set
+    # energy residuals (the common per-atom offset forces leave free)
+    refit_atomic_energies: bool = True
     stats_max_structures: int = 5000  # conformers used for the dataset statistics
 
 
@@ -236,7 +239,11 @@ class TrainConfig:
 #: keys a run's saved config lacks when it was written before they existed, with the
 #: value that reproduces how that run trained
 # keys newer than some saved runs, with the value those runs trained with
-LEGACY_VALUES = {"loss.normalize": False, "loss.probe_kind": "gaussian"}
+LEGACY_VALUES = {
+    "loss.normalize": False,
+    "loss.probe_kind": "gaussian",
+    "train.refit_atomic_energies": False,
+}
 
 
 def saved_config(values: dict[str, Any], source: str) -> TrainConfig:
