@@ -9,14 +9,16 @@ without it (weight 0). Two kinds of batches (``--batches``):
 
 * ``worst``: every conformer of the batch carries a reference Hessian (the worst case
   for the Hessian term);
-* ``mixed``: batches drawn at random (seeded, without replacement inside a batch) from
-  all training conformers, of which about 10% carry a Hessian, as in real training.
+* ``mixed``: the batches of training epochs over all training conformers, of which
+  about 10% carry a Hessian, as the trainer forms them (``Trainer._epoch_order``): with
+  the Hessian term on, batches hold only conformers with a Hessian or only conformers
+  without, so about 10% of the steps pay for the probes; without it, plain shuffles.
 
-The same batches are timed with and without the Hessian term. The trainer evaluates
-the conformers with and without a Hessian as two sub-batches, so only the former pay
-for the probes. The model and loss are the defaults of ``mlip train``. Each row:
-``--warmup`` untimed steps, then ``--steps`` timed ones; throughput = steps x batch /
-time. Timings of a machine shared with other jobs are noisy; rerun the rows you quote.
+The worst-case batches are the same with and without the Hessian term; the mixed ones
+are epochs of the same sizes and label shares. The model and loss are the defaults of
+``mlip train``. Each row: ``--warmup`` untimed steps, then ``--steps`` timed ones;
+throughput = steps x batch / time. Timings of a machine shared with other jobs are
+noisy; rerun the rows you quote.
 
     python benchmarks/training_throughput.py                  # CPU, about 2 min
     python benchmarks/training_throughput.py --device cuda --steps 50 --probes 1 2
@@ -114,11 +116,15 @@ def make_batches(
     seed: int = 0,
 ) -> list[np.ndarray]:
     """``count`` batches of training conformers: ``worst`` (all with a Hessian, cycled)
-    or ``mixed`` (drawn at random from all training conformers)."""
+    or ``mixed`` (consecutive epochs in the trainer's own order, full batches only)."""
     train = trainer.split["train"]
     if kind == "mixed":
-        rng = np.random.default_rng(seed)
-        return [rng.choice(train, batch_size, replace=False) for _ in range(count)]
+        batches: list[np.ndarray] = []
+        while len(batches) < count:
+            order = trainer._epoch_order(train, batch_size)
+            full = len(order) // batch_size
+            batches.extend(order[: full * batch_size].reshape(full, batch_size))
+        return batches[:count]
     if kind != "worst":
         raise ValueError(f"batch kind must be 'worst' or 'mixed', got {kind!r}")
     with_hessian = train[trainer.dataset.hessian_mask[train]]
@@ -232,7 +238,12 @@ def main(argv: list[str] | None = None) -> int:
                    help="Hessian probes K per conformer (one row set per K)")  # fmt: skip
     p.add_argument("--batches", nargs="+", default=["worst", "mixed"],
                    choices=["worst", "mixed"], help="batch kinds (see above)")  # fmt: skip
-    p.add_argument("--steps", type=int, default=20, help="timed steps per row")
+    p.add_argument(
+        "--steps",
+        type=int,
+        default=50,
+        help="timed steps per row (mixed: about 10%% of them probed)",
+    )
     p.add_argument("--warmup", type=int, default=3, help="untimed steps before timing")
     pool_help = "training conformers of the Trainer (about 10%% carry a Hessian)"
     p.add_argument("--pool", type=int, default=600, help=pool_help)

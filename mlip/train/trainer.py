@@ -485,7 +485,7 @@ class Trainer:
             "elapsed_s": self.elapsed,
         }
 
-    def _epoch_order(self, train: np.ndarray) -> np.ndarray:
+    def _epoch_order(self, train: np.ndarray, size: int | None = None) -> np.ndarray:
         """A shuffled order of the training conformers whose consecutive batches hold
         either only conformers with a reference Hessian or only conformers without (one
         mixed batch at most, where the two groups meet).
@@ -503,7 +503,7 @@ class Trainer:
         has = self.dataset.hessian_mask[order]
         if has.all() or not has.any():
             return order
-        size = self.config.data.batch_size
+        size = size or self.config.data.batch_size
         grouped = np.concatenate([order[has], order[~has]])
         full = len(grouped) // size
         batches = grouped[: full * size].reshape(full, size)[self.order_rng.permutation(full)]
