@@ -9,6 +9,10 @@
             xy), eV/A^3, ASE sign (positive under tension, pressure P = -tr(sigma)/3);
             only for periodic systems with a 3D cell
 * :meth:`MLIPCalculator.get_hessian`: H = d2E/dR dR (3N, 3N) eV/A^2, exact (autograd)
+* for a committee (:class:`mlip.committee.Committee`, e.g. a ``mlip train --committee K``
+  file) the values above are the committee mean, and ``results`` also holds
+  ``energy_std`` (eV) and ``forces_std`` (N,) eV/A, the members' spread per atom
+  (:func:`mlip.committee.committee_spread`)
 
 All derivatives come from :func:`mlip.derivatives.compute`. The model is evaluated in
 the calculator's own dtype/device; torch's global default dtype is never changed.
@@ -28,11 +32,13 @@ import torch
 from ase.calculators.calculator import Calculator, all_changes
 
 from mlip import keys
+from mlip.committee import committee_spread, is_committee
 from mlip.data.graph import atoms_to_batch, matrix_to_voigt
 from mlip.derivatives import compile_model, compute, split_hessian
 from mlip.errors import CheckpointError, check_known_elements
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
+SPREAD = ("energy_std", "forces_std")  # committee results (eV, eV/A per atom)
 
 
 def _resolve_dtype(dtype: str | torch.dtype) -> torch.dtype:
@@ -113,6 +119,9 @@ class MLIPCalculator(Calculator):
         self.device = torch.device(device)
         self.model = load_calculator_model(model_or_path, self.device, self.dtype)
         self._compiled = compile_model(self.model) if compile else self.model
+        self.committee = is_committee(self.model)
+        if self.committee:
+            self.implemented_properties = [*self.implemented_properties, *SPREAD]
         known = getattr(self.model, "atomic_numbers", None)
         self.known_numbers: set[int] | None = None if known is None else {int(z) for z in known}
 
@@ -136,7 +145,9 @@ class MLIPCalculator(Calculator):
         want_hessian = "hessian" in properties
         batch = atoms_to_batch(atoms, self.cutoff, dtype=self.dtype, device=self.device)
         model = self.model if want_hessian else self._compiled
-        out = compute(model, batch, forces=True, stress=periodic, hessian=want_hessian)
+        out = compute(
+            model, batch, forces=True, stress=periodic, hessian=want_hessian, members=self.committee
+        )
 
         def numpy(t: torch.Tensor) -> np.ndarray:
             return t.detach().to("cpu", torch.float64).numpy()
@@ -149,6 +160,12 @@ class MLIPCalculator(Calculator):
         self.results["forces"] = numpy(out[keys.FORCES]).reshape(len(atoms), 3)
         if periodic:
             self.results["stress"] = matrix_to_voigt(numpy(out[keys.STRESS])[0])
+        if keys.MEMBER_FORCES in out:
+            spread = committee_spread(
+                out[keys.MEMBER_ENERGY], out[keys.MEMBER_FORCES], batch[keys.BATCH], 1
+            )
+            self.results["energy_std"] = float(numpy(spread["energy_std"])[0])
+            self.results["forces_std"] = numpy(spread["forces_std"]).reshape(len(atoms))
         if want_hessian:
             (block,) = split_hessian(out[keys.HESSIAN], batch[keys.NUM_ATOMS])
             self.results["hessian"] = numpy(block)

@@ -25,6 +25,7 @@ LAYERS = {
     "data": 1,
     "nn": 1,
     "modes": 1,
+    "committee": 1,
     "model": 2,
     "derivatives": 2,
     "potentials": 2,
