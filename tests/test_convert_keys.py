@@ -60,8 +60,15 @@ def test_reference_keys_are_read(tmp_path: Path) -> None:
 def test_cli_key_options(tmp_path: Path, capsys) -> None:
     mace_file(tmp_path / "train.xyz", np.random.default_rng(1))
     out = tmp_path / "b.h5"
-    assert main(["convert", str(tmp_path / "train.xyz"), str(out), "--energy-key",
-                 "REF_energy", "--forces-key", "REF_forces", "--stress-key", "REF_stress"]) == 0  # fmt: skip
+    keys = [
+        "--energy-key",
+        "REF_energy",
+        "--forces-key",
+        "REF_forces",
+        "--stress-key",
+        "REF_stress",
+    ]
+    assert main(["convert", str(tmp_path / "train.xyz"), str(out), *keys]) == 0
     assert "H2O: 3 atoms, 3 conformers, labels: energy forces" in capsys.readouterr().out
     assert main(["convert", str(tmp_path / "train.xyz"), str(tmp_path / "c.h5")]) == 1
     assert "--energy-key" in capsys.readouterr().err
