@@ -34,8 +34,10 @@ LAYERS = {
     "vib": 3,
     "md": 3,
     "train": 4,
-    "cli": 5,
-    "mlip": 6,
+    "labelling": 4,
+    "learn": 5,
+    "cli": 6,
+    "mlip": 7,
 }
 
 

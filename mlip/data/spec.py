@@ -137,8 +137,10 @@ def read_frames(spec: str | StructureSpec) -> list[Structure]:
     ``FILE.h5`` gives every conformer of every group, ``FILE.h5:GROUP`` those of one
     group, ``FILE.h5:GROUP:INDEX`` that conformer; any other file gives every frame of
     ``ase.io.read(file, index=":")``, grouped by atoms and periodicity and named after
-    the formula like :func:`mlip.data.formats.asefile.read_ase` (index: the frame's). The
-    labels of the input are dropped (``mlip label`` computes new ones).
+    the formula like :func:`mlip.data.formats.asefile.read_ase`. ``index`` numbers the
+    structures of the spec (the frame's index; for HDF5 the conformer's position over
+    the groups read). The labels of the input are dropped (``mlip label`` computes new
+    ones).
     """
     source = parse_structure_spec(spec) if isinstance(spec, str) else spec
     _check_exists(source.file)
@@ -148,7 +150,8 @@ def read_frames(spec: str | StructureSpec) -> list[Structure]:
             return [_geometry(one, one.group, one.index)]
         dataset = H5Dataset(source.file, groups=None if source.group is None else [source.group])
         try:
-            return [_geometry(s, s.group, s.index) for s in dataset.iterate(range(len(dataset)))]
+            everything = dataset.iterate(range(len(dataset)))
+            return [_geometry(s, s.group, k) for k, s in enumerate(everything)]
         finally:
             dataset.close()
     import ase.io

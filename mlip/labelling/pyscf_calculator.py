@@ -32,14 +32,18 @@ def _pyscf():  # noqa: ANN202
 
 def basis_elements(basis: str) -> frozenset[int]:
     """The elements (Z 1..86) for which PySCF has the basis set ``basis``."""
+    import warnings
+
     gto, _, _ = _pyscf()
     known = set()
-    for z in range(1, 87):
-        try:
-            if gto.basis.load(basis, chemical_symbols[z]):
-                known.add(z)
-        except Exception:  # noqa: BLE001, S112 (PySCF raises several kinds for a missing basis)
-            continue
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # PySCF warns for each element the basis lacks
+        for z in range(1, 87):
+            try:
+                if gto.basis.load(basis, chemical_symbols[z]):
+                    known.add(z)
+            except Exception:  # noqa: BLE001, S112 (several kinds for a missing basis)
+                continue
     if not known:
         raise ValueError(f"PySCF knows no basis set {basis!r}")
     return frozenset(known)
