@@ -26,9 +26,10 @@ class LearnConfig:
     selection (frames above ``min_force_std``, most uncertain first, no two closer than
     ``diversity``; a system stops above ``max_force_std``); the labels (``budget``
     labeller calls in all, failed ones included, at most ``per_round`` a round,
-    ``rattles`` rattled copies (``rattle_std``) of each seed in round 0, Hessians on ``hessian_fraction`` of the labels); the committee
-    (``committee`` members, ``bootstrap``, ``train``: dotted :class:`TrainConfig`
-    overrides, ``finetune``: later rounds start from the previous committee).
+    ``rattles`` rattled copies (``rattle_std``) of each seed in round 0, Hessians on
+    ``hessian_fraction`` of the labels); the committee (``committee`` members,
+    ``bootstrap``, ``train``: dotted :class:`TrainConfig` overrides, ``finetune``: later
+    rounds start from the previous committee).
     The loop stops when the budget is spent, when a round's largest force std is below
     ``min_force_std`` (converged) or after ``max_rounds`` rounds of MD.
     """

@@ -12,13 +12,14 @@ Round 0 labels ``rattles`` copies of each seed (the seed itself and Gaussian rat
 4. retrains the committee on every label (:mod:`mlip.train.committee`), from the
    previous committee with ``finetune``.
 
-It stops when the budget (labeller calls: labels and failures) is spent, when a
-round's MD finds no frame above ``min_force_std`` (converged: the largest uncertainty fell below the threshold) or
-after ``max_rounds``. Output ``OUT``: ``model.pt`` (the last committee), ``data.h5``
-(every label, one group per seed), ``rounds.csv`` and ``rounds.png`` (the per-round
-table, :mod:`mlip.learn.report`), ``round_<k>/`` (candidates, selection, labels,
-committee run), ``config.json`` and ``state.json`` (the phase reached: ``--resume``
-continues a stopped loop where it stopped, each phase's files written atomically).
+It stops when the budget (labeller calls: labels and failures) is spent, when a round's
+MD finds no frame above ``min_force_std`` (converged: the largest uncertainty fell below
+the threshold) or after ``max_rounds``. Output ``OUT``: ``model.pt`` (the last
+committee), ``data.h5`` (every label, one group per seed), ``rounds.csv`` and
+``rounds.png`` (the per-round table, :mod:`mlip.learn.report`), ``round_<k>/``
+(candidates, selection, labels, committee run), ``config.json`` and ``state.json`` (the
+phase reached: ``--resume`` continues a stopped loop where it stopped, each phase's
+files written atomically).
 """
 
 from __future__ import annotations
