@@ -99,6 +99,17 @@ def test_frames_above_collect_force_std_are_written(committee, tmp_path) -> None
     assert cu[0].pbc.all() and len(cu[0]) == 4
 
 
+def test_a_stopped_systems_last_frame_is_collected(committee) -> None:
+    first = run_md(committee, systems(), steps=0, progress=False).force_std[0]
+    threshold = float(np.mean(first))
+    result = run_md(committee, systems(), steps=8, log_every=4, max_force_std=threshold,
+                    collect_force_std=1e9, progress=False, init_velocities=False)  # fmt: skip
+    (frame,) = result.uncertainty.frames  # none above 1e9 at the log steps; the stop only
+    high = ["0000_C2H6O_r0", "0001_Cu4_r0"][int(np.argmax(first))]
+    assert frame.info["system"] == high and frame.info["stopped"] is True
+    assert frame.info["step"] == 1 == result.uncertainty.stopped[high].step
+
+
 def test_mlip_md_cli_stops_and_reports(committee, tmp_path, capsys) -> None:
     path = tmp_path / "committee.pt"
     committee.save(path)

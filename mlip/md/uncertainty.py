@@ -12,8 +12,9 @@ small vectors to the host, once, clears the running maximum and
   from the batch with :meth:`Simulation.select`; ``stopped`` keeps the step, time and
   value; the others go on);
 * with ``collect_force_std``: at log steps, keeps the frames of the systems whose force
-  std exceeds it (``frames``: ``ase.Atoms`` with ``info`` system, step, time_fs,
-  force_std_eVA), written by :meth:`write_frames` to any ASE format (extxyz).
+  std exceeds it, and the last frame of every system stopped (``frames``: ``ase.Atoms``
+  with ``info`` system, step, time_fs, force_std_eVA, stopped), written by
+  :meth:`write_frames` to any ASE format (extxyz).
 
 Nothing here runs inside a chunk, so MD stays free of host syncs between checks.
 """
@@ -70,22 +71,24 @@ class UncertaintyWatch:
         sim.state = state.replace(force_std_max=None)
         for name, value in zip(state.names, largest, strict=True):
             self.peak[name] = max(self.peak.get(name, 0.0), float(value))
-        if log_step and self.collect_force_std is not None:
-            chosen = np.nonzero(current > self.collect_force_std)[0]
-            if chosen.size:
+        over = np.zeros(len(largest), dtype=bool)
+        if self.max_force_std is not None:
+            over = largest > self.max_force_std
+        if self.collect_force_std is not None:
+            chosen = current > self.collect_force_std
+            chosen = (chosen & log_step) | over  # a stopped system's last frame too
+            if chosen.any():
                 atoms = state.to_atoms()
-                for s in chosen.tolist():
+                for s in np.nonzero(chosen)[0].tolist():
                     frame = atoms[s]
                     frame.info.update(
                         system=state.names[s],
                         step=int(state.step),
                         time_fs=float(state.time),
                         force_std_eVA=float(current[s]),
+                        stopped=bool(over[s]),
                     )
                     self.frames.append(frame)
-        if self.max_force_std is None:
-            return True
-        over = largest > self.max_force_std
         if not over.any():
             return True
         for s in np.nonzero(over)[0].tolist():
