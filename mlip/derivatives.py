@@ -8,12 +8,15 @@ For an energy model E(R, cell) (eV, Angstrom) and a batch of systems:
 * stress      sigma = -W / V  (ASE sign convention)          (n_systems, 3, 3), eV/A^3
 * Hessian     H = d2E/dR dR = -dF/dR, one (3N_s, 3N_s) atom-major block per system
 * HVP         H v = d(dE/dR . v)/dR, one extra reverse pass (differentiable when training)
+* rows        H[3i + a, :] of selected atoms i, (3k, 3 n_atoms): k atoms cost 3k products
 
 The Hessian rows of all systems of a batch are taken together: a probe that is one-hot
 at local coordinate k of every system returns row k of every block in one
 vector-Jacobian product, so a batch costs max_s(3 N_s) products, evaluated in
 vectorised chunks (``torch.autograd.grad(..., is_grads_batched=True)``, i.e. vmap)
-with a plain loop as fallback.
+with a plain loop as fallback. :func:`hessian_rows` takes the rows of selected atoms
+only (one-hot probes at their coordinates), at a cost proportional to their number: a
+crystal's force constants need the rows of its symmetry-irreducible atoms only.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ def compute(
     training: bool = False,
     hessian_probes: torch.Tensor | None = None,
     hessian_chunk: int | None = None,
+    hessian_atoms: torch.Tensor | None = None,
     members: bool = False,
 ) -> dict[str, torch.Tensor]:
     """Evaluate a model and the requested derivatives on a batch.
@@ -51,7 +55,11 @@ def compute(
     per-system blocks, see :mod:`mlip.keys`). ``hessian_probes`` (n_atoms, 3), one probe
     vector per system on its own atoms, adds HESSIAN_PROBED (n_atoms, 3): H_s v_s on
     the atoms of each system, differentiable; probes of shape (K, n_atoms, 3) give
-    (K, n_atoms, 3) in one vectorised pass. ``training=True`` keeps the graph so
+    (K, n_atoms, 3) in one vectorised pass (``hessian_chunk`` at a time when given, see
+    :func:`hessian_vector_products`). ``hessian_atoms`` (k,) indices into the
+    batch's atoms adds HESSIAN_ROWS (3k, 3 n_atoms): the rows 3i, 3i+1, 3i+2 of each
+    selected atom i of the batch-wide Hessian (zero outside the atom's own system), see
+    :func:`hessian_rows`. ``training=True`` keeps the graph so
     that a loss of these outputs can be back-propagated to the weights.
     ``members=True`` with a committee (a model whose output holds MEMBER_ENERGY,
     :mod:`mlip.committee`) adds MEMBER_FORCES (n_members, n_atoms, 3), eV/A: one reverse
@@ -59,7 +67,8 @@ def compute(
     The input batch is not modified.
     """
     batch = dict(batch)
-    need_grad = forces or stress or hessian or hessian_probes is not None
+    want_second = hessian or hessian_probes is not None or hessian_atoms is not None
+    need_grad = forces or stress or want_second
     positions = batch[keys.POSITIONS].detach()
     if need_grad:
         positions = positions.requires_grad_(True)
@@ -73,7 +82,7 @@ def compute(
         if not need_grad:
             return out
         inputs = [positions] + ([strain] if stress else [])
-        create_graph = training or hessian or hessian_probes is not None
+        create_graph = training or want_second
         if members and keys.MEMBER_ENERGY in out:
             grads, out[keys.MEMBER_FORCES] = _member_gradients(
                 out[keys.MEMBER_ENERGY], inputs, create_graph
@@ -89,7 +98,11 @@ def compute(
             volume = torch.linalg.det(batch[keys.CELL]).abs().clamp_min(1e-12)
             out[keys.VIRIAL] = virial
             out[keys.STRESS] = -virial / volume[:, None, None]
-        if hessian_probes is not None:
+        if hessian_probes is not None and hessian_probes.dim() == 3 and hessian_chunk:
+            out[keys.HESSIAN_PROBED] = hessian_vector_products(
+                grad_positions, positions, hessian_probes, hessian_chunk, training
+            )
+        elif hessian_probes is not None:
             out[keys.HESSIAN_PROBED] = _hessian_vector_products(
                 grad_positions, positions, hessian_probes, training
             )
@@ -97,6 +110,11 @@ def compute(
             chunk = hessian_chunk or auto_hessian_chunk(batch[keys.EDGE_INDEX].shape[1])
             out[keys.HESSIAN] = hessian_blocks(
                 grad_positions, positions, batch[keys.NUM_ATOMS], chunk, training
+            )
+        if hessian_atoms is not None:
+            chunk = hessian_chunk or auto_hessian_chunk(batch[keys.EDGE_INDEX].shape[1])
+            out[keys.HESSIAN_ROWS] = hessian_rows(
+                grad_positions, positions, hessian_atoms, chunk, training
             )
     if not training:
         out = {k: v.detach() for k, v in out.items()}
@@ -212,6 +230,56 @@ def hessian_blocks(
         o, d = int(offsets[s]), int(dof[s])
         blocks.append(rows[:d, o : o + d].reshape(-1))
     return torch.cat(blocks)
+
+
+def hessian_rows(
+    grad_positions: torch.Tensor,
+    positions: torch.Tensor,
+    atoms: torch.Tensor | list[int],
+    chunk: int = 64,
+    create_graph: bool = False,
+) -> torch.Tensor:
+    """Exact rows of the Hessian of selected atoms from dE/dR (built with create_graph=True).
+
+    ``atoms`` (k,) are indices into ``positions`` (n_atoms, 3). Returns (3k, 3 n_atoms),
+    eV/A^2: row 3m + a is d(dE/dR_{atoms[m], a})/dR, atom-major columns (x0, y0, z0, x1,
+    ...). Each row is the product of the Hessian with a one-hot vector
+    (:func:`hessian_vector_products`), so the cost is proportional to k, not to n_atoms.
+    """
+    n_atoms = positions.shape[0]
+    atoms = torch.as_tensor(atoms, dtype=torch.long, device=positions.device).reshape(-1)
+    if len(atoms) and (int(atoms.min()) < 0 or int(atoms.max()) >= n_atoms):
+        raise IndexError(f"atom indices must be in 0..{n_atoms - 1}, got {atoms.tolist()}")
+    coords = (3 * atoms[:, None] + torch.arange(3, device=atoms.device)).reshape(-1)
+    probes = torch.zeros(len(coords), 3 * n_atoms, dtype=positions.dtype, device=positions.device)
+    probes[torch.arange(len(coords), device=coords.device), coords] = 1.0
+    products = hessian_vector_products(
+        grad_positions, positions, probes.reshape(-1, n_atoms, 3), chunk, create_graph
+    )
+    return products.reshape(len(coords), 3 * n_atoms)
+
+
+def hessian_vector_products(
+    grad_positions: torch.Tensor,
+    positions: torch.Tensor,
+    vectors: torch.Tensor,
+    chunk: int = 64,
+    create_graph: bool = False,
+) -> torch.Tensor:
+    """H v for K vectors v (K, n_atoms, 3), A, from dE/dR (built with create_graph=True).
+
+    Returns (K, n_atoms, 3), eV/A (eV/A^2 times the vectors' A): the exact linear
+    response of the forces, -H v, is the change of the forces for a displacement v.
+    ``chunk`` products at a time are vectorised (vmap), with a loop fallback. (The
+    loss's probes, :func:`compute` without ``hessian_chunk``, take
+    ``_hessian_vector_products`` instead: one reverse pass per probe when training.)
+    """
+    out = torch.empty(vectors.shape, dtype=positions.dtype, device=positions.device)
+    flat_grad = grad_positions.reshape(-1)
+    for start in range(0, len(vectors), chunk):
+        part = vectors[start : start + chunk].reshape(-1, flat_grad.numel())
+        out[start : start + len(part)] = _batched_vjp(flat_grad, positions, part, create_graph)
+    return out
 
 
 def _batched_vjp(

@@ -33,6 +33,9 @@ VIRIAL = "virial"  # (n_systems, 3, 3) float, eV, -dE/d(strain)
 # Hessians of all systems, flattened block by block: system s contributes its
 # (3 N_s, 3 N_s) atom-major block d2E/dR dR (eV/Angstrom^2) in row-major order.
 HESSIAN = "hessian"  # (sum_s (3 N_s)^2,) float, eV/Angstrom^2
+# Rows of selected atoms i of the batch-wide Hessian, (3k, 3 n_atoms), eV/Angstrom^2: row
+# 3m + a is d(dE/dR_{i_m, a})/dR (zero outside the system of atom i_m)
+HESSIAN_ROWS = "hessian_rows"
 # Hessian-vector products H_s v_s for one probe vector v_s per system, (n_atoms, 3), eV/A^2*A
 HESSIAN_PROBED = "hessian_probed"
 # committees (mlip.committee): the energy of each member and, from

@@ -10,7 +10,9 @@ with masses m (amu):
    centre of mass r_a,i = sqrt(m_i) e_a x (R_i - R_com); orthonormalise them. A linear
    molecule has one null rotation (about its axis), which is dropped, leaving 5; a
    periodic system keeps only the 3 translations (rotating a crystal rotates its cell,
-   so rotations are not zero modes of a fixed-cell Hessian); a single atom has 3;
+   so rotations are not zero modes of a fixed-cell Hessian); a single atom has 3; a
+   partial Hessian (the block of some atoms while the others stay fixed, as in ASE's
+   ``Vibrations(indices=...)``) has none: the fixed atoms anchor the free ones;
 3. build an orthonormal basis B (3N x n_vib) of the complement of the external space
    and diagonalise B^T K B = U diag(lambda) U^T. This equals diagonalising P K P with
    P = 1 - sum_v v v^T on its non-trivial subspace, and gives exactly n_vib = 3N - 6
@@ -39,7 +41,7 @@ CM1_PER_SQRT_EV_A2_AMU: float = 1e10 * sqrt(units._e / units._amu) / (2.0 * pi *
 #: eV per cm^-1 (h c x 1 cm^-1), from ase.units.
 EV_PER_CM1: float = float(units.invcm)
 
-GEOMETRIES = ("monatomic", "linear", "nonlinear", "periodic")
+GEOMETRIES = ("monatomic", "linear", "nonlinear", "periodic", "partial")
 
 
 @dataclass(frozen=True)
@@ -74,22 +76,31 @@ def normal_modes(
     linear: bool | None = None,
     periodic: bool = False,
     linear_tol: float = 1e-5,
+    partial: bool = False,
 ) -> NormalModes:
     """Normal modes of a Cartesian Hessian with translations/rotations projected out.
 
     ``hessian`` (3N, 3N) eV/A^2, ``masses`` (N,) amu, ``positions`` (N, 3) A.
     ``linear=None`` detects a linear molecule from the principal moments of inertia
-    (smallest < ``linear_tol`` x largest); ``periodic=True`` projects translations only.
+    (smallest < ``linear_tol`` x largest); ``periodic=True`` projects translations only;
+    ``partial=True`` (the block of a subset of atoms, the rest fixed) projects nothing.
     """
     hessian, masses, positions = validate(hessian, masses, positions)
     n = len(masses)
-    geometry = geometry_of(masses, positions, linear, periodic, linear_tol)
+    geometry = (
+        "partial" if partial else geometry_of(masses, positions, linear, periodic, linear_tol)
+    )
     sym = 0.5 * (hessian + hessian.T)
     inv_sqrt_m = np.repeat(masses**-0.5, 3)
     mass_weighted = sym * inv_sqrt_m[:, None] * inv_sqrt_m[None, :]
 
     external = external_basis(masses, positions, geometry)
-    basis = null_space(external.T) if external.shape[1] < 3 * n else np.zeros((3 * n, 0))
+    if external.shape[1] == 0:
+        basis = np.eye(3 * n)
+    elif external.shape[1] < 3 * n:
+        basis = null_space(external.T)
+    else:
+        basis = np.zeros((3 * n, 0))
     if basis.shape[1] != 3 * n - external.shape[1]:
         raise ValueError(f"vibrational basis has {basis.shape[1]} vectors, expected "
                          f"{3 * n - external.shape[1]}")  # fmt: skip
@@ -102,9 +113,11 @@ def external_basis(masses: np.ndarray, positions: np.ndarray, geometry: str) -> 
     """Orthonormal mass-weighted translations (+ rotations about the COM), (3N, n_ext).
 
     n_ext = 3 (monatomic, periodic), 5 (linear: the null rotation about the axis is
-    dropped by keeping the 5 leading singular vectors), 6 (nonlinear).
+    dropped by keeping the 5 leading singular vectors), 6 (nonlinear), 0 (partial).
     """
     n = len(masses)
+    if geometry == "partial":
+        return np.zeros((3 * n, 0))
     sqrt_m = np.sqrt(masses)
     vectors = []
     for a in range(3):

@@ -33,11 +33,14 @@ LAYERS = {
     "calculator": 3,
     "vib": 3,
     "md": 3,
-    "train": 4,
+    "integrations": 4,
     "labelling": 4,
-    "learn": 5,
-    "cli": 6,
-    "mlip": 7,
+    "train": 5,
+    "phonons": 5,
+    "ts": 5,
+    "learn": 6,
+    "cli": 7,
+    "mlip": 8,
 }
 
 

@@ -7,6 +7,7 @@ import os
 import sys
 import types
 
+import ase.io
 import numpy as np
 import pytest
 import scipy.constants as si
@@ -294,3 +295,37 @@ def test_cli_end_to_end(tmp_path, monkeypatch, capsys) -> None:
     expected = np.mean(np.array(saved["frequencies"]) * (1 - np.sqrt(0.98)))
     assert mae == pytest.approx(expected, rel=1e-3)
     assert (tmp_path / "out.png").exists()
+
+
+def test_cli_warns_off_minimum_and_analyses_selected_atoms(tmp_path, monkeypatch, capsys) -> None:
+    from mlip.cli import main
+
+    atoms = water()
+    model = water_model(atoms)
+    fake = types.ModuleType("mlip.model")
+    fake.load_model = lambda path, device="cpu", dtype=None: model
+    monkeypatch.setitem(sys.modules, "mlip.model", fake)
+    (tmp_path / "model.pt").write_bytes(b"")
+    displaced = atoms.copy()
+    displaced.rattle(0.02, seed=1)
+    displaced.write(tmp_path / "water.xyz")
+    argv = ["vib", str(tmp_path / "model.pt"), str(tmp_path / "water.xyz")]
+    assert main(argv + ["--indices", "1", "2", "--json", str(tmp_path / "h.json")]) == 0
+    captured = capsys.readouterr()
+    assert "not at a stationary point" in captured.err and "threshold 0.001 eV/A" in captured.err
+    assert "--optimize" in captured.err
+    assert "partial analysis of 2" in captured.out
+    saved = json.loads((tmp_path / "h.json").read_text())
+    assert saved["geometry"] == "partial" and saved["indices"] == [1, 2]
+    assert len(saved["frequencies"]) == 6
+    # the same two H atoms against the block of the analytic Hessian, O held fixed
+    displaced = ase.io.read(tmp_path / "water.xyz")  # the positions as written
+    block = model.analytic_hessian(displaced.positions)[3:, 3:]
+    expected = harmonic_analysis(
+        block, displaced.get_masses()[1:], displaced.positions[1:], indices=[1, 2]
+    )
+    np.testing.assert_allclose(saved["frequencies"], expected.frequencies, rtol=1e-8)
+    assert main(argv + ["--optimize"]) == 0
+    assert "stationary" not in capsys.readouterr().err
+    assert main(argv + ["--indices", "3"]) == 1
+    assert "[3] out of range for 3 atoms" in capsys.readouterr().err

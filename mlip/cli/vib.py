@@ -8,6 +8,9 @@ STRUCTURE (and --reference) is any file ASE reads or ``FILE.h5[:GROUP[:INDEX]]``
 from __future__ import annotations
 
 import argparse
+import sys
+
+from mlip.vib.relax import STATIONARY_FMAX
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -26,6 +29,22 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument("--optimize", action="store_true", help="relax first (BFGS + Newton steps)")
     parser.add_argument(
         "--fmax", type=float, default=1e-4, help="force threshold for --optimize, eV/A"
+    )
+    parser.add_argument(
+        "--indices",
+        type=int,
+        nargs="+",
+        metavar="I",
+        help="analyse only these atoms (0-based), the others held fixed: only their "
+        "Hessian rows are computed, nothing is projected (ASE's Vibrations(indices=...)); "
+        "default: the atoms no FixAtoms constraint of the input holds",
+    )
+    parser.add_argument(
+        "--warn-fmax",
+        type=float,
+        default=STATIONARY_FMAX,
+        help="warn when the largest force on an analysed atom is above this, eV/A "
+        "(not a stationary point of the model)",
     )
     parser.add_argument(
         "--reference",
@@ -52,6 +71,7 @@ def run(args: argparse.Namespace) -> int:
         read_reference,
         read_structure,
         relax,
+        stationarity_warning,
         thermochemistry,
     )
 
@@ -66,8 +86,19 @@ def run(args: argparse.Namespace) -> int:
             f"{outcome.energy:.6f} eV, {outcome.optimizer_steps} optimiser + "
             f"{outcome.newton_steps} Newton steps {outcome.note}".rstrip()
         )
-    result = analyse_atoms(atoms, calculator)
-    print(f"{len(atoms)} atoms, {result.geometry}, {result.num_modes} vibrational modes")
+    warning = stationarity_warning(
+        atoms, fmax=args.warn_fmax, indices=args.indices, fix="--optimize"
+    )
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr)
+    result = analyse_atoms(atoms, calculator, indices=args.indices)
+    if result.indices is not None:
+        print(
+            f"{len(atoms)} atoms, partial analysis of {len(result.indices)} (the others "
+            f"fixed), {result.num_modes} vibrational modes"
+        )
+    else:
+        print(f"{len(atoms)} atoms, {result.geometry}, {result.num_modes} vibrational modes")
     print(result.table())
     if result.imaginary.any():
         print(f"warning: {int(result.imaginary.sum())} imaginary mode(s) (not a minimum)")
@@ -78,7 +109,9 @@ def run(args: argparse.Namespace) -> int:
         pressure=args.pressure,
         symmetrynumber=args.symmetry_number,
     )
-    model = "harmonic solid" if result.geometry == "periodic" else "ideal gas, rigid rotor"
+    model = {"periodic": "harmonic solid", "partial": "harmonic, fixed atoms left out"}.get(
+        result.geometry, "ideal gas, rigid rotor"
+    )
     print(f"harmonic thermochemistry at {args.temperature:g} K ({model}):")
     for key, value in thermo.items():
         if key not in ("temperature", "pressure"):

@@ -243,7 +243,9 @@ class Learner:
         valid = max(1, round(self.config.valid_fraction * n)) if n > 1 else 0
         if n - valid < 1:
             raise ValueError(f"round {r}: {n} label(s) cannot be split into train and valid")
-        base = {"loss.hessian_weight": 1.0 if self.config.hessian_fraction > 0 else 0.0}
+        # with Hessian labels the trainer's own Hessian defaults (weight, probes); without
+        # them the term is off, so no probe is drawn
+        base = {} if self.config.hessian_fraction > 0 else {"loss.hessian_weight": 0.0}
         fixed = {"data.paths": [self.path("data.h5")], "data.groups": None,
                  "data.train_size": n - valid, "data.valid_size": valid, "data.test_size": 0,
                  "train.out": self.path(f"round_{r}", "committee"),

@@ -11,7 +11,9 @@ Layers, bottom to top (each module imports only those above it in this list):
   :mod:`mlip.vib.io`: :func:`read_structure` (an ASE file or an mlip HDF5 conformer
   ``FILE.h5[:GROUP[:INDEX]]``, see :mod:`mlip.data.spec`) and :func:`read_reference`;
 * :mod:`mlip.vib.relax`: :func:`relax`, tight relaxation (ASE optimiser + Newton steps
-  with the Hessian).
+  with the Hessian), :func:`relax_cell` (positions and cell, for crystals) and
+  :func:`stationarity_warning`, the check that a geometry is a
+  stationary point of the model before its frequencies are trusted.
 
 The Hessian itself comes from :meth:`mlip.calculator.MLIPCalculator.get_hessian` (or
 any other source); this package only analyses it, like ASE's VibrationsData.
@@ -29,7 +31,14 @@ from mlip.vib.harmonic import (
 )
 from mlip.vib.io import read_reference, read_structure
 from mlip.vib.plot import plot_spectrum
-from mlip.vib.relax import RelaxResult, relax
+from mlip.vib.relax import (
+    STATIONARY_FMAX,
+    STATIONARY_STRESS_GPA,
+    RelaxResult,
+    relax,
+    relax_cell,
+    stationarity_warning,
+)
 from mlip.vib.thermo import thermochemistry
 
 __all__ = [
@@ -38,6 +47,8 @@ __all__ = [
     "HarmonicResult",
     "ModeComparison",
     "RelaxResult",
+    "STATIONARY_FMAX",
+    "STATIONARY_STRESS_GPA",
     "analyse_atoms",
     "compare_modes",
     "format_frequency",
@@ -46,5 +57,7 @@ __all__ = [
     "read_reference",
     "read_structure",
     "relax",
+    "relax_cell",
+    "stationarity_warning",
     "thermochemistry",
 ]

@@ -16,12 +16,15 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 from ase import Atoms
 
+from mlip.data.selection import coordinates, selected_atoms
+from mlip.fileio import atomic_write_text
 from mlip.modes import (  # noqa: F401 (re-exported: the constants and helpers of vib)
     CM1_PER_SQRT_EV_A2_AMU,
     EV_PER_CM1,
@@ -44,6 +47,9 @@ class HarmonicResult:
     ``eigenvalues`` (n_vib,) eV/A^2/amu of the projected mass-weighted Hessian;
     ``modes`` (n_vib, N, 3) Cartesian displacements M^-1/2 q; ``mass_weighted_modes``
     (n_vib, 3N) orthonormal q; ``hessian`` the original (3N, 3N) Hessian, eV/A^2.
+    A partial analysis (``geometry == "partial"``: the atoms ``indices`` of a larger
+    system vibrate, the others stay fixed) holds the (3k, 3k) block of those atoms and
+    their masses and positions; ``indices`` is None for a whole system.
     """
 
     hessian: np.ndarray
@@ -54,6 +60,7 @@ class HarmonicResult:
     frequencies: np.ndarray
     mass_weighted_modes: np.ndarray
     modes: np.ndarray
+    indices: np.ndarray | None = None
 
     @property
     def num_modes(self) -> int:
@@ -82,7 +89,8 @@ class HarmonicResult:
         from ase.vibrations import VibrationsData
 
         self.check_atoms(atoms)
-        return VibrationsData.from_2d(atoms, self.hessian)
+        indices = None if self.indices is None else self.indices.tolist()
+        return VibrationsData.from_2d(atoms, self.hessian, indices=indices)
 
     def compare(self, reference: HarmonicResult) -> ModeComparison:
         """Mode-by-mode comparison with a reference (sorted order): errors, MAE, max, cm^-1.
@@ -112,14 +120,14 @@ class HarmonicResult:
             "positions": self.positions.tolist(),
             "hessian": self.hessian.tolist(),
             "modes": self.modes.tolist(),
+            "indices": None if self.indices is None else self.indices.tolist(),
         }
 
     def to_json(self, path: str | os.PathLike | None = None) -> str:
         """The :meth:`as_dict` content as a JSON string, also written to ``path`` if given."""
         text = json.dumps(self.as_dict(), indent=1)
         if path is not None:
-            with open(path, "w") as f:
-                f.write(text)
+            atomic_write_text(path, text)
         return text
 
     @classmethod
@@ -133,10 +141,18 @@ class HarmonicResult:
             np.asarray(data["positions"]),
             linear=data["geometry"] == "linear",
             periodic=data["geometry"] == "periodic",
+            indices=data.get("indices"),
         )
 
     def check_atoms(self, atoms: Atoms) -> None:
         """ValueError unless ``atoms`` has as many atoms as the analysed system."""
+        if self.indices is not None:
+            if len(atoms) <= int(self.indices.max()):
+                raise ValueError(
+                    f"atoms has {len(atoms)} atoms but the partial Hessian is for atoms "
+                    f"up to index {int(self.indices.max())}"
+                )
+            return
         if len(atoms) != len(self.masses):
             raise ValueError(
                 f"atoms has {len(atoms)} atoms but the Hessian is for {len(self.masses)}"
@@ -155,16 +171,25 @@ def harmonic_analysis(
     linear: bool | None = None,
     periodic: bool = False,
     linear_tol: float = 1e-5,
+    indices: np.ndarray | list[int] | None = None,
 ) -> HarmonicResult:
     """Normal modes of a Cartesian Hessian with translations/rotations projected out.
 
     ``hessian`` (3N, 3N) eV/A^2, ``masses`` (N,) amu, ``positions`` (N, 3) A.
     ``linear=None`` detects a linear molecule from the principal moments of inertia
     (smallest < ``linear_tol`` x largest); ``periodic=True`` projects translations only.
+    ``indices`` (N,) marks a partial analysis: ``hessian``, ``masses`` and ``positions``
+    are those of the atoms ``indices`` of a larger system whose other atoms stay fixed,
+    and nothing is projected (3N modes; ASE's ``Vibrations(indices=...)``).
     See the module docstring for the math. Returns a :class:`HarmonicResult`.
     """
     hessian, masses, positions = validate(hessian, masses, positions)
-    found = normal_modes(hessian, masses, positions, linear, periodic, linear_tol)
+    partial = indices is not None
+    if partial:
+        indices = np.asarray(indices, dtype=np.int64).reshape(-1)
+        if len(indices) != len(masses):
+            raise ValueError(f"{len(indices)} indices for a Hessian of {len(masses)} atoms")
+    found = normal_modes(hessian, masses, positions, linear, periodic, linear_tol, partial=partial)
     modes = found.cartesian.reshape(-1, len(masses), 3)
     return HarmonicResult(
         hessian=hessian,
@@ -175,6 +200,7 @@ def harmonic_analysis(
         frequencies=found.frequencies,
         mass_weighted_modes=found.mass_weighted,
         modes=modes,
+        indices=indices,
     )
 
 
@@ -182,18 +208,38 @@ def analyse_atoms(
     atoms: Atoms,
     calculator=None,  # noqa: ANN001 (an ase Calculator with get_hessian)
     linear: bool | None = None,
+    indices: Sequence[int] | np.ndarray | None = None,
 ) -> HarmonicResult:
     """Harmonic analysis of ``atoms`` with the Hessian of ``calculator.get_hessian``.
 
     ``calculator`` defaults to ``atoms.calc``; masses are the atoms' (amu). Periodic
-    atoms (any pbc) get translations-only projection.
+    atoms (any pbc) get translations-only projection. The atoms that vibrate are
+    ``indices``, or else those no ``FixAtoms`` holds (ASE's ``Vibrations`` rule,
+    :func:`mlip.data.selection.selected_atoms`); when that is not every atom, only their
+    Hessian rows are computed and the analysis is partial (no projection).
     """
     calculator = calculator if calculator is not None else atoms.calc
     if calculator is None or not hasattr(calculator, "get_hessian"):
         raise ValueError("analyse_atoms needs a calculator with get_hessian (MLIPCalculator)")
-    hessian = calculator.get_hessian(atoms)
+    chosen = selected_atoms(atoms, indices)
+    if len(chosen) == len(atoms) and (chosen == np.arange(len(atoms))).all():
+        # no FixAtoms here (indices None) or every atom asked for: the full Hessian
+        hessian = (
+            calculator.get_hessian(atoms)
+            if indices is None
+            else calculator.get_hessian(atoms, indices=chosen)
+        )
+        return harmonic_analysis(
+            hessian,
+            atoms.get_masses(),
+            atoms.positions,
+            linear=linear,
+            periodic=bool(atoms.pbc.any()),
+        )
+    rows = calculator.get_hessian(atoms, indices=chosen)
+    block = rows[:, coordinates(chosen)]
     return harmonic_analysis(
-        hessian, atoms.get_masses(), atoms.positions, linear=linear, periodic=bool(atoms.pbc.any())
+        block, atoms.get_masses()[chosen], atoms.positions[chosen], indices=chosen
     )
 
 

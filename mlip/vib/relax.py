@@ -9,7 +9,13 @@ where B is an orthonormal basis of the vibrational subspace (the complement of t
 rigid translations and rotations, or the free coordinates when atoms are fixed with
 ``FixAtoms``) and ^+ the pseudo-inverse, converge quadratically to ``fmax``. A Newton
 step is only taken where B^T H B is positive definite (near a minimum) and is halved
-until the largest force decreases; otherwise the optimiser finishes the job.
+until the largest force decreases; otherwise the optimiser finishes the job. With
+``FixAtoms`` only the Hessian rows of the free atoms are computed (B has no component
+on the fixed ones), so a slab with most atoms frozen costs only its free rows.
+
+:func:`stationarity_warning` is the check that the analyses run before trusting a
+geometry: the largest force (and, for a crystal, the residual stress) against a
+threshold, with the message that names both and the option that fixes it.
 """
 
 from __future__ import annotations
@@ -19,7 +25,15 @@ from dataclasses import dataclass
 import numpy as np
 from ase.constraints import FixAtoms
 from ase.optimize import BFGS
+from ase.units import GPa
 from scipy.linalg import null_space
+
+from mlip.data.selection import coordinates, selected_atoms
+
+#: largest force (eV/A) below which a geometry counts as stationary for the warnings
+STATIONARY_FMAX = 1e-3
+#: largest residual stress component (GPa) below which a cell counts as relaxed
+STATIONARY_STRESS_GPA = 0.1
 
 
 @dataclass
@@ -100,7 +114,7 @@ def _newton_steps(atoms, fmax: float, max_newton: int) -> tuple[int, str]:  # no
         current = max_force(atoms)
         if current < fmax:
             return k, ""
-        step = newton_step(atoms.calc.get_hessian(atoms), -atoms.get_forces(), basis)
+        step = newton_step(_free_hessian(atoms), -atoms.get_forces(), basis)
         if step is None:
             return k, "Hessian not positive definite on the vibrational subspace"
         start = atoms.get_positions()
@@ -114,6 +128,57 @@ def _newton_steps(atoms, fmax: float, max_newton: int) -> tuple[int, str]:  # no
             return k, "Newton steps stopped reducing the forces"
         basis = vibrational_basis(atoms)
     return max_newton, ""
+
+
+def _free_hessian(atoms) -> np.ndarray:  # noqa: ANN001 (ase.Atoms)
+    """(3N, 3N) Hessian with only the rows of the atoms FixAtoms leaves free filled in
+    (the calculator computes just those; the Newton step never reads the others)."""
+    n = len(atoms)
+    free = selected_atoms(atoms)
+    if len(free) == n:
+        return atoms.calc.get_hessian(atoms)
+    hessian = np.zeros((3 * n, 3 * n))
+    hessian[coordinates(free)] = atoms.calc.get_hessian(atoms, indices=free)
+    return hessian
+
+
+def stationarity_warning(
+    atoms,  # noqa: ANN001 (ase.Atoms with a calculator)
+    fmax: float = STATIONARY_FMAX,
+    max_stress_gpa: float | None = None,
+    fix: str = "--optimize",
+    indices=None,  # noqa: ANN001 (ints)
+) -> str | None:
+    """None at a stationary point of the calculator, else a one-line warning.
+
+    Stationary: the largest force on the analysed atoms (``indices``, or those free of
+    ``FixAtoms``) below ``fmax`` (eV/A) and, if ``max_stress_gpa`` is given (periodic
+    cells), every stress component below it (GPa). The message names the worst atom,
+    the values and thresholds and ``fix`` (the option that relaxes first), since
+    harmonic frequencies away from a minimum are not those of the minimum.
+    """
+    problems = []
+    forces = atoms.get_forces()  # constraint-adjusted: fixed atoms carry none
+    free = selected_atoms(atoms, indices)
+    norms = np.linalg.norm(forces[free], axis=1)
+    worst = int(np.argmax(norms))
+    if norms[worst] >= fmax:
+        problems.append(
+            f"largest force {norms[worst]:.2e} eV/A on atom {int(free[worst])} "
+            f"(threshold {fmax:g} eV/A)"
+        )
+    if max_stress_gpa is not None:
+        stress = np.abs(atoms.get_stress()) / GPa
+        if stress.max() >= max_stress_gpa:
+            problems.append(
+                f"residual stress {stress.max():.3g} GPa (threshold {max_stress_gpa:g} GPa)"
+            )
+    if not problems:
+        return None
+    return (
+        f"the structure is not at a stationary point of the model: {'; '.join(problems)}; "
+        f"the harmonic frequencies are not those of a minimum (run with {fix})"
+    )
 
 
 def vibrational_basis(atoms, rtol: float = 1e-8) -> np.ndarray:  # noqa: ANN001 (ase.Atoms)
@@ -170,3 +235,34 @@ def newton_step(
     g = basis.T @ np.asarray(gradient).reshape(-1)
     coefficients = (vectors[:, keep].T @ g) / values[keep]
     return -basis @ (vectors[:, keep] @ coefficients)
+
+
+def relax_cell(
+    atoms,  # noqa: ANN001 (periodic ase.Atoms, modified in place)
+    fmax: float = 1e-3,
+    steps: int = 500,
+    optimizer=BFGS,  # noqa: ANN001 (an ase.optimize.Optimizer class)
+    logfile: str | None = None,
+) -> RelaxResult:
+    """Relax positions and cell together (ASE's ``FrechetCellFilter`` + ``optimizer``).
+
+    Converged when every generalised force of the filter (atomic forces, eV/A, and the
+    stress times the volume per atom, eV) is below ``fmax``; ``steps`` bounds the
+    optimiser. The calculator must give the stress (a periodic 3D cell).
+    """
+    from ase.filters import FrechetCellFilter
+
+    if fmax <= 0:
+        raise ValueError(f"fmax must be > 0 eV/A, got {fmax}")
+    if atoms.calc is None:
+        raise ValueError("relax_cell needs a calculator attached to atoms")
+    opt = optimizer(FrechetCellFilter(atoms), logfile=logfile)
+    converged = bool(opt.run(fmax=fmax, steps=steps))
+    return RelaxResult(
+        converged=converged,
+        fmax=max_force(atoms),
+        energy=float(atoms.get_potential_energy()),
+        optimizer_steps=int(opt.nsteps),
+        newton_steps=0,
+        note=f"cell and positions ({optimizer.__name__} on FrechetCellFilter)",
+    )

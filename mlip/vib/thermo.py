@@ -1,8 +1,9 @@
 """Harmonic thermochemistry of a :class:`~mlip.vib.harmonic.HarmonicResult` via ASE.
 
 Molecules use ``ase.thermochemistry.IdealGasThermo`` (ideal-gas translation, rigid
-rotor, harmonic vibrations); periodic systems use ``HarmonicThermo`` (harmonic
-vibrations only). Energies in eV, entropies in eV/K, temperature in K, pressure in Pa.
+rotor, harmonic vibrations); periodic systems and partial analyses (some atoms fixed,
+e.g. an adsorbate on a frozen slab) use ``HarmonicThermo`` (harmonic vibrations only).
+Energies in eV, entropies in eV/K, temperature in K, pressure in Pa.
 Imaginary modes are left out (``ignore_imag_modes``) and counted in ``n_imaginary``.
 """
 
@@ -16,6 +17,7 @@ from ase.thermochemistry import HarmonicThermo, IdealGasThermo
 from mlip.vib.harmonic import HarmonicResult
 
 GAS_GEOMETRIES = ("monatomic", "linear", "nonlinear")
+HARMONIC_GEOMETRIES = ("periodic", "partial")
 
 
 def thermochemistry(
@@ -31,7 +33,7 @@ def thermochemistry(
     """Thermochemical functions at ``temperature`` K (and ``pressure`` Pa for a gas).
 
     ``geometry`` (monatomic/linear/nonlinear) defaults to the one of the analysis; a
-    periodic result uses the harmonic (solid) model. Returns, in eV and eV/K:
+    periodic or partial result uses the harmonic model. Returns, in eV and eV/K:
     gas: zero_point_energy, enthalpy, entropy, gibbs_energy; solid: zero_point_energy,
     internal_energy, entropy, helmholtz_energy; both: temperature, n_imaginary.
     ``potentialenergy`` (eV) is added to the energies. ``atoms`` (the analysed system:
@@ -44,7 +46,7 @@ def thermochemistry(
     # complex energies (imaginary ones as i|E|), sorted by E^2 as IdealGasThermo expects
     energies = sorted(result.energies.tolist(), key=lambda e: (e * e).real)
     out: dict[str, float] = {"temperature": float(temperature)}
-    if geometry == "periodic":
+    if geometry in HARMONIC_GEOMETRIES:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*imag modes removed")
             thermo = HarmonicThermo(
@@ -74,7 +76,7 @@ def thermochemistry(
         out["entropy"] = float(thermo.get_entropy(temperature, pressure, verbose=False))
         out["gibbs_energy"] = float(thermo.get_gibbs_energy(temperature, pressure, verbose=False))
     else:
-        allowed = (*GAS_GEOMETRIES, "periodic")
+        allowed = (*GAS_GEOMETRIES, *HARMONIC_GEOMETRIES)
         raise ValueError(f"geometry must be one of {allowed}, got {geometry!r}")
     out["n_imaginary"] = int(thermo.n_imag)
     return out

@@ -7,7 +7,8 @@ they spawn). Modules:
 - :mod:`support.structures`: molecules and crystals (ethanol, copper, argon, the
   training fixtures' small molecules and crystals);
 - :mod:`support.models`: small energy models (an untrained float64 MLIPModel, the
-  trainable toy :class:`~support.models.PairModel` and its teacher);
+  trainable toy :class:`~support.models.PairModel` and its teacher, the torsional double
+  well :class:`~support.models.TorsionModel` with a known saddle);
 - :mod:`support.physics`: evaluation, random orthogonal transforms and the E(3)
   equivariance check of an energy model;
 - :mod:`support.data`: labelled mlip-HDF5 files written by
@@ -21,7 +22,7 @@ here but in :mod:`mlip.potentials`; this package holds test-only toys.
 """
 
 from support.data import label, make_h5, quiet_run_config
-from support.models import ELEMENTS, PairModel, small_model, teacher
+from support.models import ELEMENTS, PairModel, TorsionModel, small_model, teacher, torsion_chain
 from support.physics import assert_equivariant, evaluate, random_orthogonal, transformed
 from support.structures import (
     ETHANOL_R,
@@ -43,6 +44,7 @@ __all__ = [
     "MOLECULE_R",
     "MOLECULE_Z",
     "PairModel",
+    "TorsionModel",
     "argon_cluster",
     "argon_crystal",
     "assert_equivariant",
@@ -57,5 +59,6 @@ __all__ = [
     "random_orthogonal",
     "small_model",
     "teacher",
+    "torsion_chain",
     "transformed",
 ]

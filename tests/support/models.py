@@ -14,6 +14,7 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import torch
 
 from mlip import keys
@@ -99,3 +100,70 @@ def teacher() -> PairModel:
     model = PairModel(ELEMENTS, seed=123).double()
     model.set_atomic_energies({1: -13.0, 6: -1030.0, 8: -2040.0})
     return model
+
+
+class TorsionModel(torch.nn.Module):
+    """A four-atom chain 0-1-2-3 (H-O-O-H like) with a torsional double well, eV and A.
+
+    E = sum_bonds k_b/2 (r - r_b)^2 + sum_angles k_a/2 (cos t - cos t0)^2
+        + A cos 2phi + B cos phi,
+
+    phi the dihedral angle 0-1-2-3. Bond lengths, bond angles and phi are independent
+    coordinates, so the stationary points are those of the torsion term with every bond
+    and angle at rest: minima at cos phi* = -B / (4A) (two mirror images), saddles at
+    phi = pi (trans, E = A - B) and phi = 0 (cis, E = A + B). With A = B = 0.5 eV the
+    trans barrier is A - B - (A cos 2phi* + B cos phi*) = 0.5625 eV exactly. A test-only
+    toy (no neighbour list: r_max = 0; every system of a batch has four atoms).
+    """
+
+    def __init__(
+        self,
+        a: float = 0.5,
+        b: float = 0.5,
+        bonds: tuple[float, float, float] = (0.97, 1.45, 0.97),
+        bond_k: float = 30.0,
+        angle: float = 100.0,
+        angle_k: float = 8.0,
+    ) -> None:
+        super().__init__()
+        self.a, self.b = float(a), float(b)
+        self.bonds, self.bond_k = bonds, float(bond_k)
+        self.cos_angle, self.angle_k = math.cos(math.radians(angle)), float(angle_k)
+        self.r_max = 0.0
+        self.atomic_numbers = None
+
+    def minimum_barrier(self) -> float:
+        """E(trans saddle) - E(minimum), eV."""
+        c = -self.b / (4 * self.a)
+        return (self.a - self.b) - (self.a * (2 * c * c - 1) + self.b * c)
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        r = batch[keys.POSITIONS].reshape(-1, 4, 3)
+        b1, b2, b3 = r[:, 1] - r[:, 0], r[:, 2] - r[:, 1], r[:, 3] - r[:, 2]
+        energy = torch.zeros(r.shape[0], dtype=r.dtype, device=r.device)
+        for vector, rest in zip((b1, b2, b3), self.bonds, strict=True):
+            energy = energy + 0.5 * self.bond_k * (vector.norm(dim=-1) - rest) ** 2
+        for u, v in ((-b1, b2), (-b2, b3)):
+            cos = (u * v).sum(-1) / (u.norm(dim=-1) * v.norm(dim=-1))
+            energy = energy + 0.5 * self.angle_k * (cos - self.cos_angle) ** 2
+        n1, n2 = torch.cross(b1, b2, dim=-1), torch.cross(b2, b3, dim=-1)
+        cos_phi = (n1 * n2).sum(-1) / (n1.norm(dim=-1) * n2.norm(dim=-1))
+        energy = energy + self.a * (2 * cos_phi**2 - 1) + self.b * cos_phi
+        node = torch.zeros_like(batch[keys.POSITIONS][:, 0])
+        return {keys.ENERGY: energy, keys.NODE_ENERGY: node}
+
+
+def torsion_chain(phi_degrees: float, model: TorsionModel | None = None):  # noqa: ANN201 (ase.Atoms)
+    """H-O-O-H with the model's bond lengths and angles and dihedral ``phi_degrees``."""
+    from ase import Atoms
+
+    model = model or TorsionModel()
+    d_oh, d_oo, _ = model.bonds
+    t = math.acos(model.cos_angle)
+    phi = math.radians(phi_degrees)
+    o1, o2 = np.zeros(3), np.array([d_oo, 0.0, 0.0])
+    h1 = o1 + d_oh * np.array([math.cos(t), math.sin(t), 0.0])
+    h2 = o2 + d_oh * np.array(
+        [-math.cos(t), math.sin(t) * math.cos(phi), math.sin(t) * math.sin(phi)]
+    )
+    return Atoms("HOOH", positions=np.stack([h1, o1, o2, h2]))
