@@ -128,6 +128,28 @@ def test_labeller_failures_are_counted_and_the_loop_goes_on(tmp_path: Path) -> N
     assert int(row["failed"]) > 0 and int(row["labels"]) == 5 - int(row["failed"])
 
 
+def test_a_committee_unsure_at_the_seed_still_finds_new_frames(tmp_path: Path) -> None:
+    """Above max_force_std from the start: each system stops at its first sample, not at
+    the seed (already labelled), and that moved frame is a candidate."""
+    from support import small_model
+
+    from mlip.committee import Committee
+    from mlip.learn.explore import explore
+
+    seed = bulk("Cu", "fcc", a=3.61, cubic=True)
+    config = LearnConfig(("unused",), "emt", str(tmp_path), temperature=(300.0,),
+                         replicas=2, md_steps=20, sample_every=5, min_force_std=1e-7,
+                         max_force_std=1e-6)  # fmt: skip
+    committee = Committee([small_model(seed=s) for s in range(2)])
+    found = explore(committee, [("seed0_Cu4", seed)], config, 1)
+    assert len(found.stopped) == 2 and len(found.candidates) == 2
+    assert all(r == pytest.approx(2.5) for r in found.reached.values())  # 5 x 0.5 fs
+    for frame in found.candidates:
+        assert frame.info["stopped"] and frame.info["step"] == 5
+        assert frame.info["group"] == "seed0_Cu4"
+        assert np.abs(frame.positions - seed.positions).max() > 1e-4  # it moved
+
+
 def test_select_frames_keeps_one_of_near_duplicates() -> None:
     base = bulk("Cu", "fcc", a=3.61, cubic=True)
     frames = []

@@ -3,9 +3,11 @@
 Every seed runs at every temperature (``replicas`` copies each) in one batch
 (:class:`mlip.md.Simulation`, ensemble from the registry); the committee mean drives the
 dynamics and :class:`mlip.md.uncertainty.UncertaintyWatch` reads the spread at the host
-checks: a frame every ``sample_every`` steps whose largest per-atom force std exceeds
-``min_force_std`` is a candidate, a system whose spread exceeds ``max_force_std`` stops
-(it left the region the committee knows), and a system that explodes
+checks of every ``sample_every`` steps (one host copy each): a frame whose largest
+per-atom force std exceeds ``min_force_std`` is a candidate, a system whose spread (its
+largest since the previous sample) exceeds ``max_force_std`` stops there (it left the
+region the committee knows; not at the seed itself, labelled already) and that last
+frame is a candidate too, and a system that explodes
 (:class:`mlip.md.MDExplosionError`) is dropped and counted; the others go on.
 Units: K, fs, eV/A.
 """
@@ -86,16 +88,19 @@ def explore(
     reached: dict[str, float] = {}
     exploded: list[str] = []
     start_step, start = sim.state.step, time.perf_counter()
-    running = watch.check(sim, log_step=False)  # the spread of the starting frames
-    if not running:
-        reached.update({n: 0.0 for n in sim.state.names})
+    # the spread of the starting frames, the seeds themselves (labelled in round 0): a
+    # system is stopped only once it has moved, so that its last frame is new
+    running = watch.check(sim, log_step=False, stop=False)
     while running and sim.state.step - start_step < config.md_steps:
         remaining = config.md_steps - (sim.state.step - start_step)
         try:
             for _ in sim.run(remaining, every=config.sample_every):
-                step = sim.state.step - start_step
+                step = int(sim.state.step - start_step)
+                sample = step % config.sample_every == 0
+                if not sample and step < config.md_steps:
+                    continue  # the spread's running maximum goes on to the next sample
                 names, time_fs = list(sim.state.names), float(sim.state.time)
-                running = watch.check(sim, log_step=step % config.sample_every == 0)
+                running = watch.check(sim, log_step=sample)
                 for name in set(names) - set(sim.state.names) if running else names:
                     reached[name] = time_fs  # stopped above max_force_std
                 if not running:

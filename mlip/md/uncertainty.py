@@ -60,9 +60,10 @@ class UncertaintyWatch:
         self.stopped: dict[str, Stopped] = {}
         self.frames: list[ase.Atoms] = []
 
-    def check(self, sim, log_step: bool) -> bool:  # noqa: ANN001 (mlip.md.runner.Simulation)
+    def check(self, sim, log_step: bool, stop: bool = True) -> bool:  # noqa: ANN001 (Simulation)
         """Read the spread (one host copy), stop and collect; False once no system is left
-        (the state then still holds the systems stopped last)."""
+        (the state then still holds the systems stopped last). ``stop=False`` only
+        records the peaks and collects (e.g. the starting frames, which are known)."""
         state: MDState = sim.state
         if state.force_std is None:
             raise ValueError("uncertainty needs a committee model (mlip train --committee K)")
@@ -72,7 +73,7 @@ class UncertaintyWatch:
         for name, value in zip(state.names, largest, strict=True):
             self.peak[name] = max(self.peak.get(name, 0.0), float(value))
         over = np.zeros(len(largest), dtype=bool)
-        if self.max_force_std is not None:
+        if stop and self.max_force_std is not None:
             over = largest > self.max_force_std
         if self.collect_force_std is not None:
             chosen = current > self.collect_force_std
