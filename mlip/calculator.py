@@ -12,6 +12,10 @@
   with ``indices`` (or ``FixAtoms``) only the rows of the selected atoms, (3k, 3N), at a
   cost proportional to k
 * :meth:`MLIPCalculator.get_hessian_products`: H v for K displacement vectors (K, N, 3)
+* for a committee (:class:`mlip.committee.Committee`, e.g. a ``mlip train --committee K``
+  file) the values above are the committee mean, and ``results`` also holds
+  ``energy_std`` (eV) and ``forces_std`` (N,) eV/A, the members' spread per atom
+  (:func:`mlip.committee.committee_spread`)
 
 All derivatives come from :func:`mlip.derivatives.compute`. The model is evaluated in
 the calculator's own dtype/device; torch's global default dtype is never changed.
@@ -31,12 +35,14 @@ import torch
 from ase.calculators.calculator import Calculator, all_changes
 
 from mlip import keys
+from mlip.committee import committee_spread, is_committee
 from mlip.data.graph import atoms_to_batch, matrix_to_voigt
 from mlip.data.selection import coordinates, selected_atoms
 from mlip.derivatives import auto_hessian_chunk, compile_model, compute, split_hessian
 from mlip.errors import CheckpointError, check_known_elements
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
+SPREAD = ("energy_std", "forces_std")  # committee results (eV, eV/A per atom)
 
 
 def _resolve_dtype(dtype: str | torch.dtype) -> torch.dtype:
@@ -117,6 +123,9 @@ class MLIPCalculator(Calculator):
         self.device = torch.device(device)
         self.model = load_calculator_model(model_or_path, self.device, self.dtype)
         self._compiled = compile_model(self.model) if compile else self.model
+        self.committee = is_committee(self.model)
+        if self.committee:
+            self.implemented_properties = [*self.implemented_properties, *SPREAD]
         known = getattr(self.model, "atomic_numbers", None)
         self.known_numbers: set[int] | None = None if known is None else {int(z) for z in known}
 
@@ -166,7 +175,15 @@ class MLIPCalculator(Calculator):
         if vectors is not None:
             extra["hessian_probes"] = torch.as_tensor(vectors, dtype=self.dtype, device=self.device)
             extra["hessian_chunk"] = auto_hessian_chunk(batch[keys.EDGE_INDEX].shape[1])
-        out = compute(model, batch, forces=True, stress=periodic, hessian=want_hessian, **extra)
+        out = compute(
+            model,
+            batch,
+            forces=True,
+            stress=periodic,
+            hessian=want_hessian,
+            members=self.committee,
+            **extra,
+        )
 
         energy = float(_numpy(out[keys.ENERGY])[0])
         self.results["energy"] = energy
@@ -176,6 +193,12 @@ class MLIPCalculator(Calculator):
         self.results["forces"] = _numpy(out[keys.FORCES]).reshape(len(atoms), 3)
         if periodic:
             self.results["stress"] = matrix_to_voigt(_numpy(out[keys.STRESS])[0])
+        if keys.MEMBER_FORCES in out:
+            spread = committee_spread(
+                out[keys.MEMBER_ENERGY], out[keys.MEMBER_FORCES], batch[keys.BATCH], 1
+            )
+            self.results["energy_std"] = float(_numpy(spread["energy_std"])[0])
+            self.results["forces_std"] = _numpy(spread["forces_std"]).reshape(len(atoms))
         if want_hessian:
             (block,) = split_hessian(out[keys.HESSIAN], batch[keys.NUM_ATOMS])
             self.results["hessian"] = _numpy(block)

@@ -46,6 +46,7 @@ def compute(
     hessian_probes: torch.Tensor | None = None,
     hessian_chunk: int | None = None,
     hessian_atoms: torch.Tensor | None = None,
+    members: bool = False,
 ) -> dict[str, torch.Tensor]:
     """Evaluate a model and the requested derivatives on a batch.
 
@@ -60,6 +61,9 @@ def compute(
     selected atom i of the batch-wide Hessian (zero outside the atom's own system), see
     :func:`hessian_rows`. ``training=True`` keeps the graph so
     that a loss of these outputs can be back-propagated to the weights.
+    ``members=True`` with a committee (a model whose output holds MEMBER_ENERGY,
+    :mod:`mlip.committee`) adds MEMBER_FORCES (n_members, n_atoms, 3), eV/A: one reverse
+    pass per member, whose mean gives FORCES (and the virial), so no pass of its own.
     The input batch is not modified.
     """
     batch = dict(batch)
@@ -78,12 +82,15 @@ def compute(
         if not need_grad:
             return out
         inputs = [positions] + ([strain] if stress else [])
-        grads = torch.autograd.grad(
-            out[keys.ENERGY].sum(),
-            inputs,
-            create_graph=training or want_second,
-            allow_unused=True,
-        )
+        create_graph = training or want_second
+        if members and keys.MEMBER_ENERGY in out:
+            grads, out[keys.MEMBER_FORCES] = _member_gradients(
+                out[keys.MEMBER_ENERGY], inputs, create_graph
+            )
+        else:
+            grads = torch.autograd.grad(
+                out[keys.ENERGY].sum(), inputs, create_graph=create_graph, allow_unused=True
+            )
         grad_positions = grads[0] if grads[0] is not None else torch.zeros_like(positions)
         out[keys.FORCES] = -grad_positions
         if stress:
@@ -112,6 +119,22 @@ def compute(
     if not training:
         out = {k: v.detach() for k, v in out.items()}
     return out
+
+
+def _member_gradients(
+    member_energy: torch.Tensor, inputs: list[torch.Tensor], create_graph: bool
+) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """Gradients of the mean energy wrt ``inputs`` as the mean of the members' gradients,
+    and the members' forces (K, n_atoms, 3); one reverse pass per member."""
+    per_member = []
+    for energy in member_energy:
+        grads = torch.autograd.grad(
+            energy.sum(), inputs, create_graph=create_graph, retain_graph=True, allow_unused=True
+        )
+        zipped = zip(grads, inputs, strict=True)
+        per_member.append([torch.zeros_like(x) if g is None else g for g, x in zipped])
+    mean = [torch.stack([g[i] for g in per_member]).mean(0) for i in range(len(inputs))]
+    return mean, -torch.stack([g[0] for g in per_member])
 
 
 def _hessian_vector_products(

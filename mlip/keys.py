@@ -38,6 +38,10 @@ HESSIAN = "hessian"  # (sum_s (3 N_s)^2,) float, eV/Angstrom^2
 HESSIAN_ROWS = "hessian_rows"
 # Hessian-vector products H_s v_s for one probe vector v_s per system, (n_atoms, 3), eV/A^2*A
 HESSIAN_PROBED = "hessian_probed"
+# committees (mlip.committee): the energy of each member and, from
+# derivatives.compute(..., members=True), the forces of each member
+MEMBER_ENERGY = "member_energy"  # (n_members, n_systems) float, eV
+MEMBER_FORCES = "member_forces"  # (n_members, n_atoms, 3) float, eV/Angstrom
 
 # --- label masks (which systems carry which label) --------------------------
 HAS_FORCES = "has_forces"  # (n_systems,) bool

@@ -21,6 +21,7 @@ import torch
 from e3nn import o3
 
 from mlip import keys
+from mlip.committee import COMMITTEE_FORMAT, COMMITTEE_VERSION, Committee
 from mlip.errors import CheckpointError, check_known_elements
 from mlip.fileio import atomic_torch_save
 from mlip.nn.blocks import Interaction, natural_irreps
@@ -237,16 +238,19 @@ class MLIPModel(torch.nn.Module):
         return result
 
     # -- files ---------------------------------------------------------------
-    def save(self, path: str | os.PathLike) -> None:
-        """Write hyperparameters, weights, elements and units to ``path`` atomically."""
-        payload = {
+    def payload(self) -> dict:
+        """What :meth:`save` writes: hyperparameters, weights, elements and units."""
+        return {
             "format": MODEL_FORMAT,
             "version": MODEL_VERSION,
             "config": self.config.to_dict(),
             "state_dict": {k: v.detach().cpu() for k, v in self.state_dict().items()},
             "units": {"energy": "eV", "length": "Angstrom"},
         }
-        atomic_torch_save(payload, path)
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write hyperparameters, weights, elements and units to ``path`` atomically."""
+        atomic_torch_save(self.payload(), path)
 
 
 def covering_model(model: torch.nn.Module, atomic_numbers) -> torch.nn.Module:  # noqa: ANN001
@@ -265,8 +269,9 @@ def covering_model(model: torch.nn.Module, atomic_numbers) -> torch.nn.Module:  
 
 def load_model(
     path: str | os.PathLike, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float64
-) -> MLIPModel:
-    """Load a model written by :meth:`MLIPModel.save`; raises CheckpointError if it is not one."""
+) -> MLIPModel | Committee:
+    """Load a model written by :meth:`MLIPModel.save` (or a :class:`~mlip.committee.Committee`
+    written by its ``save``); raises CheckpointError if it is not one."""
     path = os.fspath(path)
     if isinstance(dtype, str):
         dtype = getattr(torch, dtype)
@@ -276,6 +281,21 @@ def load_model(
         raise CheckpointError(f"{path}: model file not found") from err
     except Exception as err:  # noqa: BLE001 (torch raises many kinds for a bad file)
         raise CheckpointError(f"{path}: not a readable mlip model file ({err})") from err
+    if isinstance(payload, dict) and payload.get("format") == COMMITTEE_FORMAT:
+        if payload.get("version") != COMMITTEE_VERSION:
+            raise CheckpointError(
+                f"{path}: committee file version {payload.get('version')} unsupported"
+            )
+        members = payload.get("members")
+        if not isinstance(members, list) or not members:
+            raise CheckpointError(f"{path}: committee file without members")
+        built = [_from_payload(p, f"{path}, member {k}") for k, p in enumerate(members)]
+        return Committee(built).to(device=device, dtype=dtype).eval()
+    return _from_payload(payload, path).to(device=device, dtype=dtype).eval()
+
+
+def _from_payload(payload: object, path: str) -> MLIPModel:
+    """The float64 model of one :meth:`MLIPModel.payload`; CheckpointError naming ``path``."""
     if not isinstance(payload, dict) or payload.get("format") != MODEL_FORMAT:
         raise CheckpointError(f"{path}: not an mlip model file (no '{MODEL_FORMAT}' header)")
     if payload.get("version") != MODEL_VERSION:
@@ -286,4 +306,4 @@ def load_model(
         model.load_state_dict(payload["state_dict"])
     except (KeyError, ValueError, RuntimeError) as err:
         raise CheckpointError(f"{path}: model file is inconsistent ({err})") from err
-    return model.to(device=device, dtype=dtype).eval()
+    return model

@@ -25,6 +25,7 @@ LAYERS = {
     "data": 1,
     "nn": 1,
     "modes": 1,
+    "committee": 1,
     "model": 2,
     "derivatives": 2,
     "potentials": 2,
@@ -33,11 +34,13 @@ LAYERS = {
     "vib": 3,
     "md": 3,
     "integrations": 4,
+    "labelling": 4,
     "train": 5,
     "phonons": 5,
     "ts": 5,
-    "cli": 6,
-    "mlip": 7,
+    "learn": 6,
+    "cli": 7,
+    "mlip": 8,
 }
 
 

@@ -18,7 +18,8 @@ from ase.build import bulk, molecule
 from support import small_model
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from mlip.md import ForceField, Simulation, from_atoms, make_integrator
+from mlip.committee import Committee
+from mlip.md import ForceField, Simulation, UncertaintyWatch, from_atoms, make_integrator
 from mlip.potentials import LennardJones
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -69,11 +70,14 @@ def make_simulation(model, atoms, ensemble: str, check_every: int = 10) -> Simul
 @pytest.mark.parametrize("ensemble", ["nve", "nvt-langevin", "nvt-bussi", "nvt-nhc"])
 @pytest.mark.parametrize(
     "system",
-    ["ethanol-model", "argon-lj"],
+    ["ethanol-model", "argon-lj", "ethanol-committee"],
 )
 def test_chunk_has_no_host_sync(system: str, ensemble: str) -> None:
     if system == "ethanol-model":
         model, atoms = small_model(), molecule("CH3CH2OH")
+    elif system == "ethanol-committee":  # member forces and force std every step
+        model = Committee([small_model(seed=s) for s in range(3)])
+        atoms = molecule("CH3CH2OH")
     else:
         model, atoms = LennardJones(0.0104, 3.4, 6.0), bulk("Ar", "fcc", 5.26, cubic=True) * 2
     sim = make_simulation(model, atoms, ensemble)
@@ -84,6 +88,20 @@ def test_chunk_has_no_host_sync(system: str, ensemble: str) -> None:
         sim._steps(10)
     force_field.deferred = False
     assert recorder.ops == [], f"host syncs inside a chunk: {sorted(set(recorder.ops))}"
+    if system == "ethanol-committee":
+        assert sim.state.force_std is not None and sim.state.force_std_max is not None
+
+
+def test_committee_chunk_end_reads_the_spread_once() -> None:
+    """The uncertainty check at a host check: one copy of the two spread vectors."""
+    model = Committee([small_model(seed=s) for s in range(2)])
+    sim = make_simulation(model, molecule("CH3CH2OH"), "nvt-langevin", check_every=5)
+    sim.advance(5)
+    watch = UncertaintyWatch(max_force_std=1e6)
+    with SyncRecorder() as recorder:
+        assert watch.check(sim, log_step=False)
+    assert len(recorder.ops) <= 2, recorder.ops
+    assert sim.state.force_std_max is None  # cleared for the next chunk
 
 
 def test_recorder_sees_syncs() -> None:

@@ -1,11 +1,11 @@
 """The model contract: the same physics checks over every energy model, in float64.
 
-Every energy model (the learned :class:`mlip.model.MLIPModel` and each potential of
-:mod:`mlip.potentials`) has a ``Test<Model>`` class below that inherits the checks of
-:class:`EnergyModelContract` (and :class:`CutoffContract` when it has a cutoff) and
-supplies the model and the structures it is checked on (the test-mixin style of
-nequip). A new energy model needs such a class: ``test_every_energy_model_is_under_contract``
-fails otherwise. The checks:
+Every energy model (the learned :class:`mlip.model.MLIPModel`, each potential of
+:mod:`mlip.potentials` and :class:`mlip.committee.Committee`) has a ``Test<Model>``
+class below that inherits the checks of :class:`EnergyModelContract` (and
+:class:`CutoffContract` when it has a cutoff) and supplies the model and the structures
+it is checked on (the test-mixin style of nequip). A new energy model needs such a
+class: ``test_every_energy_model_is_under_contract`` fails otherwise. The checks:
 
 - E(3): E invariant, F' = F Q^T and S' = Q S Q^T under rotations, reflections and
   translations, to 1e-10 relative, for a molecule and for a periodic cell;
@@ -40,6 +40,7 @@ from support.physics import (
 from support.structures import ETHANOL_R
 
 from mlip import keys, potentials
+from mlip.committee import Committee
 from mlip.data.graph import Structure
 from mlip.derivatives import split_hessian
 from mlip.model import MLIPModel
@@ -323,8 +324,32 @@ class TestHarmonicBonds(EnergyModelContract):
         assert np.abs(hess - closed).max() < 1e-12 * np.abs(closed).max()
 
 
+# -- committees ---------------------------------------------------------------------------
+
+
+class TestCommittee(CutoffContract):
+    """A committee of three small untrained models (mlip.committee): its mean is an energy
+    model like the others, on the learned model's structures."""
+
+    model_class = Committee
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def model(cls) -> Committee:
+        return Committee([small_model(seed=s) for s in range(3)])
+
+    molecule = TestMLIPModel.molecule
+    crystal = TestMLIPModel.crystal
+    strain_cell = TestMLIPModel.strain_cell
+    batch = TestMLIPModel.batch
+    hessian_batch = TestMLIPModel.hessian_batch
+    dimer = TestMLIPModel.dimer
+    isolated = TestMLIPModel.isolated
+
+
 def test_every_energy_model_is_under_contract() -> None:
-    """MLIPModel and every torch module of mlip.potentials have a contract class here."""
+    """MLIPModel, Committee and every torch module of mlip.potentials have a contract
+    class here."""
     classical = {
         cls
         for _, cls in inspect.getmembers(potentials, inspect.isclass)
@@ -337,4 +362,4 @@ def test_every_energy_model_is_under_contract() -> None:
         if cls.__name__.startswith("Test")
     ]
     assert {LennardJones, HarmonicBonds} <= classical
-    assert {c.model_class for c in contracts} == classical | {MLIPModel}
+    assert {c.model_class for c in contracts} == classical | {MLIPModel, Committee}

@@ -1,4 +1,4 @@
-"""The ``mlip`` command: ``mlip train|eval|convert|vib|phonons|ts|md``.
+"""The ``mlip`` command: ``mlip train|eval|convert|vib|phonons|ts|md|label|learn``.
 
 Each subcommand lives in its own module of this package, which exposes
 ``add_parser(subparsers)`` (declares its arguments) and ``run(args) -> int``
@@ -15,7 +15,7 @@ import importlib
 import os
 import sys
 
-SUBCOMMANDS = ("train", "eval", "convert", "vib", "phonons", "ts", "md")
+SUBCOMMANDS = ("train", "eval", "convert", "vib", "phonons", "ts", "md", "label", "learn")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from mlip.data.convert import FORMATS, convert
+from mlip.data.formats.asefile import DEFAULT_KEYS, LabelKeys
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -35,6 +36,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
             "(default wb97x_dz, e.g. wb97x_tz, 'ccsd(t)_cbs')"
         ),
     )
+    for label, unit in (("energy", "eV"), ("forces", "eV/A"), ("stress", "eV/A^3, Voigt or 3x3"),
+                        ("hessian", "eV/A^2, 3N x 3N")):  # fmt: skip
+        parser.add_argument(
+            f"--{label}-key",
+            default=getattr(DEFAULT_KEYS, label),
+            metavar="NAME",
+            help=f"name of the {label} ({unit}) in an ASE file: a calculator result, info "
+            f"or arrays entry (default {getattr(DEFAULT_KEYS, label)!r}; MACE/NequIP: "
+            f"REF_{label})",
+        )
     parser.add_argument("--force", action="store_true", help="overwrite OUT if it exists")
     parser.set_defaults(run=run)
 
@@ -47,6 +58,7 @@ def run(args: argparse.Namespace) -> int:
             format=args.format,
             level_of_theory=args.level_of_theory,
             overwrite=args.force,
+            keys=LabelKeys(args.energy_key, args.forces_key, args.stress_key, args.hessian_key),
         )
     except (ValueError, OSError) as err:  # DataError is a ValueError
         print(f"mlip convert: error: {err}", file=sys.stderr)

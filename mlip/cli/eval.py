@@ -3,6 +3,9 @@
 MODEL is a model file (``model.pt``) or a run directory; a run directory without DATA is
 evaluated on its own data and train/valid/test split (``config.yaml``, ``split.json``).
 Errors: energy meV/atom and meV, forces meV/A, full Hessians meV/A^2, stress meV/A^3.
+A committee (``mlip train --committee K``) also gets its calibration: the Spearman
+correlation between its force std and the force error of its mean per conformer, and
+the error of the mean against each member's (:mod:`mlip.train.calibration`).
 """
 
 from __future__ import annotations
@@ -32,17 +35,21 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 
 def run(args: argparse.Namespace) -> int:
+    import numpy as np
     import torch
 
+    from mlip.committee import is_committee
     from mlip.data.hdf5 import H5Dataset
     from mlip.model import load_model
     from mlip.train import evaluate
+    from mlip.train.calibration import committee_calibration, format_calibration
 
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
     is_run = os.path.isdir(args.model)
     model_path = os.path.join(args.model, "model.pt") if is_run else args.model
-    model = load_model(model_path, args.device, getattr(torch, args.dtype))
+    dtype = getattr(torch, args.dtype)
+    model = load_model(model_path, args.device, dtype)
     if is_run:
         dataset, split = evaluate.run_dataset(args.model, args.data or None, args.group)
     elif args.data:
@@ -59,13 +66,25 @@ def run(args: argparse.Namespace) -> int:
         not args.no_hessian,
     )
     print(evaluate.report(results))
+    extra = None
+    if is_committee(model):  # calibration of the spread against the error of the mean
+        parts = split if split is not None else {"all": np.arange(len(dataset))}
+        calibration = {
+            name: committee_calibration(
+                model, dataset.iterate(idx), args.batch_size, args.device, dtype
+            )
+            for name, idx in parts.items()
+            if len(idx)
+        }
+        print(format_calibration(calibration))
+        extra = {"calibration": calibration}
     if args.json:
         meta = {
             "model": model_path,
             "data": dataset.paths,
             "groups": [g.name for g in dataset.groups],
         }
-        evaluate.write_json(results, args.json, meta)
+        evaluate.write_json(results, args.json, meta, extra=extra)
     if args.plot:
         for path in evaluate.parity_plots(results, args.plot):
             print(f"wrote {path}")

@@ -1,7 +1,10 @@
 """``mlip md MODEL STRUCTURE``: batched molecular dynamics on the CPU or a GPU.
 
 Units: temperature K, timestep fs, friction 1/fs, tau fs, distances A, forces eV/A,
-energies eV, pressure GPa, compressibility 1/GPa, tau_p fs. STRUCTURE is any file ASE
+energies eV, pressure GPa, compressibility 1/GPa, tau_p fs. With a committee model
+(``mlip train --committee K``) the log gets each system's largest per-atom force std
+(eV/A); ``--max-force-std`` stops a system above it, ``--collect-force-std`` with
+``--collect FILE`` keeps its frames above it. STRUCTURE is any file ASE
 reads (every frame becomes a system of the batch) or an mlip HDF5 conformer
 ``FILE.h5:GROUP[:INDEX]``. NPT ensembles (npt-langevin, npt-bussi) need periodic cells.
 
@@ -89,6 +92,28 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "--max-displacement", type=float, help="explosion limit on distance from start, A"
     )
     parser.add_argument(
+        "--max-force-std",
+        type=float,
+        default=D.max_force_std,
+        metavar="EV_A",
+        help="committee models: stop a system whose largest per-atom force std exceeds "
+        "this (eV/A; checked at the host checks); the others go on",
+    )
+    parser.add_argument(
+        "--collect-force-std",
+        type=float,
+        default=D.collect_force_std,
+        metavar="EV_A",
+        help="committee models: keep the frames (at log steps) whose largest force std "
+        "exceeds this (eV/A), written to --collect",
+    )
+    parser.add_argument(
+        "--collect",
+        default=D.collect,
+        metavar="OUT.extxyz",
+        help="file for the collected frames (any ASE format; 'mlip label' reads it)",
+    )
+    parser.add_argument(
         "--compile",
         action="store_true",
         help="run the model through torch.compile (first step compiles; 1.5x on a CPU)",
@@ -153,6 +178,16 @@ def run(args: argparse.Namespace) -> int:
             f"second half: mean pressure {np.nanmean(half):.4g} GPa (target {config.pressure}), "
             f"mean volume {np.nanmean(volume):.4g} A^3/atom"
         )
+    watch = result.uncertainty
+    if np.isfinite(result.force_std).any():
+        print("committee force std (largest per-atom, eV/A) per system:")
+        if watch is not None:
+            print(watch.summary())
+        else:
+            for name, value in zip(state.names, np.nanmax(result.force_std, 0), strict=True):
+                print(f"  {name}: largest logged force std {value:.4g} eV/A")
+    if watch is not None and config.collect is not None:
+        print(f"collected {len(watch.frames)} frames -> {config.collect}")
     if config.log:
         print(f"log: {config.log}")
     return 0

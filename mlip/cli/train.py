@@ -140,6 +140,20 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         help="skip the final error table and plots",
     )
     parser.add_argument(
+        "--committee",
+        type=int,
+        default=None,
+        metavar="K",
+        help="train a committee of K members (seeds seed..seed+K-1, one split) into one "
+        "model file with force/energy uncertainties (mlip.train.committee)",
+    )
+    parser.add_argument(
+        "--bootstrap",
+        action="store_true",
+        default=None,
+        help="with --committee: each member on a bootstrap draw of the training split",
+    )
+    parser.add_argument(
         "--set",
         action="append",
         default=[],
@@ -168,9 +182,31 @@ def overrides_from_args(args: argparse.Namespace) -> dict:
     return overrides
 
 
+def committee_from_args(args: argparse.Namespace, config) -> object | None:  # noqa: ANN001
+    """The :class:`~mlip.train.committee.CommitteeConfig` asked for (``--committee``,
+    ``--bootstrap``, or a resumed committee run directory), None for a single model."""
+    import dataclasses
+
+    from mlip.train.committee import CommitteeConfig, committee_state
+
+    saved = committee_state(config.train.out) if config.train.resume else None
+    if args.committee is None and not args.bootstrap and saved is None:
+        return None
+    base = saved or CommitteeConfig()
+    given = {"size": args.committee, "bootstrap": args.bootstrap}
+    return dataclasses.replace(base, **{k: v for k, v in given.items() if v is not None})
+
+
 def run(args: argparse.Namespace) -> int:
     from mlip.train import run_training
     from mlip.train.config import resolve_config
 
-    run_training(resolve_config(args.config, overrides_from_args(args)))
+    config = resolve_config(args.config, overrides_from_args(args))
+    committee = committee_from_args(args, config)
+    if committee is not None:
+        from mlip.train.committee import train_committee
+
+        train_committee(config, committee)
+        return 0
+    run_training(config)
     return 0

@@ -26,7 +26,13 @@ import h5py
 import numpy as np
 
 from mlip.data.formats import ani1x, rmd17, spice
-from mlip.data.formats.asefile import ase_write_format, read_ase, write_ase
+from mlip.data.formats.asefile import (
+    DEFAULT_KEYS,
+    LabelKeys,
+    ase_write_format,
+    read_ase,
+    write_ase,
+)
 from mlip.data.formats.mlip_hdf5 import level_of_theory as mlip_level_of_theory
 from mlip.data.formats.mlip_hdf5 import read_mlip
 from mlip.data.hdf5 import FORMAT_NAME, HDF5_SUFFIXES
@@ -105,16 +111,25 @@ def detect_format(path: str | os.PathLike) -> str:
 
 
 def read_groups(
-    path: str | os.PathLike, format: str = "auto", level_of_theory: str | None = None
+    path: str | os.PathLike,
+    format: str = "auto",
+    level_of_theory: str | None = None,
+    keys: LabelKeys | None = None,
 ) -> tuple[Iterable[Group], str]:
     """Groups of ``path`` (possibly a lazy iterator) and the level-of-theory label.
 
     ``level_of_theory``: for ``ani1x`` the key prefix to read (default ``wb97x_dz``);
     for the other formats the label to record (default: the file's own, or a known one).
+    ``keys``: the label names of ASE files (:class:`LabelKeys`; other formats have fixed
+    names, so other keys there are a ValueError).
     """
     fmt = detect_format(path) if format == "auto" else format
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {format!r}; expected 'auto' or one of {FORMATS}")
+    if keys is not None and keys != DEFAULT_KEYS and fmt != "ase":
+        raise ValueError(
+            f"{path}: label key names (--energy-key ...) apply to ASE files; this is {fmt!r}"
+        )
     if not Path(path).is_file():
         raise FileNotFoundError(f"input file not found: {path}")
     if fmt == "ani1x":
@@ -127,7 +142,7 @@ def read_groups(
     if fmt == "mlip":
         label = level_of_theory or mlip_level_of_theory(path) or "unknown"
         return read_mlip(path), label
-    return read_ase(path), level_of_theory or "unknown"
+    return read_ase(path, keys=keys), level_of_theory or "unknown"
 
 
 def _checked(groups: Iterable[Group], file: str, out: list[GroupSummary]) -> Iterator[Group]:
@@ -144,8 +159,12 @@ def convert(
     level_of_theory: str | None = None,
     overwrite: bool = False,
     compression: str | None = "gzip",
+    keys: LabelKeys | None = None,
 ) -> ConversionResult:
     """Convert ``source`` (format ``format``, see module docstring) into ``output``.
+
+    ``keys`` names the labels of an ASE input (:class:`LabelKeys`, e.g.
+    ``LabelKeys(energy="REF_energy", forces="REF_forces")`` for MACE/NequIP files).
 
     The output is mlip-hdf5 when its suffix is .h5/.hdf5/.hdf, else an ASE format
     guessed from its name. Bad input raises :class:`DataError` naming file, group and
@@ -159,7 +178,7 @@ def convert(
         raise FileExistsError(f"{output} exists; pass overwrite=True (CLI: --force) to replace it")
     to_hdf5 = output.suffix.lower() in HDF5_SUFFIXES
     fmt = "mlip" if to_hdf5 else ase_write_format(output)  # fail early on a bad output name
-    groups, label = read_groups(source, format, level_of_theory)
+    groups, label = read_groups(source, format, level_of_theory, keys)
     summaries: list[GroupSummary] = []
     checked = _checked(groups, str(source), summaries)
     if to_hdf5:
@@ -169,4 +188,11 @@ def convert(
     return ConversionResult(output, fmt, label, summaries, dropped)
 
 
-__all__ = ["FORMATS", "ConversionResult", "convert", "detect_format", "read_groups"]
+__all__ = [
+    "FORMATS",
+    "ConversionResult",
+    "LabelKeys",
+    "convert",
+    "detect_format",
+    "read_groups",
+]

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ase import Atoms
 
@@ -50,6 +50,8 @@ class StructureSpec:
     is_hdf5: bool = False
     group: str | None = None
     index: int = 0
+    # INDEX was written (read_frames: that conformer only); not part of equality
+    index_given: bool = field(default=False, compare=False)
 
 
 def parse_structure_spec(spec: str) -> StructureSpec:
@@ -74,7 +76,9 @@ def parse_structure_spec(spec: str) -> StructureSpec:
             index = int(parts[1])
         except ValueError:
             raise ValueError(f"INDEX must be an integer in '{spec}' ({SPEC_SYNTAX})") from None
-    return StructureSpec(file=file, is_hdf5=True, group=parts[0] or None, index=index)
+    return StructureSpec(
+        file=file, is_hdf5=True, group=parts[0] or None, index=index, index_given=len(parts) == 2
+    )
 
 
 def read_conformer(spec: str | StructureSpec) -> Structure:
@@ -125,6 +129,56 @@ def read_atoms(spec: str | StructureSpec, ase_index: int | str = -1) -> list[Ato
     _check_exists(source.file)
     frames = ase.io.read(source.file, index=ase_index)
     return frames if isinstance(frames, list) else [frames]
+
+
+def read_frames(spec: str | StructureSpec) -> list[Structure]:
+    """Every structure a spec names, geometry only, each with ``group`` and ``index`` set.
+
+    ``FILE.h5`` gives every conformer of every group, ``FILE.h5:GROUP`` those of one
+    group, ``FILE.h5:GROUP:INDEX`` that conformer; any other file gives every frame of
+    ``ase.io.read(file, index=":")``, grouped by atoms and periodicity and named after
+    the formula like :func:`mlip.data.formats.asefile.read_ase`. ``index`` numbers the
+    structures of the spec (the frame's index; for HDF5 the conformer's position over
+    the groups read). The labels of the input are dropped (``mlip label`` computes new
+    ones).
+    """
+    source = parse_structure_spec(spec) if isinstance(spec, str) else spec
+    _check_exists(source.file)
+    if source.is_hdf5:
+        if source.index_given:
+            one = read_conformer(source)
+            return [_geometry(one, one.group, one.index)]
+        dataset = H5Dataset(source.file, groups=None if source.group is None else [source.group])
+        try:
+            everything = dataset.iterate(range(len(dataset)))
+            return [_geometry(s, s.group, k) for k, s in enumerate(everything)]
+        finally:
+            dataset.close()
+    import ase.io
+
+    from mlip.data.formats.asefile import group_frames
+
+    try:
+        frames = ase.io.read(source.file, index=":")
+    except Exception as err:  # noqa: BLE001 (ASE raises many kinds for an unreadable file)
+        raise DataError(f"ASE could not read the file: {err}", file=source.file) from err
+    frames = frames if isinstance(frames, list) else [frames]
+    out = []
+    for name, items in group_frames(frames):
+        out.extend(_geometry(Structure.from_atoms(a, keep_cell=True), name, k) for k, a in items)
+    return sorted(out, key=lambda s: s.index)
+
+
+def _geometry(structure: Structure, group: str | None, index: int) -> Structure:
+    return Structure(
+        atomic_numbers=structure.atomic_numbers,
+        positions=structure.positions,
+        cell=structure.cell,
+        pbc=structure.pbc,
+        index=int(index),
+        file=structure.file,
+        group=group,
+    )
 
 
 def _check_exists(path: str) -> None:

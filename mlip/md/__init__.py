@@ -13,7 +13,9 @@ default, :class:`MDConfig`) and :mod:`~mlip.md.state` (the state and its observa
 :mod:`~mlip.md.steps` (the elementary operators and :class:`Integrator`, a splitting of
 them); :mod:`~mlip.md.integrators`, :mod:`~mlip.md.nose_hoover` and
 :mod:`~mlip.md.barostat` (the ensembles' integrators); :mod:`~mlip.md.registry` (the
-ensembles by name, their needs and parameters); :mod:`~mlip.md.runner` (``run_md``).
+ensembles by name, their needs and parameters); :mod:`~mlip.md.uncertainty` (a
+committee's force std at the host checks: stop or collect); :mod:`~mlip.md.runner`
+(``run_md``).
 """
 
 from mlip.md.barostat import NPTBussi, NPTLangevin, StochasticCellRescaling
@@ -49,6 +51,7 @@ from mlip.md.state import (
     zero_com_momentum,
 )
 from mlip.md.steps import Integrator, NoiseSource
+from mlip.md.uncertainty import Stopped, UncertaintyWatch
 
 __all__ = [
     "AMU_A2_FS2_PER_EV",
@@ -76,7 +79,9 @@ __all__ = [
     "RestartFrame",
     "Simulation",
     "StochasticCellRescaling",
+    "Stopped",
     "TrajectoryWriter",
+    "UncertaintyWatch",
     "VelocityVerlet",
     "VerletList",
     "batched_neighbor_list",

@@ -1,7 +1,8 @@
 """Every default of the MD engine in one place: :class:`MDConfig`.
 
 Units: temperature K, timestep fs, friction 1/fs, tau and tau_p fs, pressure GPa,
-compressibility 1/GPa, skin, min_distance and max_displacement Angstrom, max_force eV/A.
+compressibility 1/GPa, skin, min_distance and max_displacement Angstrom, max_force,
+max_force_std and collect_force_std eV/A.
 
 ``mlip md`` parses its arguments into an :class:`MDConfig`, :func:`mlip.md.run_md` and
 ``md/run_md.py`` take one, the integrators (:mod:`mlip.md.integrators`,
@@ -71,6 +72,10 @@ class MDConfig:
     max_force: float = 100.0  # eV/A, explosion limit
     min_distance: float = 0.5  # A, explosion limit
     max_displacement: float | None = None  # A from the start, explosion limit (off)
+    # --- committee uncertainty (mlip.md.uncertainty; a committee model only) ------------
+    max_force_std: float | None = None  # eV/A: stop a system whose largest force std exceeds it
+    collect_force_std: float | None = None  # eV/A: keep frames (at log steps) above it
+    collect: str | Path | None = None  # file (e.g. .extxyz) for the collected frames
 
     def __post_init__(self) -> None:
         if isinstance(self.dtype, str):

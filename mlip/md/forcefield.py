@@ -37,6 +37,12 @@ with the eager model to rounding (tested). The first call compiles (seconds to a
 edge and atom counts are symbolic, so neighbour-list rebuilds do not recompile. Double
 backward (training, Hessians) is not supported by torch.compile, which is why only MD
 uses it.
+
+Committees. For a :class:`mlip.committee.Committee` the dynamics follow the committee
+mean, and every call also sets ``state.force_std`` (n_systems,), the largest per-atom
+force std of each system (eV/A, :func:`mlip.committee.committee_spread`), and
+``state.force_std_max``, its running maximum since the runner last cleared it; both stay
+on the device (read at the host checks, :mod:`mlip.md.uncertainty`).
 """
 
 from __future__ import annotations
@@ -44,6 +50,7 @@ from __future__ import annotations
 import torch
 
 from mlip import keys
+from mlip.committee import committee_spread, is_committee
 from mlip.derivatives import EnergyModel, compile_model, compute
 from mlip.errors import check_known_elements
 from mlip.md.config import DEFAULTS
@@ -76,6 +83,7 @@ class ForceField:
         variable_cell: bool | None = None,
     ) -> None:
         self.model = model
+        self.committee = is_committee(model)
         self.stress = bool(stress)
         self.variable_cell = self.stress if variable_cell is None else bool(variable_cell)
         self._forward = compile_model(model) if compile else model
@@ -160,9 +168,23 @@ class ForceField:
 
     def __call__(self, state: MDState) -> MDState:
         self._update_list(state)
-        out = compute(self._forward, self.batch(state), forces=True, stress=self.stress)
+        out = compute(
+            self._forward,
+            self.batch(state),
+            forces=True,
+            stress=self.stress,
+            members=self.committee,
+        )
         stress = out[keys.STRESS] if self.stress else None
-        return state.replace(energy=out[keys.ENERGY], forces=out[keys.FORCES], stress=stress)
+        changes = {"energy": out[keys.ENERGY], "forces": out[keys.FORCES], "stress": stress}
+        if self.committee:  # the committee mean drives the dynamics; its spread is recorded
+            largest = committee_spread(
+                out[keys.MEMBER_ENERGY], out[keys.MEMBER_FORCES], state.system_idx, state.n_systems
+            )["max_force_std"]
+            peak = state.force_std_max
+            changes["force_std"] = largest
+            changes["force_std_max"] = largest if peak is None else torch.maximum(peak, largest)
+        return state.replace(**changes)
 
     def take_stale_flag(self) -> bool:
         """Read (one host sync) and clear the deferred stale flag."""

@@ -104,6 +104,8 @@ class TrajectoryWriter:
                 shapes["cell"] = (3, 3)
             if state.thermostat is not None:
                 shapes["thermostat"] = tuple(state.thermostat.shape[1:])
+            if state.force_std is not None:  # a committee: largest per-atom force std, eV/A
+                shapes["force_std"] = ()
             for field, shape in shapes.items():
                 kind = np.int64 if field == "step" else np.float64
                 g.create_dataset(
@@ -132,7 +134,8 @@ class TrajectoryWriter:
                 )
 
     def write(self, state: MDState) -> None:
-        """Append the current frame of every system and flush (one host copy)."""
+        """Append the current frame of every system of ``state`` and flush (one host
+        copy); systems stopped since the start (:meth:`Simulation.select`) are absent."""
         host = {
             "positions": state.positions.detach().cpu().double().numpy(),
             "forces": state.forces.detach().cpu().double().numpy(),
@@ -143,8 +146,12 @@ class TrajectoryWriter:
         cells = state.cell.detach().cpu().double().numpy()
         heat = None if state.heat is None else state.heat.detach().cpu().double().numpy()
         chains = None if state.thermostat is None else state.thermostat.detach().cpu().numpy()
-        for s, name in enumerate(self.names):
-            g, (a, b) = self.file[name], self._bounds[s : s + 2]
+        spread = None if state.force_std is None else state.force_std.detach().cpu().numpy()
+        bounds = self._bounds
+        if list(state.names) != self.names:
+            bounds = np.concatenate([[0], np.cumsum(state.num_atoms.cpu().numpy())])
+        for s, name in enumerate(state.names):
+            g, (a, b) = self.file[name], bounds[s : s + 2]
             frame = {
                 "positions": host["positions"][a:b],
                 "forces": host["forces"][a:b],
@@ -160,6 +167,8 @@ class TrajectoryWriter:
                 frame["heat"] = 0.0 if heat is None else heat[s]
             if "thermostat" in g and chains is not None:
                 frame["thermostat"] = chains[s]
+            if "force_std" in g:
+                frame["force_std"] = np.nan if spread is None else spread[s]
             for field, value in frame.items():
                 d = g[field]
                 d.resize(d.shape[0] + 1, axis=0)
@@ -234,7 +243,8 @@ class CSVLog:
     Columns: step, time_fs, system, name, temperature_K (kinetic), potential_eV,
     kinetic_eV, total_eV, conserved_eV (total minus the heat a thermostat put in),
     volume_A3 (3D periodic systems) and pressure_GPa (when the integrator computes the
-    stress, i.e. NPT); the last two are empty otherwise.
+    stress, i.e. NPT) and force_std_eVA (a committee: the largest per-atom force std);
+    empty otherwise.
     """
 
     COLUMNS = (
@@ -249,6 +259,7 @@ class CSVLog:
         "conserved_eV",
         "volume_A3",
         "pressure_GPa",
+        "force_std_eVA",
     )
 
     def __init__(self, path: str | Path, append: bool = False) -> None:
@@ -274,6 +285,7 @@ class CSVLog:
                     f"{pot + kin - values['heat'][s]:.10g}",
                     _optional(values, "volume", s),
                     _optional(values, "pressure", s),
+                    _optional(values, "force_std", s),
                 ]
             )
         self.handle.flush()

@@ -47,6 +47,7 @@ from mlip.md.state import (
     select_systems,
 )
 from mlip.md.steps import Integrator
+from mlip.md.uncertainty import UncertaintyWatch
 
 
 @dataclass
@@ -66,6 +67,10 @@ class MDResult:
     neighbor_builds: int = 0
     rollbacks: int = 0
     extra: dict = field(default_factory=dict)
+    # committees: largest per-atom force std per log step and system (eV/A; NaN for a
+    # model without spread, and for systems stopped by max_force_std), and the watch
+    force_std: np.ndarray | None = None
+    uncertainty: UncertaintyWatch | None = None
 
     @property
     def total(self) -> np.ndarray:
@@ -165,17 +170,18 @@ class Simulation:
 
     def observables(self) -> dict[str, np.ndarray]:
         """Per-system temperature (K), potential, kinetic energy and heat (eV), volume
-        (A^3, NaN unless 3D periodic) and pressure (GPa, NaN without stress), on the host
+        (A^3, NaN unless 3D periodic), pressure (GPa, NaN without stress) and force_std
+        (eV/A, the largest per-atom force std of a committee, else NaN), on the host
         (one copy)."""
         s = self.state
         volume = torch.where(s.pbc.all(-1), cell_volume(s.cell), torch.nan)
         p = pressure(s) if s.stress is not None else torch.full_like(volume, torch.nan)
+        spread = s.force_std if s.force_std is not None else torch.full_like(volume, torch.nan)
         stacked = torch.stack(
-            [s.kinetic_temperature(), s.energy, s.kinetic_energy(), s.heat, volume, p]
+            [s.kinetic_temperature(), s.energy, s.kinetic_energy(), s.heat, volume, p, spread]
         )
-        t, pot, kin, heat, vol, p = stacked.detach().cpu().double().numpy()
-        names = ("temperature", "potential", "kinetic", "heat", "volume", "pressure")
-        return dict(zip(names, (t, pot, kin, heat, vol, p), strict=True))
+        names = ("temperature", "potential", "kinetic", "heat", "volume", "pressure", "force_std")
+        return dict(zip(names, stacked.detach().cpu().double().numpy(), strict=True))
 
 
 def _initial_state(
@@ -261,6 +267,11 @@ def run_md(
     NPT ("npt-langevin", "npt-bussi", periodic systems only, :mod:`mlip.md.barostat`):
     the cell of every frame is written to ``traj``, the log gains volume and pressure,
     and ``conserved`` is the effective energy of the barostat module.
+    A committee model (:class:`mlip.committee.Committee`) drives the dynamics with its
+    mean; the largest per-atom force std of each system goes to the trajectory, the log
+    and ``MDResult.force_std``; ``max_force_std`` (eV/A) stops a system above it and
+    ``collect_force_std`` keeps its frames (at log steps) above it, written to
+    ``collect`` (:mod:`mlip.md.uncertainty`, checked at the host checks only).
     """
     if ensemble is not None:
         options["ensemble"] = ensemble
@@ -275,6 +286,14 @@ def run_md(
     integrator = spec.build(config)
     monitor = ExplosionMonitor(config.max_force, config.min_distance, config.max_displacement)
     force_field = ForceField(model, skin=config.skin, compile=config.compile)
+    watch = None
+    if config.max_force_std is not None or config.collect_force_std is not None:
+        if not force_field.committee:
+            raise ValueError(
+                "max_force_std / collect_force_std need a committee model (mlip train "
+                "--committee K)"
+            )
+        watch = UncertaintyWatch(config.max_force_std, config.collect_force_std)
     sim = Simulation(state, force_field, integrator, monitor, config.check_every)
     restart, traj = config.restart, config.traj
     same_file = restart is not None and (traj is None or Path(traj) == Path(restart))
@@ -291,14 +310,14 @@ def run_md(
         )
     csv_log = CSVLog(config.log, append=continuing) if config.log is not None else None
     try:
-        return _loop(
-            sim, steps, log_every, writer, csv_log, config.progress, write_first=not same_file
-        )
+        return _loop(sim, steps, log_every, writer, csv_log, config.progress, not same_file, watch)
     finally:
         if writer is not None:
             writer.close()
         if csv_log is not None:
             csv_log.close()
+        if watch is not None and config.collect is not None:
+            watch.write_frames(config.collect)
 
 
 def _pressure_postfix(obs: dict[str, np.ndarray]) -> dict[str, str]:
@@ -315,22 +334,30 @@ def _loop(
     csv_log: CSVLog | None,
     progress: bool,
     write_first: bool,
+    watch: UncertaintyWatch | None = None,
 ) -> MDResult:
     series: dict[str, list] = {
         k: []
         for k in (
             "step", "time", "temperature", "potential", "kinetic", "conserved", "volume",
-            "pressure",
+            "pressure", "force_std",
         )
     }  # fmt: skip
     n_atoms, dt = sim.state.n_atoms, sim.integrator.timestep
+    all_names = list(sim.state.names)  # columns of the series (NaN once a system stopped)
 
     def record(write: bool = True) -> dict[str, np.ndarray]:
         obs = sim.observables()
         st = sim.state
-        for key in ("temperature", "potential", "kinetic", "volume", "pressure"):
-            series[key].append(obs[key])
-        series["conserved"].append(obs["potential"] + obs["kinetic"] - obs["heat"])
+        full = obs
+        if list(st.names) != all_names:
+            columns = [all_names.index(n) for n in st.names]
+            full = {k: np.full(len(all_names), np.nan) for k in obs}
+            for k, v in obs.items():
+                full[k][columns] = v
+        for key in ("temperature", "potential", "kinetic", "volume", "pressure", "force_std"):
+            series[key].append(full[key])
+        series["conserved"].append(full["potential"] + full["kinetic"] - full["heat"])
         series["step"].append(st.step)
         series["time"].append(st.time)
         if writer is not None and write:
@@ -346,7 +373,11 @@ def _loop(
         for done in sim.run(steps, every=log_every):
             bar.update(done - last)
             last = done
-            if done % log_every == 0 or done == steps:
+            log_step = done % log_every == 0 or done == steps
+            if watch is not None and not watch.check(sim, log_step):
+                record()  # every system stopped: their last frames
+                break
+            if log_step:
                 obs = record()
                 wall = max(time.perf_counter() - start, 1e-9)
                 bar.set_postfix(
@@ -375,4 +406,6 @@ def _loop(
         wall_seconds=wall,
         neighbor_builds=0 if neighbors is None else neighbors.builds,
         rollbacks=sim.rollbacks,
+        force_std=np.stack(series["force_std"]),
+        uncertainty=watch,
     )

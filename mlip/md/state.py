@@ -69,6 +69,10 @@ class MDState:
     heat: torch.Tensor | None = None  # (n_systems,) eV, energy given by the thermostat
     thermostat: torch.Tensor | None = None  # (n_systems, k) integrator-owned per-system variables
     stress: torch.Tensor | None = None  # (n_systems,3,3) eV/A^3
+    # committees (mlip.committee): the largest per-atom force std of each system at this
+    # step, and its running maximum since the runner last cleared it (eV/A)
+    force_std: torch.Tensor | None = None  # (n_systems,) eV/A
+    force_std_max: torch.Tensor | None = None  # (n_systems,) eV/A
     step: int = 0
     time: float = 0.0  # fs
     names: list[str] = field(default_factory=list)  # one label per system
@@ -273,6 +277,8 @@ def concatenate(states: Sequence[MDState]) -> MDState:
         energy=None,
         forces=None,
         stress=None,
+        force_std=None,
+        force_std_max=None,
         heat=None,
         thermostat=_cat_thermostat(states),
         names=[n for s in states for n in s.names],
@@ -359,5 +365,7 @@ def select_systems(state: MDState, keep: torch.Tensor | Sequence[bool]) -> MDSta
         heat=per_sys(state.heat),
         thermostat=per_sys(state.thermostat),
         stress=per_sys(state.stress),
+        force_std=per_sys(state.force_std),
+        force_std_max=per_sys(state.force_std_max),
         names=[n for n, k in zip(state.names, keep.tolist(), strict=True) if k],
     )

@@ -146,11 +146,17 @@ def summary(results: dict[str, EvalResult]) -> dict[str, dict[str, float]]:
     return {name: result.metrics for name, result in results.items()}
 
 
-def write_json(results: dict[str, EvalResult], path: str, meta: dict[str, Any] | None = None):
+def write_json(
+    results: dict[str, EvalResult],
+    path: str,
+    meta: dict[str, Any] | None = None,
+    extra: dict[str, Any] | None = None,
+):
+    """The metrics as JSON (``extra``: more top-level entries, e.g. a calibration)."""
     from mlip.fileio import atomic_write_text
 
     units = {name: unit for name, (unit, _) in QUANTITIES.items()}
-    payload = {"meta": meta or {}, "units": units, "splits": summary(results)}
+    payload = {"meta": meta or {}, "units": units, "splits": summary(results), **(extra or {})}
     atomic_write_text(path, json.dumps(payload, indent=1))
 
 

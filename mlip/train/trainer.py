@@ -66,7 +66,8 @@ class Trainer:
     """Train a model on the config's data. ``model=None`` builds :func:`build_model`.
 
     ``callbacks`` are called as ``callback(trainer, row)`` after each validation with the
-    row written to ``metrics.csv``.
+    row written to ``metrics.csv``. ``source``: a :class:`StructureSource` over the
+    config's data to read from instead of opening (and caching) the files again.
     """
 
     def __init__(
@@ -75,6 +76,7 @@ class Trainer:
         model: torch.nn.Module | None = None,
         context: distributed.DistContext | None = None,
         callbacks: list[Callable[[Trainer, dict], None]] | None = None,
+        source: StructureSource | None = None,
     ) -> None:
         self.config = config
         self.context = context or distributed.setup(config.train.device)
@@ -88,7 +90,11 @@ class Trainer:
         torch.manual_seed(seed)
         resume_state = self._resume_state()
 
-        self.dataset = H5Dataset(config.data.paths, config.data.groups)
+        # ``source``: conformers already read (the members of a committee share one)
+        if source is not None:
+            self.dataset = source.dataset
+        else:
+            self.dataset = H5Dataset(config.data.paths, config.data.groups)
         self.split = self._split(resume_state is not None)
         check_labels(
             self.dataset,
@@ -97,8 +103,10 @@ class Trainer:
             self.split["train"],
             config.data.allow_missing_labels,
         )
-        cached = np.concatenate([self.split["train"], self.split["valid"]])
-        self.source = StructureSource(self.dataset, cached if config.data.cache else None)
+        if source is None:
+            cached = np.concatenate([self.split["train"], self.split["valid"]])
+            source = StructureSource(self.dataset, cached if config.data.cache else None)
+        self.source = source
 
         init_from = config.model.init_from
         if model is None and init_from:

@@ -1,0 +1,218 @@
+"""Active learning against random MD data: ethanol with GFN2-xTB (tblite) from its minimum.
+
+Units: K, fs, ps, eV, Angstrom; errors meV/A (forces) and meV/atom (energies).
+
+1. ``mlip learn`` (:mod:`mlip.learn`) from the xTB minimum of ethanol only, labeller
+   ``tblite:GFN2-xTB``, committee MD at ``--temperature``, at most ``--budget`` labels.
+2. Test set: an independent 500 K Langevin trajectory of the reference method itself
+   (ASE Langevin with tblite from the minimum, its own seed, ``--test-ps`` after 1 ps
+   of equilibration, a frame every 20 steps), labelled by the same method.
+3. Baseline: as many labels as the loop used, drawn at random from a plain 500 K MD run
+   of the reference method (``ethanol_xtb.h5``, group ``ethanol``: GFN2-xTB Langevin
+   MD), trained with the same settings as a committee from scratch; the learned data
+   is also retrained from scratch with the same settings (the loop's own committee was
+   fine-tuned round after round), so data is compared with data.
+4. Reports: the round table, test force/energy MAE of the three committees, the
+   Spearman correlation of the learned committee's force std with its true force error
+   on the test set (:mod:`mlip.train.calibration`), and whether ``--stability-ps`` of
+   500 K MD with the learned committee stays intact (``md_stability.run_stability``:
+   bonds within 1.5x, no contact below 0.75 A, no explosion).
+
+    python benchmarks/active_learning.py --out runs/al_ethanol                 # full run
+    python benchmarks/active_learning.py --out runs/al_short --short           # smoke run
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+#: the reference data's folder: shared/data beside the checkout (``--data-dir``)
+DATA_DIR = os.path.join(os.path.dirname(ROOT), "shared", "data")
+REFERENCE_FILE = "ethanol_xtb.h5"
+SPEC = "tblite:GFN2-xTB"
+#: --short: a small version of the full run (same code path; 40 labels). It took 51 min
+#: of wall time on a 2-core CPU shared with other jobs (the loop 8.6 min of it)
+SHORT = {"budget": 40, "per_round": 10, "rattles": 10, "md_steps": 400, "committee": 2,
+         "num_channels": 8, "max_epochs": 100, "test_ps": 0.5, "stability_ps": 1.0,
+         "stability_replicas": 4}  # fmt: skip
+
+
+def reference_trajectory(path: str, ps: float, seed: int, minimum) -> None:  # noqa: ANN001
+    """The test set: 500 K Langevin MD of GFN2-xTB itself (module docstring), mlip HDF5."""
+    from ase import units
+    from ase.md.langevin import Langevin
+    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
+
+    from mlip.data.graph import Structure
+    from mlip.data.writer import write_mlip_hdf5
+    from mlip.labelling import make_labeller
+
+    if os.path.exists(path):
+        return
+    atoms = minimum.copy()
+    atoms.calc = make_labeller(SPEC).calculator
+    rng = np.random.default_rng(seed)
+    MaxwellBoltzmannDistribution(atoms, temperature_K=500, rng=rng)
+    dyn = Langevin(atoms, 0.5 * units.fs, temperature_K=500, friction=0.01 / units.fs, rng=rng)
+    dyn.run(2000)  # 1 ps equilibration
+    frames = []
+    for _ in range(int(round(ps * 2000 / 20))):
+        dyn.run(20)
+        s = Structure.from_atoms(atoms.copy())  # not a view of positions MD moves on
+        s.energy, s.forces = float(atoms.get_potential_energy()), atoms.get_forces().copy()
+        frames.append(s)
+    write_mlip_hdf5(path, {"ethanol_500K": frames}, f"{SPEC} (tblite), ASE Langevin 500 K")
+
+
+def random_md_data(path: str, reference: str, count: int, seed: int) -> None:
+    """``count`` conformers drawn at random from the reference 500 K MD (E + F only)."""
+    from mlip.data.hdf5 import H5Dataset
+    from mlip.data.writer import write_mlip_hdf5
+
+    dataset = H5Dataset(reference, ["ethanol"])
+    chosen = np.sort(np.random.default_rng(seed).choice(len(dataset), count, replace=False))
+    structures = dataset.get_many(chosen.tolist())
+    for s in structures:
+        s.hessian = None
+    write_mlip_hdf5(path, {"ethanol": structures}, SPEC, overwrite=True)
+    dataset.close()
+
+
+def train_from_scratch(data: str, out: str, train: dict, committee: int, seed: int):  # noqa: ANN201
+    """A committee trained from scratch on every conformer of ``data`` (10 % validation)."""
+    from mlip.data.hdf5 import H5Dataset
+    from mlip.model import load_model
+    from mlip.train.committee import CommitteeConfig, train_committee
+    from mlip.train.config import load_config
+
+    n = len(H5Dataset(data))
+    valid = max(1, round(0.1 * n))
+    config = load_config(None, {"loss.hessian_weight": 0.0, **train, "data.paths": [data],
+                                "data.train_size": n - valid, "data.valid_size": valid,
+                                "data.test_size": 0, "train.out": out, "train.seed": seed,
+                                "train.progress": False, "train.resume": True})  # fmt: skip
+    if not os.path.exists(os.path.join(out, "model.pt")):
+        train_committee(config, CommitteeConfig(committee))
+    return load_model(os.path.join(out, "model.pt"))
+
+
+def test_errors(model, test: str) -> dict:  # noqa: ANN001
+    from mlip.data.hdf5 import H5Dataset
+    from mlip.train.calibration import committee_calibration
+
+    dataset = H5Dataset(test)
+    return committee_calibration(model, dataset.iterate(range(len(dataset))), 32)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--out", default="runs/al_ethanol")
+    p.add_argument("--data-dir", default=DATA_DIR,
+                   help=f"folder of {REFERENCE_FILE} (default: %(default)s)")  # fmt: skip
+    p.add_argument("--short", action="store_true", help="the small version (SHORT)")
+    p.add_argument("--budget", type=int, default=300, help="labels at most")
+    p.add_argument("--per-round", type=int, default=30)
+    p.add_argument("--rattles", type=int, default=20, help="round 0 labels of the minimum")
+    p.add_argument("--temperature", type=float, nargs="+", default=[500.0, 800.0], help="K")
+    p.add_argument("--md-steps", type=int, default=4000, help="per round (0.5 fs)")
+    p.add_argument("--replicas", type=int, default=8)
+    p.add_argument("--committee", type=int, default=4)
+    p.add_argument("--num-channels", type=int, default=32)
+    p.add_argument("--max-epochs", type=int, default=200, help="per member and round")
+    p.add_argument("--batch-size", type=int, default=4, help="conformers per step (few labels)")
+    p.add_argument("--min-force-std", type=float, default=0.02, help="eV/A")
+    p.add_argument("--max-force-std", type=float, default=1.0, help="eV/A")
+    p.add_argument("--test-ps", type=float, default=5.0, help="test trajectory, ps (40 frames/ps)")
+    p.add_argument("--stability-ps", type=float, default=100.0)
+    p.add_argument("--stability-replicas", type=int, default=16)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args(argv)
+    if args.short:
+        for key, value in SHORT.items():
+            setattr(args, key, value)
+    torch.set_num_threads(args.threads)
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from md_stability import run_stability
+
+    from mlip.data.spec import read_frames
+    from mlip.learn import LearnConfig, Learner
+
+    reference = os.path.join(args.data_dir, REFERENCE_FILE)
+    if not os.path.exists(reference):
+        p.error(f"reference data {reference} not found (--data-dir)")
+    os.makedirs(args.out, exist_ok=True)
+    start = time.perf_counter()
+    minimum_spec = f"{reference}:ethanol_minimum:0"
+    minimum = read_frames(minimum_spec)[0].to_atoms()
+    train = {"model.num_channels": args.num_channels, "train.max_epochs": args.max_epochs,
+             "data.batch_size": args.batch_size}  # fmt: skip
+    config = LearnConfig(
+        start=(minimum_spec,), calculator=SPEC, out=os.path.join(args.out, "learn"),
+        temperature=tuple(args.temperature), replicas=args.replicas, md_steps=args.md_steps,
+        budget=args.budget, per_round=args.per_round, rattles=args.rattles,
+        min_force_std=args.min_force_std, max_force_std=args.max_force_std,
+        committee=args.committee, train=train, seed=args.seed, progress=True,
+        resume=os.path.exists(os.path.join(args.out, "learn", "state.json")),
+    )  # fmt: skip
+    state = Learner(config).run()
+    learn_s = time.perf_counter() - start
+    learner = Learner(config.replace(resume=True))
+    labels = learner.labels()
+
+    test = os.path.join(args.out, "test_500K.h5")
+    reference_trajectory(test, args.test_ps, args.seed + 99, minimum)
+    random_path = os.path.join(args.out, "random_md.h5")
+    random_md_data(random_path, reference, labels, args.seed)
+    from mlip.model import load_model
+
+    models = {
+        "learned (loop's committee)": load_model(os.path.join(config.out, "model.pt")),
+        "learned data, from scratch": train_from_scratch(
+            os.path.join(config.out, "data.h5"), os.path.join(args.out, "learned_scratch"),
+            train, args.committee, args.seed),
+        "random 500 K MD, from scratch": train_from_scratch(
+            random_path, os.path.join(args.out, "random_scratch"), train, args.committee,
+            args.seed),
+    }  # fmt: skip
+    results = {name: test_errors(model, test) for name, model in models.items()}
+    stability = {}
+    for name in ("learned (loop's committee)", "random 500 K MD, from scratch"):
+        run = run_stability(models[name].eval(), minimum, args.stability_replicas, 500.0,
+                            ps=args.stability_ps, seed=args.seed)  # fmt: skip
+        stability[name] = run.summary()
+    print("\nround table (mlip learn):")
+    from mlip.learn.report import format_table
+
+    print(format_table(state["rows"]))
+    frames = int(next(iter(results.values()))["num_structures"])
+    print(f"\n{labels} labels of {SPEC}; test: {test} ({frames} frames of an independent "
+          "500 K xTB trajectory)\n")  # fmt: skip
+    print("| committee | test F MAE (meV/A) | test E MAE (meV/atom) | Spearman(std, error) | "
+          f"{args.stability_ps:g} ps 500 K intact |")  # fmt: skip
+    print("| --- | ---: | ---: | ---: | ---: |")
+    for name, m in results.items():
+        s = stability.get(name)
+        intact = f"{s['stable']}/{s['replicas']}" if s else ""
+        print(f"| {name} | {m['forces_mae_mean']:.1f} | {m['energy_per_atom_mae_mean']:.2f} | "
+              f"{m['spearman_rms']:.2f} | {intact} |")  # fmt: skip
+    summary = {"labels": labels, "finished": state["finished"], "rows": state["rows"],
+               "test": results, "stability": stability, "learn_wall_s": learn_s,
+               "wall_s": time.perf_counter() - start, "settings": vars(args)}  # fmt: skip
+    with open(os.path.join(args.out, "active_learning.json"), "w") as handle:
+        json.dump(summary, handle, indent=1, default=str)
+    print(f"\nwall {summary['wall_s'] / 60:.1f} min; {args.out}/active_learning.json")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,116 @@
+"""The one config of ``mlip learn``: :class:`LearnConfig`, every default of the loop.
+
+Units: temperature K, timestep fs, friction 1/fs, rattle_std, diversity and fd_step
+Angstrom, min_force_std and max_force_std eV/A (the largest per-atom force std of a
+committee, :mod:`mlip.committee`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from mlip.labelling.hessian import DEFAULT_FD_STEP
+from mlip.md.config import DEFAULTS as MD_DEFAULTS
+
+
+@dataclass(frozen=True)
+class LearnConfig:
+    """An active-learning run (:mod:`mlip.learn.loop`).
+
+    The seeds (``start``: structure specs, :func:`mlip.data.spec.read_frames`) and the
+    labeller (``calculator``, :func:`mlip.labelling.make_labeller`); the exploration
+    (``ensemble`` at each of ``temperature``, ``replicas`` per seed and temperature,
+    ``md_steps`` per round, a candidate frame every ``sample_every`` steps); the
+    selection (frames above ``min_force_std``, most uncertain first, no two closer than
+    ``diversity``; a system stops above ``max_force_std``); the labels (``budget``
+    labeller calls in all, failed ones included, at most ``per_round`` a round,
+    ``rattles`` rattled copies (``rattle_std``) of each seed in round 0, Hessians on
+    ``hessian_fraction`` of the labels); the committee (``committee`` members,
+    ``bootstrap``, ``train``: dotted :class:`TrainConfig` overrides, ``finetune``: later
+    rounds start from the previous committee).
+    The loop stops when the budget is spent, when a round's largest force std is below
+    ``min_force_std`` (converged) or after ``max_rounds`` rounds of MD.
+    """
+
+    start: tuple[str, ...]
+    calculator: str
+    out: str
+    temperature: tuple[float, ...] = (300.0,)
+    ensemble: str = "nvt-langevin"
+    timestep: float = MD_DEFAULTS.timestep
+    friction: float = MD_DEFAULTS.friction
+    tau: float = MD_DEFAULTS.tau
+    replicas: int = 4
+    md_steps: int = 2000
+    sample_every: int = 20
+    budget: int = 300
+    per_round: int = 20
+    rattles: int = 10
+    rattle_std: float = 0.05
+    min_force_std: float = 0.05
+    max_force_std: float = 1.0
+    diversity: float = 0.05
+    hessian_fraction: float = 0.0
+    fd_step: float = DEFAULT_FD_STEP
+    committee: int = 4
+    bootstrap: bool = False
+    finetune: bool = True
+    max_rounds: int = 20
+    valid_fraction: float = 0.1
+    train: dict[str, Any] = field(default_factory=dict)
+    seed: int = 0
+    workers: int = 1
+    device: str = "cpu"
+    resume: bool = False
+    progress: bool = True
+
+    def check(self) -> LearnConfig:
+        """ValueError naming the first bad value; returns self."""
+        if not self.start:
+            raise ValueError("give at least one seed structure (--start FILE)")
+        positive = {"replicas": self.replicas, "md_steps": self.md_steps,
+                    "sample_every": self.sample_every, "budget": self.budget,
+                    "per_round": self.per_round, "committee": self.committee,
+                    "max_rounds": self.max_rounds, "timestep": self.timestep,
+                    "min_force_std": self.min_force_std, "max_force_std": self.max_force_std,
+                    "fd_step": self.fd_step, "workers": self.workers}  # fmt: skip
+        for name, value in positive.items():
+            if not value > 0:
+                raise ValueError(f"{name} must be > 0, got {value}")
+        if self.rattles < 1:
+            raise ValueError(f"rattles must be >= 1 (round 0 labels them), got {self.rattles}")
+        if self.max_force_std <= self.min_force_std:
+            raise ValueError(
+                f"max_force_std ({self.max_force_std} eV/A) must exceed min_force_std "
+                f"({self.min_force_std} eV/A)"
+            )
+        for name in ("hessian_fraction", "valid_fraction"):
+            value = getattr(self, name)
+            if not 0.0 <= value < 1.0 + (name == "hessian_fraction"):
+                raise ValueError(f"{name} must be in [0, 1], got {value}")
+        if any(t < 0 for t in self.temperature) or not self.temperature:
+            raise ValueError(f"temperatures must be >= 0 K, got {self.temperature}")
+        if self.rattle_std < 0 or self.diversity < 0:
+            raise ValueError("rattle_std and diversity must be >= 0 A")
+        return self
+
+    def replace(self, **changes: Any) -> LearnConfig:
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        values = dataclasses.asdict(self)
+        values["start"], values["temperature"] = list(self.start), list(self.temperature)
+        return values
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> LearnConfig:
+        values = dict(values)
+        values["start"] = tuple(values["start"])
+        values["temperature"] = tuple(values["temperature"])
+        return cls(**values)
+
+
+#: settings a resumed run may change (the others must be those of the run)
+RESUMABLE = frozenset({"budget", "max_rounds", "resume", "progress", "workers", "device"})

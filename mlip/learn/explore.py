@@ -1,0 +1,126 @@
+"""Exploration: batched MD of the seeds with the current committee, candidates by spread.
+
+Every seed runs at every temperature (``replicas`` copies each) in one batch
+(:class:`mlip.md.Simulation`, ensemble from the registry); the committee mean drives the
+dynamics and :class:`mlip.md.uncertainty.UncertaintyWatch` reads the spread at the host
+checks of every ``sample_every`` steps (one host copy each): a frame whose largest
+per-atom force std exceeds ``min_force_std`` is a candidate, a system whose spread (its
+largest since the previous sample) exceeds ``max_force_std`` stops there (it left the
+region the committee knows; not at the seed itself, labelled already) and that last
+frame is a candidate too, and a system that explodes
+(:class:`mlip.md.MDExplosionError`) is dropped and counted; the others go on.
+Units: K, fs, eV/A.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from ase import Atoms
+
+from mlip.learn.config import LearnConfig
+from mlip.learn.select import GROUP_KEY
+from mlip.md import (
+    ExplosionMonitor,
+    ForceField,
+    MDConfig,
+    MDExplosionError,
+    Simulation,
+    UncertaintyWatch,
+    ensemble_spec,
+    from_atoms,
+    maxwell_boltzmann,
+)
+
+
+@dataclass
+class Exploration:
+    """What a round of MD found. Times in fs, spreads in eV/A."""
+
+    candidates: list[Atoms]
+    peaks: dict[str, float]  # system -> largest force std seen
+    reached: dict[str, float]  # system -> MD time reached (fs)
+    stopped: list[str] = field(default_factory=list)  # above max_force_std
+    exploded: list[str] = field(default_factory=list)
+    wall_seconds: float = 0.0
+
+    def row(self) -> dict[str, float]:
+        peaks = np.array(list(self.peaks.values()) or [np.nan])
+        reached = np.array(list(self.reached.values()) or [np.nan])
+        return {
+            "md_largest_std": float(np.max(peaks)),
+            "md_mean_std": float(np.mean(peaks)),
+            "md_time_ps": float(np.mean(reached)) / 1000.0,
+            "md_min_time_ps": float(np.min(reached)) / 1000.0,
+            "md_systems": len(self.peaks),
+            "md_stopped": len(self.stopped),
+            "md_exploded": len(self.exploded),
+            "candidates": len(self.candidates),
+        }
+
+
+def explore(
+    committee: torch.nn.Module,
+    seeds: list[tuple[str, Atoms]],
+    config: LearnConfig,
+    round_index: int,
+) -> Exploration:
+    """One round of MD from ``seeds`` ((group, atoms) pairs); see the module docstring."""
+    import time
+
+    temps = list(config.temperature)
+    inputs = [atoms for _, atoms in seeds for _ in temps]
+    groups = [group for group, _ in seeds for _ in temps]
+    md = MDConfig(
+        ensemble=config.ensemble, timestep=config.timestep, friction=config.friction,
+        tau=config.tau, seed=config.seed + 1000 * round_index, device=config.device,
+        temperature=[t for _ in seeds for t in temps], replicas=config.replicas,
+    )  # fmt: skip
+    state = from_atoms(inputs, md.replicas, md.temperature, md.device, md.dtype)
+    generator = torch.Generator(device=state.device).manual_seed(md.seed + 7919)
+    state = maxwell_boltzmann(state, generator=generator)
+    group_of = {name: groups[int(name[:4])] for name in state.names}  # "kkkk_formula_rR"
+    sim = Simulation(state, ForceField(committee, skin=md.skin), ensemble_spec(md.ensemble)
+                     .build(md), ExplosionMonitor(md.max_force, md.min_distance))  # fmt: skip
+    watch = UncertaintyWatch(config.max_force_std, config.min_force_std)
+    reached: dict[str, float] = {}
+    exploded: list[str] = []
+    start_step, start = sim.state.step, time.perf_counter()
+    # the spread of the starting frames, the seeds themselves (labelled in round 0): a
+    # system is stopped only once it has moved, so that its last frame is new
+    running = watch.check(sim, log_step=False, stop=False)
+    while running and sim.state.step - start_step < config.md_steps:
+        remaining = config.md_steps - (sim.state.step - start_step)
+        try:
+            for _ in sim.run(remaining, every=config.sample_every):
+                step = int(sim.state.step - start_step)
+                sample = step % config.sample_every == 0
+                if not sample and step < config.md_steps:
+                    continue  # the spread's running maximum goes on to the next sample
+                names, time_fs = list(sim.state.names), float(sim.state.time)
+                running = watch.check(sim, log_step=sample)
+                for name in set(names) - set(sim.state.names) if running else names:
+                    reached[name] = time_fs  # stopped above max_force_std
+                if not running:
+                    break
+        except MDExplosionError as err:
+            exploded.append(err.name)
+            reached[err.name] = float(sim.state.time)
+            keep = torch.ones(sim.state.n_systems, dtype=torch.bool)
+            keep[err.system] = False
+            running = bool(keep.any())
+            if running:
+                sim.select(keep)
+    if running:
+        reached.update({n: float(sim.state.time) for n in sim.state.names})
+    frames = []
+    for frame in watch.frames:
+        frame.info[GROUP_KEY] = group_of[frame.info["system"]]
+        frames.append(frame)
+    return Exploration(
+        candidates=frames, peaks=dict(watch.peak), reached=reached,
+        stopped=sorted(watch.stopped), exploded=exploded,
+        wall_seconds=time.perf_counter() - start,
+    )  # fmt: skip

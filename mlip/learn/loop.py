@@ -1,0 +1,311 @@
+"""``mlip learn``: from a few structures and a labeller to a trusted committee, in rounds.
+
+Round 0 labels ``rattles`` copies of each seed (the seed itself and Gaussian rattles of
+``rattle_std`` A) and trains the first committee. Each later round
+
+1. explores: batched MD of the seeds at every temperature with the current committee
+   (:mod:`mlip.learn.explore`), frames above ``min_force_std`` are candidates;
+2. selects at most ``per_round`` of them (and no more than the budget left), most
+   uncertain first, no near-duplicates (:mod:`mlip.learn.select`);
+3. labels them with the calculator (:mod:`mlip.labelling`; Hessians on
+   ``hessian_fraction`` of them) and adds them to ``OUT/data.h5``;
+4. retrains the committee on every label (:mod:`mlip.train.committee`), from the
+   previous committee with ``finetune``.
+
+It stops when the budget (labeller calls: labels and failures) is spent, when a round's
+MD finds no frame above ``min_force_std`` (converged: the largest uncertainty fell below
+the threshold) or after ``max_rounds``. Output ``OUT``: ``model.pt`` (the last
+committee), ``data.h5`` (every label, one group per seed), ``rounds.csv`` and
+``rounds.png`` (the per-round table, :mod:`mlip.learn.report`), ``round_<k>/``
+(candidates, selection, labels, committee run), ``config.json`` and ``state.json`` (the
+phase reached: ``--resume`` continues a stopped loop where it stopped, each phase's
+files written atomically).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import time
+import warnings
+from typing import Any
+
+import ase.io
+import numpy as np
+from ase import Atoms
+
+from mlip.data.formats import read_mlip
+from mlip.data.spec import read_frames
+from mlip.data.writer import Group, write_mlip_hdf5
+from mlip.errors import CheckpointError
+from mlip.fileio import atomic_path, atomic_write_text
+from mlip.labelling import LabelConfig, label_structures, make_labeller
+from mlip.learn.config import RESUMABLE, LearnConfig
+from mlip.learn.explore import explore
+from mlip.learn.report import format_table, plot_rounds, write_table
+from mlip.learn.select import GROUP_KEY, descriptor, select_frames
+
+
+def _seeds(config: LearnConfig) -> list[tuple[str, Atoms]]:
+    """(group, atoms) of every seed: group ``seed<k>_<formula>``."""
+    seeds = []
+    for spec in config.start:
+        for structure in read_frames(spec):
+            atoms = structure.to_atoms()
+            seeds.append((f"seed{len(seeds)}_{atoms.get_chemical_formula()}", atoms))
+    return seeds
+
+
+def _write_frames(path: str, frames: list[Atoms]) -> None:
+    with atomic_path(path) as temp:
+        ase.io.write(str(temp), frames, format="extxyz")
+
+
+def _rattles(seeds: list[tuple[str, Atoms]], config: LearnConfig) -> list[Atoms]:
+    rng = np.random.default_rng(config.seed)
+    frames = []
+    for group, atoms in seeds:
+        for k in range(config.rattles):
+            frame = atoms.copy()
+            if k:
+                frame.positions += rng.normal(0.0, config.rattle_std, frame.positions.shape)
+            frame.info[GROUP_KEY] = group
+            frames.append(frame)
+    return frames
+
+
+class Learner:
+    """The state of one ``mlip learn`` run (module docstring); :meth:`run` drives it."""
+
+    def __init__(self, config: LearnConfig) -> None:
+        self.config = config.check()
+        self.out = config.out
+        self.path = lambda *names: os.path.join(self.out, *names)  # noqa: E731
+        self.labeller = make_labeller(config.calculator)
+        self.seeds = _seeds(config)
+        for group, atoms in self.seeds:
+            self.labeller.check_elements(atoms.numbers, f"seed {group}")
+        first = len(self.seeds) * config.rattles
+        if config.budget < first:
+            raise ValueError(
+                f"budget {config.budget} is smaller than the first round: {first} labels "
+                f"({config.rattles} rattles of {len(self.seeds)} seed(s)); raise --budget or "
+                "lower --rattles"
+            )
+        if config.budget == first:
+            warnings.warn("the budget is spent by round 0: no MD round will run", stacklevel=2)
+        self.state = self._start()
+
+    # -- state ----------------------------------------------------------------------
+    def _start(self) -> dict[str, Any]:
+        state_path, config_path = self.path("state.json"), self.path("config.json")
+        if os.path.exists(state_path):
+            if not self.config.resume:
+                raise FileExistsError(
+                    f"{self.out} already holds an mlip learn run; pass --resume to continue "
+                    "it or choose another --out"
+                )
+            with open(config_path) as handle:
+                saved = json.load(handle)
+            now = self.config.to_dict()
+            differing = sorted(k for k in now if k not in RESUMABLE and saved.get(k) != now[k])
+            if differing:
+                raise CheckpointError(
+                    f"{config_path}: cannot resume with other settings: "
+                    + "; ".join(f"{k}: {saved.get(k)!r} -> {now[k]!r}" for k in differing)
+                )
+            with open(state_path) as handle:
+                state = json.load(handle)
+            return self._reopen(state)
+        os.makedirs(self.out, exist_ok=True)
+        atomic_write_text(config_path, json.dumps(self.config.to_dict(), indent=1))
+        state = {"round": 0, "phase": "select", "rows": [], "finished": None}
+        self._save(state)
+        return state
+
+    def _reopen(self, state: dict[str, Any]) -> dict[str, Any]:
+        """A finished run goes on when its budget or max_rounds was raised on resume."""
+        finished = str(state.get("finished") or "")
+        stopped_by_limit = finished == "budget spent" or finished.startswith("max_rounds")
+        if state["phase"] == "done" and stopped_by_limit and "pending" not in state:
+            self.state = state
+            if self.spent() < self.config.budget and state["round"] <= self.config.max_rounds:
+                state["phase"], state["finished"] = "select", None
+        return state
+
+    def _save(self, state: dict[str, Any] | None = None) -> None:
+        atomic_write_text(self.path("state.json"), json.dumps(state or self.state, indent=1))
+
+    def spent(self) -> int:
+        """Labeller calls so far (labels and failures): what the budget counts."""
+        rows = self.state["rows"] + [self.state.get("pending") or {}]
+        return sum(int(r.get("new_labels") or 0) + int(r.get("failed") or 0) for r in rows)
+
+    def labels(self) -> int:
+        """Labels in ``data.h5``."""
+        if not os.path.exists(self.path("data.h5")):
+            return 0
+        return sum(len(g.structures) for g in read_mlip(self.path("data.h5")))
+
+    # -- phases ---------------------------------------------------------------------
+    def _select(self, r: int) -> None:
+        """Round r: the frames to label, in ``round_r/selected.extxyz``."""
+        folder = self.path(f"round_{r}")
+        os.makedirs(folder, exist_ok=True)
+        row: dict[str, Any] = {"round": r}
+        start = time.perf_counter()
+        if r == 0:
+            frames = _rattles(self.seeds, self.config)
+        else:
+            committee = self._committee(r - 1)
+            found = explore(committee, self.seeds, self.config, r)
+            row.update(found.row())
+            if found.candidates:
+                _write_frames(os.path.join(folder, "candidates.extxyz"), found.candidates)
+            left = self.config.budget - self.spent()
+            frames = select_frames(found.candidates, min(self.config.per_round, left),
+                                   self.config.diversity, self._descriptors())  # fmt: skip
+            if not found.candidates:
+                row["note"] = (f"converged: largest force std {row['md_largest_std']:.3g} "
+                               f"< {self.config.min_force_std} eV/A")  # fmt: skip
+        if frames:
+            _write_frames(os.path.join(folder, "selected.extxyz"), frames)
+        row["wall_s"] = time.perf_counter() - start
+        self.state["pending"] = row
+        self.state["phase"] = "label" if frames else "done"
+        if not frames:
+            self.state["finished"] = row.get("note") or "no new frame to label"
+        self._save()
+
+    def _descriptors(self) -> dict[str, list[np.ndarray]]:
+        out: dict[str, list[np.ndarray]] = {}
+        if os.path.exists(self.path("data.h5")):
+            for group in read_mlip(self.path("data.h5")):
+                out[group.name] = [descriptor(s.to_atoms()) for s in group.structures]
+        return out
+
+    def _label(self, r: int) -> None:
+        start = time.perf_counter()
+        folder = self.path(f"round_{r}")
+        selected = os.path.join(folder, "selected.extxyz")
+        n = len(ase.io.read(selected, index=":"))
+        fraction = self.config.hessian_fraction
+        rng = np.random.default_rng(self.config.seed + 31 * r)
+        count = min(n, math.ceil(fraction * n)) if fraction > 0 else 0
+        chosen = frozenset(int(i) for i in rng.choice(n, count, replace=False))
+        result = label_structures(
+            LabelConfig(selected, os.path.join(folder, "labels.h5"), self.config.calculator,
+                        hessian=chosen, fd_step=self.config.fd_step, workers=self.config.workers,
+                        progress=False),
+            labeller=self.labeller if self.config.workers == 1 else None,
+        )  # fmt: skip
+        if result.failed:
+            print(f"round {r}: {len(result.failed)} of {n} labels failed (skipped)")
+        self._merge(r)
+        pending = self.state["pending"]
+        pending.update(new_labels=result.labelled, failed=len(result.failed),
+                       hessians=self._hessians(),
+                       wall_s=pending.get("wall_s", 0.0) + time.perf_counter() - start)  # fmt: skip
+        self.state["phase"] = "train"
+        self._save()
+
+    def _merge(self, r: int) -> None:
+        """``data.h5``: the labels of rounds 0..r, one group per seed."""
+        groups: dict[str, list] = {}
+        for k in range(r + 1):
+            path = self.path(f"round_{k}", "labels.h5")
+            if os.path.exists(path):
+                for group in read_mlip(path):
+                    groups.setdefault(group.name, []).extend(group.structures)
+        if groups:
+            write_mlip_hdf5(self.path("data.h5"), [Group(n, s) for n, s in groups.items()],
+                            self.config.calculator, overwrite=True)  # fmt: skip
+
+    def _hessians(self) -> int:
+        if not os.path.exists(self.path("data.h5")):
+            return 0
+        return sum(s.hessian is not None for g in read_mlip(self.path("data.h5"))
+                   for s in g.structures)  # fmt: skip
+
+    def _committee(self, r: int):  # noqa: ANN202
+        from mlip.model import load_model
+
+        return load_model(self.path(f"round_{r}", "committee", "model.pt"),
+                          device=self.config.device)  # fmt: skip
+
+    def train_config(self, r: int):  # noqa: ANN201 (mlip.train.config.TrainConfig)
+        """The training config of round r: every label, a random validation split."""
+        from mlip.train.config import load_config
+
+        n = self.labels()
+        valid = max(1, round(self.config.valid_fraction * n)) if n > 1 else 0
+        if n - valid < 1:
+            raise ValueError(f"round {r}: {n} label(s) cannot be split into train and valid")
+        # with Hessian labels the trainer's own Hessian defaults (weight, probes); without
+        # them the term is off, so no probe is drawn
+        base = {} if self.config.hessian_fraction > 0 else {"loss.hessian_weight": 0.0}
+        fixed = {"data.paths": [self.path("data.h5")], "data.groups": None,
+                 "data.train_size": n - valid, "data.valid_size": valid, "data.test_size": 0,
+                 "train.out": self.path(f"round_{r}", "committee"),
+                 "train.seed": self.config.seed + r, "train.progress": False, "train.resume": True,
+                 "train.device": self.config.device}  # fmt: skip
+        if self.config.finetune and r > 0:
+            fixed["model.init_from"] = self.path(f"round_{r - 1}", "committee", "model.pt")
+        return load_config(None, {**base, **self.config.train, **fixed})
+
+    def _train(self, r: int) -> None:
+        from mlip.train.committee import CommitteeConfig, train_committee
+
+        start = time.perf_counter()
+        config = self.train_config(r)
+        result = train_committee(config, CommitteeConfig(self.config.committee,
+                                                         self.config.bootstrap))  # fmt: skip
+        valid = result.get("eval", {}).get("valid", {})
+        row = self.state.pop("pending")
+        row.update(labels=self.labels(), valid_energy_mae=valid.get("energy_per_atom_mae"),
+                   valid_forces_mae=valid.get("forces_mae"),
+                   wall_s=row.get("wall_s", 0.0) + time.perf_counter() - start)  # fmt: skip
+        shutil.copyfile(self.path(f"round_{r}", "committee", "model.pt"), self.path(".model.pt"))
+        os.replace(self.path(".model.pt"), self.path("model.pt"))
+        self.state["rows"].append(row)
+        self._report()
+        spent = self.spent() >= self.config.budget
+        last = r >= self.config.max_rounds
+        self.state["round"], self.state["phase"] = r + 1, "select"
+        if spent or last:
+            self.state["phase"] = "done"
+            self.state["finished"] = "budget spent" if spent else f"max_rounds {r} reached"
+        self._save()
+
+    def _report(self, extra: dict | None = None) -> None:
+        rows = self.state["rows"] + ([extra] if extra else [])
+        write_table(self.path("rounds.csv"), rows)
+        plot_rounds(self.path("rounds.png"), rows)
+        if self.config.progress:
+            print(format_table(rows))
+
+    def run(self) -> dict[str, Any]:
+        """Run (or continue) the loop to its end; returns the state (rows, finished)."""
+        while self.state["phase"] != "done":
+            r, phase = self.state["round"], self.state["phase"]
+            if phase == "select":
+                self._select(r)
+            elif phase == "label":
+                self._label(r)
+            elif phase == "train":
+                self._train(r)
+        pending = self.state.pop("pending", None)
+        if pending is not None:  # a round whose MD found nothing to label
+            pending["labels"] = self.labels()
+            pending["note"] = self.state["finished"]
+            self.state["rows"].append(pending)
+            self._save()
+            self._report()
+        return self.state
+
+
+def run_learning(config: LearnConfig) -> dict[str, Any]:
+    """``mlip learn``: run or resume the loop of ``config`` (module docstring)."""
+    return Learner(config).run()

@@ -1,0 +1,56 @@
+"""Choosing frames to label: most uncertain first, no two near-duplicates.
+
+A frame's descriptor is the vector of its interatomic distances d_ij (i < j; the
+minimum image for periodic cells), invariant under rotations and translations. Two
+frames of the same system (same group, same atom order) are near-duplicates when
+
+    D(a, b) = sqrt( mean_{i<j} (d_ij(a) - d_ij(b))^2 ) < diversity     (Angstrom)
+
+:func:`select_frames` goes through the candidates by decreasing force std (eV/A) and
+keeps a frame unless it is a near-duplicate of a frame kept before or of a frame
+already labelled; it stops at ``limit`` frames.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+from ase import Atoms
+
+GROUP_KEY = "group"  # atoms.info key: the data group (one per seed)
+STD_KEY = "force_std_eVA"  # atoms.info key: the frame's largest per-atom force std
+
+
+def descriptor(atoms: Atoms) -> np.ndarray:
+    """The interatomic distances d_ij, i < j (A; minimum image when periodic)."""
+    distances = atoms.get_all_distances(mic=bool(atoms.pbc.any()))
+    return distances[np.triu_indices(len(atoms), k=1)]
+
+
+def distance(a: np.ndarray, b: np.ndarray) -> float:
+    """D(a, b) of the module docstring (A)."""
+    return float(np.sqrt(np.mean((a - b) ** 2))) if a.size else 0.0
+
+
+def select_frames(
+    candidates: Iterable[Atoms],
+    limit: int,
+    diversity: float,
+    labelled: dict[str, list[np.ndarray]] | None = None,
+) -> list[Atoms]:
+    """Up to ``limit`` frames, most uncertain first, no two within ``diversity`` (A) of
+    each other or of a ``labelled`` descriptor of their group (module docstring)."""
+    known = {k: list(v) for k, v in (labelled or {}).items()}
+    ranked = sorted(candidates, key=lambda a: -float(a.info.get(STD_KEY, 0.0)))
+    chosen: list[Atoms] = []
+    for atoms in ranked:
+        if len(chosen) >= limit:
+            break
+        group = str(atoms.info.get(GROUP_KEY))
+        d = descriptor(atoms)
+        if any(distance(d, other) < diversity for other in known.get(group, [])):
+            continue
+        chosen.append(atoms)
+        known.setdefault(group, []).append(d)
+    return chosen

@@ -1,0 +1,186 @@
+"""``mlip learn`` end to end with EMT on a 4-atom Cu cell (tiny committee, few epochs),
+resume, selection with the diversity rule, and bad input."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import ase.io
+import numpy as np
+import pytest
+from ase.build import bulk, molecule
+from ase.calculators.emt import EMT
+
+from mlip.cli import main
+from mlip.committee import is_committee
+from mlip.data.formats import read_mlip
+from mlip.errors import CheckpointError
+from mlip.learn import LearnConfig, Learner, descriptor, select_frames
+from mlip.model import load_model
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def learn_args(tmp_path: Path, out: Path, *extra: str) -> list[str]:
+    seed = tmp_path / "cu4.xyz"
+    if not seed.exists():
+        ase.io.write(seed, bulk("Cu", "fcc", a=3.61, cubic=True))
+    return ["learn", "--start", str(seed), "--calculator", "emt", "--out", str(out),
+            "--temperature", "300", "1200", "--replicas", "2", "--md-steps", "40",
+            "--sample-every", "5", "--per-round", "3", "--rattles", "5", "--committee", "2",
+            "--num-channels", "4", "--num-layers", "1", "--l-max", "1", "--max-epochs", "2",
+            "--min-force-std", "1e-6", "--diversity", "0.01", "--hessian-fraction", "0.25",
+            "--no-progress", *extra]  # fmt: skip
+
+
+def rows(out: Path) -> list[dict]:
+    return list(csv.DictReader(open(out / "rounds.csv")))
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("learn")
+    out = tmp / "run"
+    assert main(learn_args(tmp, out, "--budget", "11")) == 0
+    return tmp, out
+
+
+def test_end_to_end_outputs(run) -> None:
+    _, out = run
+    committee = load_model(out / "model.pt")
+    assert is_committee(committee) and committee.num_members == 2
+    table = rows(out)
+    assert [int(r["round"]) for r in table] == [0, 1, 2]
+    labels = [int(r["labels"]) for r in table]
+    assert labels == [5, 8, 11]  # 5 rattles, then 3 per round up to the budget
+    assert all(float(r["valid_forces_mae"]) > 0 for r in table)
+    assert all(float(r["md_largest_std"]) >= float(r["md_mean_std"]) > 0 for r in table[1:])
+    assert all(float(r["md_time_ps"]) == pytest.approx(0.02) for r in table[1:])  # 40 x 0.5 fs
+    assert (out / "rounds.png").stat().st_size > 0
+    state = json.loads((out / "state.json").read_text())
+    assert state["finished"] == "budget spent"
+
+
+def test_data_holds_every_label_as_the_calculator_gives_it(run) -> None:
+    _, out = run
+    (group,) = read_mlip(out / "data.h5")
+    assert group.name == "seed0_Cu4" and len(group.structures) == 11
+    hessians = sum(s.hessian is not None for s in group.structures)
+    assert hessians == 2 + 1 + 1  # ceil(0.25 n) of each round's labels
+    for s in group.structures[::4]:
+        atoms = s.to_atoms()
+        atoms.calc = EMT()
+        assert s.energy == pytest.approx(atoms.get_potential_energy(), abs=1e-10)
+        np.testing.assert_allclose(s.forces, atoms.get_forces(), atol=1e-10)
+        np.testing.assert_allclose(s.stress, atoms.get_stress(), atol=1e-10)
+
+
+def test_selected_frames_are_uncertain_and_diverse(run) -> None:
+    _, out = run
+    for r in (1, 2):
+        chosen = ase.io.read(out / f"round_{r}" / "selected.extxyz", index=":")
+        candidates = ase.io.read(out / f"round_{r}" / "candidates.extxyz", index=":")
+        assert len(chosen) == 3 and len(candidates) >= 3
+        stds = sorted((c.info["force_std_eVA"] for c in candidates), reverse=True)
+        assert chosen[0].info["force_std_eVA"] == pytest.approx(stds[0])
+        d = [descriptor(a) for a in chosen]
+        assert all(np.sqrt(np.mean((d[i] - d[j]) ** 2)) >= 0.01
+                   for i in range(3) for j in range(i))  # fmt: skip
+
+
+def test_resume_continues_with_a_larger_budget(run, capsys) -> None:
+    tmp, out = run
+    assert main(learn_args(tmp, out, "--budget", "13")) == 1  # without --resume
+    assert "already holds an mlip learn run" in capsys.readouterr().err
+    assert main(learn_args(tmp, out, "--budget", "11", "--per-round", "2", "--resume")) == 1
+    assert "cannot resume with other settings: per_round" in capsys.readouterr().err
+    assert main(learn_args(tmp, out, "--budget", "13", "--resume")) == 0
+    assert [int(r["labels"]) for r in rows(out)] == [5, 8, 11, 13]
+
+
+def test_an_interrupted_phase_is_resumed(tmp_path: Path) -> None:
+    args = learn_args(tmp_path, tmp_path / "run", "--budget", "8")
+    import argparse
+
+    from mlip.cli.learn import add_parser, config_from_args
+
+    parser = argparse.ArgumentParser()
+    add_parser(parser.add_subparsers(dest="command"))
+    config = config_from_args(parser.parse_args(args))
+    learner = Learner(config)
+    learner._select(0)  # the run "stops" after round 0's selection
+    learner._label(0)
+    assert json.loads((tmp_path / "run" / "state.json").read_text())["phase"] == "train"
+    state = Learner(config.replace(resume=True)).run()
+    assert state["finished"] == "budget spent"
+    assert [int(r["labels"]) for r in rows(tmp_path / "run")] == [5, 8]
+
+
+def test_labeller_failures_are_counted_and_the_loop_goes_on(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    args = learn_args(tmp_path, out, "--budget", "5")
+    args[args.index("emt")] = "support.labellers:failing_emt"  # fails when atom 0 has x > 0
+    with pytest.warns(UserWarning, match="spent by round 0"):
+        assert main(args) == 0
+    (row,) = rows(out)
+    assert int(row["failed"]) > 0 and int(row["labels"]) == 5 - int(row["failed"])
+
+
+def test_a_committee_unsure_at_the_seed_still_finds_new_frames(tmp_path: Path) -> None:
+    """Above max_force_std from the start: each system stops at its first sample, not at
+    the seed (already labelled), and that moved frame is a candidate."""
+    from support import small_model
+
+    from mlip.committee import Committee
+    from mlip.learn.explore import explore
+
+    seed = bulk("Cu", "fcc", a=3.61, cubic=True)
+    config = LearnConfig(("unused",), "emt", str(tmp_path), temperature=(300.0,),
+                         replicas=2, md_steps=20, sample_every=5, min_force_std=1e-7,
+                         max_force_std=1e-6)  # fmt: skip
+    committee = Committee([small_model(seed=s) for s in range(2)])
+    found = explore(committee, [("seed0_Cu4", seed)], config, 1)
+    assert len(found.stopped) == 2 and len(found.candidates) == 2
+    assert all(r == pytest.approx(2.5) for r in found.reached.values())  # 5 x 0.5 fs
+    for frame in found.candidates:
+        assert frame.info["stopped"] and frame.info["step"] == 5
+        assert frame.info["group"] == "seed0_Cu4"
+        assert np.abs(frame.positions - seed.positions).max() > 1e-4  # it moved
+
+
+def test_select_frames_keeps_one_of_near_duplicates() -> None:
+    base = bulk("Cu", "fcc", a=3.61, cubic=True)
+    frames = []
+    for k, (shift, std) in enumerate([(0.0, 0.5), (0.001, 0.9), (0.2, 0.3), (0.0, 0.1)]):
+        atoms = base.copy()
+        atoms.positions[1] += shift
+        atoms.info.update(group="g", force_std_eVA=std, k=k)
+        frames.append(atoms)
+    rotated = frames[2].copy()
+    rotated.rotate(30, "z", rotate_cell=True)
+    rotated.info.update(force_std_eVA=0.8, k=4)
+    chosen = select_frames([*frames, rotated], limit=10, diversity=0.01)
+    assert [a.info["k"] for a in chosen] == [1, 4]  # 0 and 3 near 1, 2 a rotation of 4
+    assert [a.info["k"] for a in select_frames(frames, 1, 0.01)] == [1]
+    known = {"g": [descriptor(frames[1])]}
+    assert [a.info["k"] for a in select_frames(frames, 10, 0.01, known)] == [2]
+
+
+def test_bad_input_is_refused_before_anything_is_written(tmp_path: Path) -> None:
+    seed = tmp_path / "cu4.xyz"
+    ase.io.write(seed, bulk("Cu", "fcc", a=3.61, cubic=True))
+    config = LearnConfig((str(seed),), "emt", str(tmp_path / "a"), budget=5, rattles=10)
+    with pytest.raises(ValueError, match="budget 5 is smaller than the first round: 10 labels"):
+        Learner(config)
+    ase.io.write(tmp_path / "cl.xyz", molecule("CH3Cl"))
+    with pytest.raises(ValueError, match="seed seed0_CH3Cl: element\\(s\\) Cl cannot be"):
+        Learner(config.replace(start=(str(tmp_path / "cl.xyz"),), budget=50))
+    with pytest.raises(ValueError, match="unknown calculator spec"):
+        Learner(config.replace(calculator="gaussian", budget=50))
+    with pytest.raises(ValueError, match="max_force_std"):
+        Learner(config.replace(budget=50, max_force_std=0.01))
+    assert not (tmp_path / "a").exists()
+    with pytest.raises(CheckpointError):  # keep the import used: resume errors are this type
+        raise CheckpointError("x")
