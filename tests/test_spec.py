@@ -167,3 +167,17 @@ def test_atomic_path_refuses_cleans_up_and_sets_permissions(tmp_path) -> None:
             pass
     atomic_write_text(tmp_path / "new" / "dir" / "a.json", "{}")  # creates the folder
     assert (tmp_path / "new" / "dir" / "a.json").read_text() == "{}"
+
+
+def test_structure_from_atoms_copies_the_geometry():
+    """A Structure taken from moving atoms keeps the geometry it was taken at."""
+    from ase.build import molecule
+
+    from mlip.data.graph import Structure
+
+    atoms = molecule("H2O")
+    frame = Structure.from_atoms(atoms)
+    before = frame.positions.copy()
+    atoms.positions += 0.1
+    atoms.numbers[0] = 9
+    assert np.array_equal(frame.positions, before) and frame.atomic_numbers[0] == 8

@@ -51,12 +51,13 @@ class Structure:
         non-periodic atoms that have one (files round-trip it); otherwise it is None, as
         is ``pbc`` when no direction is periodic.
         """
-        pbc = np.asarray(atoms.pbc, dtype=bool)
+        pbc = np.array(atoms.pbc, dtype=bool)
         has_cell = pbc.any() or (keep_cell and atoms.cell.rank > 0)
+        # copies, not views: a Structure must not move when MD moves the atoms
         return cls(
-            atomic_numbers=np.asarray(atoms.numbers, dtype=np.int64),
-            positions=np.asarray(atoms.positions, dtype=np.float64),
-            cell=np.asarray(atoms.cell.array, dtype=np.float64) if has_cell else None,
+            atomic_numbers=np.array(atoms.numbers, dtype=np.int64),
+            positions=np.array(atoms.positions, dtype=np.float64),
+            cell=np.array(atoms.cell.array, dtype=np.float64) if has_cell else None,
             pbc=pbc if pbc.any() else None,
         )
 
