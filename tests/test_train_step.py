@@ -28,6 +28,9 @@ def make_trainer(h5, out, **overrides):
         "loss.hessian_weight": 10.0,
         "loss.stress_weight": 5.0,
         "loss.hessian_probes": 2,
+        # random probes exist for every conformer, so the whole batch can be probed as
+        # the reference of the sub-batch path (mode probes need a reference Hessian)
+        "loss.probe_kind": "gaussian",
         "train.max_epochs": 1,
         "train.tensorboard": False,
         "train.device": "cpu",
