@@ -41,6 +41,17 @@ class DatasetStatistics:
         return out
 
 
+def composition(structure: Structure, elements: list[int]) -> np.ndarray:
+    """Atom counts of ``structure`` per element of ``elements`` (float64, in that order)."""
+    column = {z: k for k, z in enumerate(elements)}
+    counts = np.zeros(len(elements))
+    for z in structure.atomic_numbers:
+        if int(z) not in column:
+            raise ValueError(f"element Z={int(z)} not in the model's elements {elements}")
+        counts[column[int(z)]] += 1
+    return counts
+
+
 def fit_atomic_energies(
     compositions: np.ndarray, energies: np.ndarray, elements: list[int]
 ) -> np.ndarray:
@@ -82,17 +93,11 @@ def compute_statistics(
     atomic_energies: dict[int, float] | None = None,
 ) -> DatasetStatistics:
     """Statistics of the given (training) conformers; ``atomic_energies`` skips the fit."""
-    column = {z: k for k, z in enumerate(elements)}
     compositions, energies, num_atoms = [], [], []
     force_sq, force_count, edges = 0.0, 0, 0
     stress_sq, stress_count = 0.0, 0
     for s in structures:
-        counts = np.zeros(len(elements))
-        for z in s.atomic_numbers:
-            if int(z) not in column:
-                raise ValueError(f"element Z={int(z)} not in the model's elements {elements}")
-            counts[column[int(z)]] += 1
-        compositions.append(counts)
+        compositions.append(composition(s, elements))
         energies.append(float(s.energy))
         num_atoms.append(s.num_atoms)
         if s.forces is not None:
@@ -110,7 +115,7 @@ def compute_statistics(
     a, e, n = np.array(compositions), np.array(energies), np.array(num_atoms)
     if atomic_energies is None:
         fitted = fit_atomic_energies(a, e, elements)
-        atomic_energies = {z: float(fitted[k]) for z, k in column.items()}
+        atomic_energies = {z: float(fitted[k]) for k, z in enumerate(elements)}
     else:
         missing = [z for z in elements if z not in atomic_energies]
         if missing:

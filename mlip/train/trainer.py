@@ -56,7 +56,12 @@ from mlip.train.metrics import ErrorStats, MetricsLog, accumulate_errors, progre
 from mlip.train.optim import EMA, LRSchedule, build_optimizer, resolve_kind
 from mlip.train.signals import StopOnSignal
 from mlip.train.split import check_split, load_split, make_split, read_split_file, save_split
-from mlip.train.statistics import DatasetStatistics, compute_statistics
+from mlip.train.statistics import (
+    DatasetStatistics,
+    composition,
+    compute_statistics,
+    fit_atomic_energies,
+)
 
 VALID_PROBE_SEED = 20240901  # fixed probes for validation: comparable across epochs
 ENERGY_LENGTH = 1.0  # A: the energy term's scale is the force RMS times this length
@@ -633,10 +638,14 @@ class Trainer:
     def _save_model(self) -> None:
         """model.pt: the best (EMA) weights, written atomically."""
         with self.ema.averaged() if self.ema is not None else contextlib.nullcontext():
-            if hasattr(self.model, "save"):
-                self.model.save(self.path("model.pt"))
-            else:
-                atomic_torch_save(self.model, self.path("model.pt"))
+            self._write_model(self.model)
+
+    def _write_model(self, model: torch.nn.Module) -> None:
+        """model.pt, atomically: the model's own format where it has one."""
+        if hasattr(model, "save"):
+            model.save(self.path("model.pt"))
+        else:
+            atomic_torch_save(model, self.path("model.pt"))
 
     def refit_atomic_energies(self, max_structures: int = 5000) -> dict[int, float]:
         """Shift the best model's E0 (eV per element) by the least-squares fit of its
@@ -667,23 +676,17 @@ class Trainer:
             with torch.no_grad():
                 energy = compute(model, batch, forces=False)[keys.ENERGY]
             residuals.extend(s.energy - float(e) for s, e in zip(chunk, energy, strict=True))
-            counts.extend([np.sum(s.atomic_numbers == z) for z in elements] for s in chunk)
+            counts.extend(composition(s, elements) for s in chunk)
         if not residuals:
             return {}
-        shift, *_ = np.linalg.lstsq(
-            np.asarray(counts, dtype=np.float64), np.asarray(residuals), rcond=None
-        )
+        shift = fit_atomic_energies(np.asarray(counts), np.asarray(residuals), elements)
         state = self.best_state["atomic_energies"]
         self.best_state["atomic_energies"] = state + torch.as_tensor(shift, dtype=state.dtype)
         return {z: float(d) for z, d in zip(elements, shift, strict=True)}
 
     def _save_best_model(self) -> None:
         """model.pt from ``best_state`` (after :meth:`refit_atomic_energies`), atomically."""
-        model = self.best_model()
-        if hasattr(model, "save"):
-            model.save(self.path("model.pt"))
-        else:
-            atomic_torch_save(model, self.path("model.pt"))
+        self._write_model(self.best_model())
 
     def best_model(self) -> torch.nn.Module:
         """A copy of the model with the best validation weights."""
