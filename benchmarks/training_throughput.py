@@ -113,7 +113,6 @@ def make_batches(
     kind: str,
     batch_size: int,
     count: int,
-    seed: int = 0,
 ) -> list[np.ndarray]:
     """``count`` batches of training conformers: ``worst`` (all with a Hessian, cycled)
     or ``mixed`` (consecutive epochs in the trainer's own order, full batches only)."""
@@ -171,7 +170,6 @@ def measure(
     pool: int = 600,
     device: str = "cpu",
     overrides: dict[str, Any] | None = None,
-    seed: int = 0,
     clock: str = "wall",
 ) -> list[Row]:
     """All rows: per dtype one Trainer without the Hessian term and one per K (same seed);
@@ -186,7 +184,7 @@ def measure(
                 mask = trainer.dataset.hessian_mask
                 for kind in kinds:
                     for batch_size in batch_sizes:
-                        batches = make_batches(trainer, kind, batch_size, warmup + steps, seed)
+                        batches = make_batches(trainer, kind, batch_size, warmup + steps)
                         seconds = time_steps(trainer, batches, warmup, clock)
                         share = float(np.mean(mask[np.concatenate(batches[warmup:])]))
                         rows.append(Row(dtype, batch_size, kind, k > 0, k, steps, seconds, share))
