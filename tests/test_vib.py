@@ -266,9 +266,9 @@ def _write_h5(path, atoms: Atoms, hessian: np.ndarray) -> None:  # noqa: ANN001
     write_mlip_hdf5(path, {"water_minimum": [reference]})
 
 
-def test_cli_end_to_end(tmp_path, monkeypatch, capsys) -> None:
-    from mlip.cli import main
-
+def _cli_water(tmp_path, monkeypatch) -> tuple:  # noqa: ANN001
+    """The water minimum and its bond model; ``mlip vib`` will load the model from tmp_path/model.pt
+    and read a rattled copy from tmp_path/water.xyz."""
     atoms = water()
     model = water_model(atoms)
     fake = types.ModuleType("mlip.model")
@@ -278,6 +278,13 @@ def test_cli_end_to_end(tmp_path, monkeypatch, capsys) -> None:
     displaced = atoms.copy()
     displaced.rattle(0.02, seed=1)
     displaced.write(tmp_path / "water.xyz")
+    return atoms, model
+
+
+def test_cli_end_to_end(tmp_path, monkeypatch, capsys) -> None:
+    from mlip.cli import main
+
+    atoms, _ = _cli_water(tmp_path, monkeypatch)
     d0 = [atoms.get_distance(a, b) for a, b in WATER_BONDS]
     softer = HarmonicBonds(WATER_BONDS, np.array(WATER_K) * 0.98, d0).analytic_hessian(
         atoms.positions
@@ -300,15 +307,7 @@ def test_cli_end_to_end(tmp_path, monkeypatch, capsys) -> None:
 def test_cli_warns_off_minimum_and_analyses_selected_atoms(tmp_path, monkeypatch, capsys) -> None:
     from mlip.cli import main
 
-    atoms = water()
-    model = water_model(atoms)
-    fake = types.ModuleType("mlip.model")
-    fake.load_model = lambda path, device="cpu", dtype=None: model
-    monkeypatch.setitem(sys.modules, "mlip.model", fake)
-    (tmp_path / "model.pt").write_bytes(b"")
-    displaced = atoms.copy()
-    displaced.rattle(0.02, seed=1)
-    displaced.write(tmp_path / "water.xyz")
+    _, model = _cli_water(tmp_path, monkeypatch)
     argv = ["vib", str(tmp_path / "model.pt"), str(tmp_path / "water.xyz")]
     assert main(argv + ["--indices", "1", "2", "--json", str(tmp_path / "h.json")]) == 0
     captured = capsys.readouterr()
