@@ -177,10 +177,9 @@ def test_hessian_every_k_steps_probes_only_those_steps(h5, tmp_path):
     indices = t.split["train"][:10]
     probed = []
     for step in range(6):
-        t.step = step
-        probed.append(any(p for _, _, p in t._partition(indices, training=True)))
+        probed.append(any(p for _, _, p in t.batch_loss.partition(indices, True, step)))
     assert probed == [True, False, False, True, False, False]
-    assert any(p for _, _, p in t._partition(indices, training=False))  # validation probes
+    assert any(p for _, _, p in t.batch_loss.partition(indices, False, 1))  # validation
 
 
 def test_batches_hold_only_hessian_or_only_plain_conformers(h5, tmp_path):

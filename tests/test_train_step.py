@@ -64,7 +64,7 @@ def test_sub_batches_give_the_loss_and_gradients_of_the_whole_batch(h5, tmp_path
     reference = whole_batch_loss(trainer, indices, seed)
     ref_grads = torch.autograd.grad(reference, trainer.params)
 
-    parts, sums, counts = trainer._forward(indices, seed, training=True)
+    parts, sums, counts = trainer.batch_loss(indices, seed, training=True)
     loss = trainer.loss.combine(sums, counts)
     grads = torch.autograd.grad(loss, trainer.params)
 
@@ -98,7 +98,7 @@ def test_validation_on_sub_batches_equals_the_whole_batch_loss(h5, tmp_path):
 def test_without_a_hessian_term_the_batch_is_not_split_nor_probed(h5, tmp_path):
     trainer = make_trainer(h5, tmp_path / "run", **{"loss.hessian_weight": 0.0})
     indices = mixed_indices(trainer)
-    parts, _, _ = trainer._forward(indices, 1, training=True)
+    parts, _, _ = trainer.batch_loss(indices, 1, training=True)
     assert len(parts) == 1 and parts[0][2] is None
     assert keys.HESSIAN_PROBED not in parts[0][1]
     metrics = trainer.validate()  # no Hessian-vector products in validation either
@@ -119,7 +119,7 @@ def test_energy_only_training_computes_no_forces(h5, tmp_path, monkeypatch):
         return grad(*args, **kwargs)
 
     monkeypatch.setattr(torch.autograd, "grad", counting_grad)
-    parts, sums, counts = trainer._forward(indices, 1, training=True)
+    parts, sums, counts = trainer.batch_loss(indices, 1, training=True)
     assert calls == [] and keys.FORCES not in parts[0][1]
     loss = trainer.loss.combine(sums, counts)
     (got,) = grad(loss, [trainer.model.weights])
@@ -140,7 +140,7 @@ def test_energy_only_training_computes_no_forces(h5, tmp_path, monkeypatch):
     # with a force term the step differentiates, keeping the graph for the force loss
     forced = make_trainer(h5, tmp_path / "forces", **{**weights, "loss.forces_weight": 1.0})
     calls.clear()
-    forced._forward(indices, 1, training=True)
+    forced.batch_loss(indices, 1, training=True)
     assert calls == [True]
 
 

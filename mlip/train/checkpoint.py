@@ -22,6 +22,7 @@ import torch
 
 from mlip.errors import CheckpointError
 from mlip.fileio import atomic_torch_save
+from mlip.train.config import TrainConfig, flatten, incompatible_keys, saved_config
 
 CHECKPOINT_FORMAT = "mlip-train-checkpoint"
 CHECKPOINT_VERSION = 1
@@ -56,6 +57,38 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
 
 
 # -- random streams -------------------------------------------------------------------
+
+
+def resume_state(path: str, config: TrainConfig, verbose: bool = True) -> dict | None:
+    """The checkpoint at ``path`` to resume ``config``'s run from, or None for a new run.
+
+    Without ``train.resume`` an existing checkpoint is an error (a run is not overwritten);
+    with it, a missing one starts a new run (said when ``verbose``) and one whose config
+    differs in a key that changes the run raises :class:`CheckpointError` naming the keys.
+    """
+    exists = os.path.exists(path)
+    out = os.path.dirname(path) or "."
+    if not config.train.resume:
+        if exists:
+            raise ValueError(
+                f"{out} already holds a run ({os.path.basename(path)}); pass --resume to "
+                "continue it or choose another --out"
+            )
+        return None
+    if not exists:
+        if verbose:
+            print(f"no checkpoint in {out}: starting a new run")
+        return None
+    state = load_checkpoint(path, map_location="cpu")
+    bad = incompatible_keys(state["config"], config.to_dict())
+    if bad:
+        saved = saved_config(state["config"], "checkpoint").to_dict()
+        old, new = flatten(saved), flatten(config.to_dict())
+        details = "; ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in bad)
+        raise CheckpointError(
+            f"{path}: cannot resume, the config differs from the checkpoint's in {details}"
+        )
+    return state
 
 
 def capture_global_rng() -> dict[str, Any]:

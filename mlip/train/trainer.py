@@ -33,35 +33,22 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from mlip import keys
-from mlip.data.graph import Structure, build_batch
 from mlip.data.hdf5 import H5Dataset
-from mlip.derivatives import compute
 from mlip.errors import CheckpointError
 from mlip.fileio import atomic_torch_save
-from mlip.loss import TERMS, ProbeSampler, SobolevLoss, hessian_response_rms, predict
+from mlip.loss import TERMS, ProbeSampler, SobolevLoss, hessian_response_rms
 from mlip.train import checkpoint as ckpt
 from mlip.train import distributed
-from mlip.train.config import (
-    MIN_STEPS_BETWEEN_VALIDATIONS,
-    TrainConfig,
-    flatten,
-    incompatible_keys,
-    save_config,
-    saved_config,
-)
+from mlip.train.config import MIN_STEPS_BETWEEN_VALIDATIONS, TrainConfig, save_config
 from mlip.train.data import StructureSource, check_labels
 from mlip.train.initial_model import build_model, load_initial_model
 from mlip.train.metrics import ErrorStats, MetricsLog, accumulate_errors, progress_postfix
 from mlip.train.optim import EMA, LRSchedule, build_optimizer, resolve_kind
+from mlip.train.refit import atomic_energy_shifts
 from mlip.train.signals import StopOnSignal
 from mlip.train.split import check_split, load_split, make_split, read_split_file, save_split
-from mlip.train.statistics import (
-    DatasetStatistics,
-    composition,
-    compute_statistics,
-    fit_atomic_energies,
-)
+from mlip.train.statistics import DatasetStatistics, compute_statistics
+from mlip.train.step import BatchLoss, hessian_grouped_order
 
 VALID_PROBE_SEED = 20240901  # fixed probes for validation: comparable across epochs
 ENERGY_LENGTH = 1.0  # A: the energy term's scale is the force RMS times this length
@@ -131,8 +118,10 @@ class Trainer:
             weights = {t: w / self.loss_scales.get(t, 1.0) ** 2 for t, w in weights.items()}
         self.loss = SobolevLoss(**{f"{t}_weight": w for t, w in weights.items()},
                                 huber_delta=config.loss.huber_delta)  # fmt: skip
-        self.active_terms = [t for t in TERMS if self.loss.weights[t] > 0]
         self.probes = ProbeSampler(config.loss.hessian_probes, config.loss.probe_kind, seed + 1)
+        self.batch_loss = BatchLoss(self.model, self.loss, self.probes, self.source, self.r_max,
+                                    self.dtype, self.device, config.loss.hessian_every,
+                                    config.loss.hessian_probes)  # fmt: skip
         self.order_rng = np.random.default_rng(seed + 2)
         opt = config.optim
         self.optimizer = build_optimizer(
@@ -190,29 +179,7 @@ class Trainer:
         return os.path.join(self.out, name)
 
     def _resume_state(self) -> dict | None:
-        exists = os.path.exists(self.path("last.ckpt"))
-        if not self.config.train.resume:
-            if exists:
-                raise ValueError(
-                    f"{self.out} already holds a run (last.ckpt); pass --resume to continue it "
-                    "or choose another --out"
-                )
-            return None
-        if not exists:
-            if self.context.is_main:
-                print(f"no checkpoint in {self.out}: starting a new run")
-            return None
-        state = ckpt.load_checkpoint(self.path("last.ckpt"), map_location="cpu")
-        bad = incompatible_keys(state["config"], self.config.to_dict())
-        if bad:
-            saved = saved_config(state["config"], "checkpoint").to_dict()
-            old, new = flatten(saved), flatten(self.config.to_dict())
-            details = "; ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in bad)
-            raise CheckpointError(
-                f"{self.path('last.ckpt')}: cannot resume, the config differs from the "
-                f"checkpoint's in {details}"
-            )
-        return state
+        return ckpt.resume_state(self.path("last.ckpt"), self.config, self.context.is_main)
 
     def _split(self, resuming: bool) -> dict[str, np.ndarray]:
         meta = {
@@ -283,88 +250,9 @@ class Trainer:
         return {t: float(v) for t, v in scales.items() if v is not None and v > 0}
 
     # -- one step -------------------------------------------------------------------
-    def _partition(
-        self, indices: np.ndarray, training: bool
-    ) -> list[tuple[np.ndarray, list[Structure], bool]]:
-        """The non-empty sub-batches ``(indices, structures, probed)`` of ``indices``.
-
-        Without a weighted Hessian term, and on the training steps between every
-        ``loss.hessian_every``-th, the batch stays whole and unprobed (validation then
-        reports no H v errors); otherwise the conformers with a reference Hessian form
-        the probed sub-batch and the others the unprobed one.
-        """
-        indices = np.asarray(indices, dtype=np.int64)
-        if len(indices) == 0:
-            return []
-        structures = self.source.get(indices)
-        skipped = training and self.step % self.config.loss.hessian_every != 0
-        if self.loss.weights["hessian"] <= 0 or skipped:
-            return [(indices, structures, False)]
-        has = np.array([s.hessian is not None for s in structures], dtype=bool)
-        parts = []
-        for mask, probed in ((~has, False), (has, True)):
-            if mask.any():
-                chosen = [s for s, keep in zip(structures, mask, strict=True) if keep]
-                parts.append((indices[mask], chosen, probed))
-        return parts
-
-    def _evaluate(
-        self,
-        indices: np.ndarray,
-        structures: list[Structure],
-        probed: bool,
-        step_seed: int,
-        training: bool,
-    ) -> tuple:
-        """One sub-batch: ``(batch, pred, probes, sums, counts)`` of the loss terms."""
-        batch = build_batch(structures, self.r_max, self.dtype, self.device)
-        probes = None
-        if probed:
-            probes = self.probes.probes(
-                batch[keys.NUM_ATOMS].tolist(),
-                indices,
-                step_seed,
-                self.dtype,
-                self.device,
-                structures=structures,
-            )
-        needs = self.loss.needs(batch)
-        # training computes only the derivatives the loss uses (an energy-only loss: the
-        # energy alone, no reverse pass); validation also reports force and stress errors
-        forces = needs["forces"] or not training
-        stress = needs["stress"] or (not training and bool(batch[keys.HAS_STRESS].any()))
-        pred = predict(
-            self.model, batch, forces=forces, stress=stress, probes=probes, training=training
-        )
-        sums = self.loss.terms(pred, batch, probes)
-        counts = self.loss.counts(batch, self.config.loss.hessian_probes)
-        return batch, pred, probes, sums, counts
-
-    def _forward(self, indices: np.ndarray, step_seed: int, training: bool) -> tuple:
-        """Loss sums and counts of this rank's conformers (may be none), and the parts.
-
-        The conformers carrying a reference Hessian and the others are evaluated as two
-        sub-batches (:meth:`_partition`), so that the Hessian-vector products (a double
-        backward through the graph) are paid only on the graphs of the conformers that
-        have a Hessian; the others get energy, forces and stress. The probes of a
-        conformer depend only on the step seed and its dataset index, and the loss is
-        built from per-term sums and counts, so adding the parts' sums and counts gives
-        the loss of the whole batch up to the order of floating-point sums. Returns
-        ``(parts, sums, counts)``, ``parts`` a list of ``(batch, pred, probes)``.
-        """
-        zero = torch.zeros((), dtype=self.dtype, device=self.device)
-        sums = {t: zero for t in self.active_terms}
-        counts = dict(sums)
-        parts = []
-        for part, structures, probed in self._partition(indices, training):
-            batch, pred, probes, s, c = self._evaluate(
-                part, structures, probed, step_seed, training
-            )
-            parts.append((batch, pred, probes))
-            for t in self.active_terms:
-                sums[t] = sums[t] + s.get(t, zero)
-                counts[t] = counts[t] + c.get(t, zero)
-        return parts, sums, counts
+    @property
+    def active_terms(self) -> list[str]:
+        return self.batch_loss.active_terms
 
     def _global_counts(self, counts: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         stacked = torch.stack([counts[t].detach().to(self.dtype) for t in self.active_terms])
@@ -377,7 +265,7 @@ class Trainer:
         step_seed = self.probes.next_seed()
         local = self.context.shard(global_indices)
         self.optimizer.zero_grad(set_to_none=True)
-        _, sums, counts = self._forward(local, step_seed, training=True)
+        _, sums, counts = self.batch_loss(local, step_seed, training=True, step=self.step)
         loss = self.loss.combine(sums, self._global_counts(counts))
         if loss.requires_grad:
             loss.backward()
@@ -405,7 +293,7 @@ class Trainer:
         with self.ema.averaged() if self.ema is not None else contextlib.nullcontext():
             for start in range(0, len(local), size):
                 chunk = local[start : start + size]
-                parts, sums, cnt = self._forward(chunk, VALID_PROBE_SEED, False)
+                parts, sums, cnt = self.batch_loss(chunk, VALID_PROBE_SEED, False)
                 for t in self.active_terms:
                     totals[t] += float(sums[t])
                     counts[t] += float(cnt[t])
@@ -499,28 +387,14 @@ class Trainer:
         }
 
     def _epoch_order(self, train: np.ndarray, size: int | None = None) -> np.ndarray:
-        """A shuffled order of the training conformers whose consecutive batches hold
-        either only conformers with a reference Hessian or only conformers without (one
-        mixed batch at most, where the two groups meet).
-
-        With the Hessian term on, a mixed batch is two sub-batches (:meth:`_partition`):
-        two passes of fixed cost, the probed one for a few conformers. Homogeneous
-        batches make an epoch of a data set with a fraction f of Hessians cost about
-        (1 - f) + f x (the cost of a probed step), and weigh each Hessian conformer's
-        term as in a data set where all carry one (a lone Hessian in a mixed batch would
-        carry the whole term of its step). Without the term: a plain permutation.
-        """
+        """A shuffled order of the training conformers; with the Hessian term on, batches
+        homogeneous in the Hessian label (:func:`~mlip.train.step.hessian_grouped_order`)."""
         order = self.order_rng.permutation(train)
         if self.loss.weights["hessian"] <= 0:
             return order
-        has = self.dataset.hessian_mask[order]
-        if has.all() or not has.any():
-            return order
         size = size or self.config.data.batch_size
-        grouped = np.concatenate([order[has], order[~has]])
-        full = len(grouped) // size
-        batches = grouped[: full * size].reshape(full, size)[self.order_rng.permutation(full)]
-        return np.concatenate([batches.ravel(), grouped[full * size :]])
+        return hessian_grouped_order(order, self.dataset.hessian_mask[order], size,
+                                     self.order_rng)  # fmt: skip
 
     def _elapsed_now(self) -> float:
         """Training seconds so far, this invocation included while :meth:`fit` runs."""
@@ -649,37 +523,19 @@ class Trainer:
 
     def refit_atomic_energies(self, max_structures: int = 5000) -> dict[int, float]:
         """Shift the best model's E0 (eV per element) by the least-squares fit of its
-        energy residuals on the training set (at most ``max_structures`` conformers), in
-        float64; returns the shifts, ``{}`` where the model has no E0 or no energies.
-
-        Forces fix the energy only up to a constant per atom, and the default energy
-        weight (1:100) pins that constant loosely: the per-atom energy error of a
-        trained model is mostly a common offset (10 meV/atom on Cu, 2.5 on ethanol
-        before this refit). Removing it changes no force, stress or Hessian.
-        """
+        energy residuals on the training set (at most ``max_structures`` conformers,
+        :mod:`mlip.train.refit`); returns the shifts, ``{}`` where the model has no E0 or
+        no energies."""
         if self.best_state is None or "atomic_energies" not in self.best_state:
             return {}
         elements = list(getattr(self.model, "atomic_numbers", []))
         if not elements:
             return {}
-        train = self.split["train"][:max_structures]
-        model = self.best_model().double()
-        counts, residuals = [], []
-        size = self.config.data.valid_batch_size
-        for start in range(0, len(train), size):
-            chunk = [
-                s for s in self.source.get(train[start : start + size]) if s.energy is not None
-            ]
-            if not chunk:
-                continue
-            batch = build_batch(chunk, self.r_max, torch.float64, self.device)
-            with torch.no_grad():
-                energy = compute(model, batch, forces=False)[keys.ENERGY]
-            residuals.extend(s.energy - float(e) for s, e in zip(chunk, energy, strict=True))
-            counts.extend(composition(s, elements) for s in chunk)
-        if not residuals:
+        train, size = self.split["train"][:max_structures], self.config.data.valid_batch_size
+        chunks = (self.source.get(train[i : i + size]) for i in range(0, len(train), size))
+        shift = atomic_energy_shifts(self.best_model(), chunks, elements, self.r_max, self.device)
+        if shift is None:
             return {}
-        shift = fit_atomic_energies(np.asarray(counts), np.asarray(residuals), elements)
         state = self.best_state["atomic_energies"]
         self.best_state["atomic_energies"] = state + torch.as_tensor(shift, dtype=state.dtype)
         return {z: float(d) for z, d in zip(elements, shift, strict=True)}
