@@ -113,6 +113,24 @@ def test_errors(model, test: str) -> dict:  # noqa: ANN001
     return committee_calibration(model, dataset.iterate(range(len(dataset))), 32)
 
 
+def stability_run(model, minimum, args, slug: str, run_stability) -> dict:  # noqa: ANN001
+    """``run_stability``'s summary at 500 K, saved to OUT/stability_SLUG.json and reused by
+    a rerun with the same settings (a stopped benchmark resumes without redoing it)."""
+    path = os.path.join(args.out, f"stability_{slug}.json")
+    settings = {"replicas": args.stability_replicas, "ps": args.stability_ps, "seed": args.seed}
+    if os.path.exists(path):
+        with open(path) as handle:
+            saved = json.load(handle)
+        if saved["settings"] == settings:
+            return saved["summary"]
+    run = run_stability(model.eval(), minimum, args.stability_replicas, 500.0,
+                        ps=args.stability_ps, seed=args.seed)  # fmt: skip
+    with open(path + ".tmp", "w") as handle:
+        json.dump({"settings": settings, "summary": run.summary()}, handle, indent=1)
+    os.replace(path + ".tmp", path)
+    return run.summary()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--out", default="runs/al_ethanol")
@@ -128,6 +146,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--committee", type=int, default=4)
     p.add_argument("--num-channels", type=int, default=32)
     p.add_argument("--max-epochs", type=int, default=200, help="per member and round")
+    p.add_argument(
+        "--scratch-epochs",
+        type=int,
+        default=None,
+        help="per member of the two from-scratch committees (default --max-epochs)",
+    )
     p.add_argument("--batch-size", type=int, default=4, help="conformers per step (few labels)")
     p.add_argument("--min-force-std", type=float, default=0.02, help="eV/A")
     p.add_argument("--max-force-std", type=float, default=1.0, help="eV/A")
@@ -156,6 +180,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     minimum = read_frames(minimum_spec)[0].to_atoms()
     train = {"model.num_channels": args.num_channels, "train.max_epochs": args.max_epochs,
              "data.batch_size": args.batch_size}  # fmt: skip
+    scratch = {**train, "train.max_epochs": args.scratch_epochs or args.max_epochs}
     config = LearnConfig(
         start=(minimum_spec,), calculator=SPEC, out=os.path.join(args.out, "learn"),
         temperature=tuple(args.temperature), replicas=args.replicas, md_steps=args.md_steps,
@@ -179,17 +204,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         "learned (loop's committee)": load_model(os.path.join(config.out, "model.pt")),
         "learned data, from scratch": train_from_scratch(
             os.path.join(config.out, "data.h5"), os.path.join(args.out, "learned_scratch"),
-            train, args.committee, args.seed),
+            scratch, args.committee, args.seed),
         "random 500 K MD, from scratch": train_from_scratch(
-            random_path, os.path.join(args.out, "random_scratch"), train, args.committee,
+            random_path, os.path.join(args.out, "random_scratch"), scratch, args.committee,
             args.seed),
     }  # fmt: skip
     results = {name: test_errors(model, test) for name, model in models.items()}
     stability = {}
-    for name in ("learned (loop's committee)", "random 500 K MD, from scratch"):
-        run = run_stability(models[name].eval(), minimum, args.stability_replicas, 500.0,
-                            ps=args.stability_ps, seed=args.seed)  # fmt: skip
-        stability[name] = run.summary()
+    for name, slug in (("learned (loop's committee)", "learned"),
+                       ("random 500 K MD, from scratch", "random")):  # fmt: skip
+        stability[name] = stability_run(models[name], minimum, args, slug, run_stability)
     print("\nround table (mlip learn):")
     from mlip.learn.report import format_table
 
