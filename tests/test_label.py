@@ -249,3 +249,26 @@ def test_pyscf_forces_are_minus_the_energy_gradient(tmp_path: Path) -> None:
     np.testing.assert_allclose(forces[1], fd, atol=2e-4)
     with pytest.raises(ValueError, match="element\\(s\\) Xe cannot be labelled"):
         labeller.check_elements([54])
+
+
+@pytest.mark.skipif(not __import__("importlib").util.find_spec("sevenn"), reason="sevenn")
+def test_sevenn_labels_ethanol_and_refuses_unknown_models(tmp_path: Path) -> None:
+    """SevenNet-0 (shipped in the sevenn wheel) as a distillation labeller: energies and
+    forces of ethanol whose forces sum to ~0; a bad model name is a clear error."""
+    ethanol_frames(tmp_path / "eth.xyz", n=2)
+    result = label_structures(LabelConfig(str(tmp_path / "eth.xyz"), str(tmp_path / "s.h5"),
+                                          "sevenn:7net-0", progress=False))  # fmt: skip
+    assert result.labelled == 2
+    (group,) = read_mlip(tmp_path / "s.h5")
+    first = group.structures[0]
+    assert -60 < first.energy < -35  # SevenNet-0 (PBE) ethanol, eV
+    assert np.abs(first.forces).max() > 1e-3 and np.abs(first.forces.sum(0)).max() < 1e-4
+    assert 6 in make_labeller("sevenn:7net-0").elements
+    with pytest.raises(ValueError, match="sevenn:no-such-model': SevenNet cannot load it"):
+        make_labeller("sevenn:no-such-model")
+
+
+def test_sevenn_missing_is_a_clear_error(monkeypatch) -> None:
+    monkeypatch.setitem(__import__("sys").modules, "sevenn.calculator", None)
+    with pytest.raises(ValueError, match="needs the sevenn package: pip install sevenn"):
+        make_labeller("sevenn:7net-0")

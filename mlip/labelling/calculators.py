@@ -7,6 +7,8 @@ learn``). Built in:
     tblite:GFN2-xTB      tblite's GFN2-xTB (also GFN1-xTB, IPEA1-xTB); pip install tblite
     pyscf:METHOD/BASIS   PySCF molecules: METHOD HF or a DFT functional (e.g. pbe, b3lyp),
                          any basis PySCF knows (e.g. def2-svp); pip install pyscf
+    sevenn:MODEL         a SevenNet universal potential (e.g. 7net-0, shipped in the
+                         wheel) for distillation; pip install sevenn
     mlip:MODEL.pt        an mlip model (or committee) through MLIPCalculator, with its
                          exact Hessian
     MODULE:FACTORY       anything else: ``FACTORY()`` from the importable module MODULE
@@ -88,6 +90,24 @@ def _pyscf(argument: str) -> Labeller:
     )
 
 
+def _sevenn(argument: str) -> Labeller:
+    try:
+        from sevenn.calculator import SevenNetCalculator
+    except ImportError as err:
+        raise ValueError(
+            "calculator 'sevenn' needs the sevenn package: pip install sevenn "
+            "(or pip install 'mlip[sevenn]')"
+        ) from err
+    model = argument or "7net-0"
+    try:  # device "auto": a GPU where torch sees one
+        calculator = SevenNetCalculator(model=model)
+    except Exception as err:  # noqa: BLE001 (sevenn raises several kinds for a bad model name)
+        message = f"calculator spec 'sevenn:{model}': SevenNet cannot load it: {err}"
+        raise ValueError(message) from err
+    known = getattr(calculator, "type_map", None)
+    return Labeller(f"sevenn:{model}", calculator, None if not known else frozenset(known))
+
+
 def _mlip(argument: str) -> Labeller:
     from mlip.calculator import MLIPCalculator
 
@@ -103,10 +123,11 @@ BUILTIN: dict[str, Callable[[str], Labeller]] = {
     "emt": _emt,
     "tblite": _tblite,
     "pyscf": _pyscf,
+    "sevenn": _sevenn,
     "mlip": _mlip,
 }
-KNOWN_SPECS = ("emt", "tblite:GFN2-xTB", "tblite:GFN1-xTB", "pyscf:METHOD/BASIS", "mlip:MODEL.pt",
-               "MODULE:FACTORY")  # fmt: skip
+KNOWN_SPECS = ("emt", "tblite:GFN2-xTB", "tblite:GFN1-xTB", "pyscf:METHOD/BASIS", "sevenn:MODEL",
+               "mlip:MODEL.pt", "MODULE:FACTORY")  # fmt: skip
 
 
 def _factory(spec: str) -> Labeller:
