@@ -155,7 +155,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--batch-size", type=int, default=4, help="conformers per step (few labels)")
     p.add_argument("--min-force-std", type=float, default=0.02, help="eV/A")
     p.add_argument("--max-force-std", type=float, default=1.0, help="eV/A")
-    p.add_argument("--test-ps", type=float, default=5.0, help="test trajectory, ps (40 frames/ps)")
+    p.add_argument("--test-ps", type=float, default=5.0, help="test trajectory, ps (100 frames/ps)")
     p.add_argument("--stability-ps", type=float, default=100.0)
     p.add_argument("--stability-replicas", type=int, default=16)
     p.add_argument("--threads", type=int, default=1)
