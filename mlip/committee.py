@@ -8,9 +8,9 @@ A :class:`Committee` of K members (energy models of the package, e.g. several
 
 and, under :data:`mlip.keys.MEMBER_ENERGY`, every member's energy (K, n_systems). Forces,
 stress and Hessians of the mean come from :mod:`mlip.derivatives` like those of any
-model; ``derivatives.compute(..., members=True)`` adds each member's forces
-(:data:`mlip.keys.MEMBER_FORCES`, one reverse pass per member, whose mean gives the
-forces, so a committee costs K model evaluations, not K + 1). The spread
+model; ``derivatives.compute(..., members=True)`` evaluates the members one by one and
+adds each member's forces (:data:`mlip.keys.MEMBER_FORCES`), whose mean gives the
+forces, so a committee costs K model evaluations, not K + 1. The spread
 (:func:`committee_spread`, population standard deviations over the members):
 
     energy_std_s   = sqrt( (1/K) sum_k (E_k,s - E_s)^2 )                (eV)

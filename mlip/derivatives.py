@@ -61,11 +61,17 @@ def compute(
     selected atom i of the batch-wide Hessian (zero outside the atom's own system), see
     :func:`hessian_rows`. ``training=True`` keeps the graph so
     that a loss of these outputs can be back-propagated to the weights.
-    ``members=True`` with a committee (a model whose output holds MEMBER_ENERGY,
-    :mod:`mlip.committee`) adds MEMBER_FORCES (n_members, n_atoms, 3), eV/A: one reverse
-    pass per member, whose mean gives FORCES (and the virial), so no pass of its own.
-    The input batch is not modified.
+    ``members=True`` with a committee (a model with ``members``, :mod:`mlip.committee`)
+    and ``forces`` adds MEMBER_ENERGY (n_members, n_systems) and MEMBER_FORCES
+    (n_members, n_atoms, 3), eV/A: each member is evaluated on its own
+    (:func:`_committee_members`) and every output, linear in the energy, is the mean
+    of the members' outputs. The input batch is not modified.
     """
+    if members and forces and getattr(model, "members", None) is not None:
+        return _committee_members(
+            model.members, batch, stress, hessian, training, hessian_probes, hessian_chunk,
+            hessian_atoms,
+        )  # fmt: skip
     batch = dict(batch)
     want_second = hessian or hessian_probes is not None or hessian_atoms is not None
     need_grad = forces or stress or want_second
@@ -83,14 +89,9 @@ def compute(
             return out
         inputs = [positions] + ([strain] if stress else [])
         create_graph = training or want_second
-        if members and keys.MEMBER_ENERGY in out:
-            grads, out[keys.MEMBER_FORCES] = _member_gradients(
-                out[keys.MEMBER_ENERGY], inputs, create_graph
-            )
-        else:
-            grads = torch.autograd.grad(
-                out[keys.ENERGY].sum(), inputs, create_graph=create_graph, allow_unused=True
-            )
+        grads = torch.autograd.grad(
+            out[keys.ENERGY].sum(), inputs, create_graph=create_graph, allow_unused=True
+        )
         grad_positions = grads[0] if grads[0] is not None else torch.zeros_like(positions)
         out[keys.FORCES] = -grad_positions
         if stress:
@@ -121,20 +122,43 @@ def compute(
     return out
 
 
-def _member_gradients(
-    member_energy: torch.Tensor, inputs: list[torch.Tensor], create_graph: bool
-) -> tuple[list[torch.Tensor], torch.Tensor]:
-    """Gradients of the mean energy wrt ``inputs`` as the mean of the members' gradients,
-    and the members' forces (K, n_atoms, 3); one reverse pass per member."""
-    per_member = []
-    for energy in member_energy:
-        grads = torch.autograd.grad(
-            energy.sum(), inputs, create_graph=create_graph, retain_graph=True, allow_unused=True
+def _committee_members(
+    members: torch.nn.ModuleList,
+    batch: dict[str, torch.Tensor],
+    stress: bool,
+    hessian: bool,
+    training: bool,
+    hessian_probes: torch.Tensor | None,
+    hessian_chunk: int | None,
+    hessian_atoms: torch.Tensor | None,
+) -> dict[str, torch.Tensor]:
+    """:func:`compute` of each member in turn; the committee's outputs are their means.
+
+    Energy, forces, virial, stress and Hessians are linear in E, so those of the mean
+    energy E = (1/K) sum_k E_k are the means of the members'. Each member has its own
+    forward and reverse pass: reverse passes from rows of the stacked member energies of
+    one joint graph cost K times as much, since each walks every member's graph (a
+    4-member committee, 16 ethanol, float64, one thread: 270 against 115 ms), and a
+    member's graph is freed before the next one is built.
+    """
+    outs = [
+        compute(
+            member,
+            batch,
+            forces=True,
+            stress=stress,
+            hessian=hessian,
+            training=training,
+            hessian_probes=hessian_probes,
+            hessian_chunk=hessian_chunk,
+            hessian_atoms=hessian_atoms,
         )
-        zipped = zip(grads, inputs, strict=True)
-        per_member.append([torch.zeros_like(x) if g is None else g for g, x in zipped])
-    mean = [torch.stack([g[i] for g in per_member]).mean(0) for i in range(len(inputs))]
-    return mean, -torch.stack([g[0] for g in per_member])
+        for member in members
+    ]
+    out = {key: torch.stack([o[key] for o in outs]).mean(0) for key in outs[0]}
+    out[keys.MEMBER_ENERGY] = torch.stack([o[keys.ENERGY] for o in outs])
+    out[keys.MEMBER_FORCES] = torch.stack([o[keys.FORCES] for o in outs])
+    return out
 
 
 def _hessian_vector_products(

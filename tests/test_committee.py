@@ -66,6 +66,11 @@ def test_hessian_of_a_committee_is_the_mean_of_the_members() -> None:
     h = evaluate(committee, [s], hessian=True)[keys.HESSIAN]
     hs = [evaluate(m, [s], hessian=True)[keys.HESSIAN] for m in parts]
     torch.testing.assert_close(h, (hs[0] + hs[1]) / 2, rtol=0, atol=1e-10)
+    # the member-by-member path (members=True) gives the same mean Hessian
+    batch = build_batch([s], committee.r_max, labels=False)
+    both = compute(committee, batch, hessian=True, members=True)
+    torch.testing.assert_close(both[keys.HESSIAN], h, rtol=0, atol=1e-10)
+    assert both[keys.MEMBER_FORCES].shape == (2, len(s.atomic_numbers), 3)
 
 
 def test_identical_members_have_zero_spread() -> None:
