@@ -73,17 +73,20 @@ def reference_trajectory(path: str, ps: float, seed: int, minimum) -> None:  # n
     write_mlip_hdf5(path, {"ethanol_500K": frames}, f"{SPEC} (tblite), ASE Langevin 500 K")
 
 
-def random_md_data(path: str, reference: str, count: int, seed: int) -> None:
-    """``count`` conformers drawn at random from the reference 500 K MD (E + F only)."""
+def random_md_data(path: str, valid: str, reference: str, count: int, seed: int,
+                   valid_count: int) -> None:  # fmt: skip
+    """``count`` conformers drawn at random from the reference 500 K MD (E + F only), and
+    ``valid_count`` others of it (the validation set on which recipes are chosen)."""
     from mlip.data.hdf5 import H5Dataset
     from mlip.data.writer import write_mlip_hdf5
 
     dataset = H5Dataset(reference, ["ethanol"])
-    chosen = np.sort(np.random.default_rng(seed).choice(len(dataset), count, replace=False))
-    structures = dataset.get_many(chosen.tolist())
-    for s in structures:
-        s.hessian = None
-    write_mlip_hdf5(path, {"ethanol": structures}, SPEC, overwrite=True)
+    order = np.random.default_rng(seed).permutation(len(dataset))
+    for out, part in ((path, order[:count]), (valid, order[count : count + valid_count])):
+        structures = dataset.get_many(np.sort(part).tolist())
+        for s in structures:
+            s.hessian = None
+        write_mlip_hdf5(out, {"ethanol": structures}, SPEC, overwrite=True)
     dataset.close()
 
 
@@ -153,6 +156,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="per member of the two from-scratch committees (default --max-epochs)",
     )
     p.add_argument("--batch-size", type=int, default=4, help="conformers per step (few labels)")
+    p.add_argument("--selection", choices=("uncertain", "window"), default="uncertain",
+                   help="mlip learn's selection rule")  # fmt: skip
+    p.add_argument(
+        "--valid-frames",
+        type=int,
+        default=500,
+        help="validation frames: others of the reference MD (recipes chosen on them)",
+    )
     p.add_argument("--min-force-std", type=float, default=0.02, help="eV/A")
     p.add_argument("--max-force-std", type=float, default=1.0, help="eV/A")
     p.add_argument("--test-ps", type=float, default=5.0, help="test trajectory, ps (100 frames/ps)")
@@ -186,6 +197,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         temperature=tuple(args.temperature), replicas=args.replicas, md_steps=args.md_steps,
         budget=args.budget, per_round=args.per_round, rattles=args.rattles,
         min_force_std=args.min_force_std, max_force_std=args.max_force_std,
+        selection=args.selection,
         committee=args.committee, train=train, seed=args.seed, progress=True,
         resume=os.path.exists(os.path.join(args.out, "learn", "state.json")),
     )  # fmt: skip
@@ -197,7 +209,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     test = os.path.join(args.out, "test_500K.h5")
     reference_trajectory(test, args.test_ps, args.seed + 99, minimum)
     random_path = os.path.join(args.out, "random_md.h5")
-    random_md_data(random_path, reference, labels, args.seed)
+    valid = os.path.join(args.out, "valid_500K.h5")
+    random_md_data(random_path, valid, reference, labels, args.seed, args.valid_frames)
     from mlip.model import load_model
 
     models = {
@@ -210,6 +223,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.seed),
     }  # fmt: skip
     results = {name: test_errors(model, test) for name, model in models.items()}
+    validation = {name: test_errors(model, valid) for name, model in models.items()}
     stability = {}
     for name, slug in (("learned (loop's committee)", "learned"),
                        ("random 500 K MD, from scratch", "random")):  # fmt: skip
@@ -221,16 +235,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     frames = int(next(iter(results.values()))["num_structures"])
     print(f"\n{labels} labels of {SPEC}; test: {test} ({frames} frames of an independent "
           "500 K xTB trajectory)\n")  # fmt: skip
-    print("| committee | test F MAE (meV/A) | test E MAE (meV/atom) | Spearman(std, error) | "
-          f"{args.stability_ps:g} ps 500 K intact |")  # fmt: skip
-    print("| --- | ---: | ---: | ---: | ---: |")
+    print("| committee | valid F MAE (meV/A) | test F MAE (meV/A) | test E MAE (meV/atom) | "
+          f"Spearman(std, error) | {args.stability_ps:g} ps 500 K intact |")  # fmt: skip
+    print("| --- | ---: | ---: | ---: | ---: | ---: |")
     for name, m in results.items():
         s = stability.get(name)
         intact = f"{s['stable']}/{s['replicas']}" if s else ""
-        print(f"| {name} | {m['forces_mae_mean']:.1f} | {m['energy_per_atom_mae_mean']:.2f} | "
+        print(f"| {name} | {validation[name]['forces_mae_mean']:.1f} | "
+              f"{m['forces_mae_mean']:.1f} | {m['energy_per_atom_mae_mean']:.2f} | "
               f"{m['spearman_rms']:.2f} | {intact} |")  # fmt: skip
+    print(f"(valid: {args.valid_frames} other frames of the reference MD, {valid})")
     summary = {"labels": labels, "finished": state["finished"], "rows": state["rows"],
-               "test": results, "stability": stability, "learn_wall_s": learn_s,
+               "test": results, "valid": validation, "stability": stability,
+               "learn_wall_s": learn_s,
                "wall_s": time.perf_counter() - start, "settings": vars(args)}  # fmt: skip
     with open(os.path.join(args.out, "active_learning.json"), "w") as handle:
         json.dump(summary, handle, indent=1, default=str)

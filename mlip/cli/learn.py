@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 
 from mlip.learn.config import LearnConfig
+from mlip.learn.select import RULES
 from mlip.md.registry import ENSEMBLES
 
 D = LearnConfig((), "", "")  # the defaults
@@ -97,6 +98,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         type=float,
         default=D.diversity,
         help="A: least RMS difference of interatomic distances between selected frames",
+    )
+    p.add_argument(
+        "--selection",
+        choices=RULES,
+        default=D.selection,
+        help="order of the candidates: uncertain (largest force std first) or window "
+        "(at random among frames with min-force-std <= std <= max-force-std)",
     )
     p.add_argument(
         "--hessian-fraction",

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mlip.labelling.hessian import DEFAULT_FD_STEP
+from mlip.learn.select import RULES
 from mlip.md.config import DEFAULTS as MD_DEFAULTS
 
 
@@ -23,8 +24,10 @@ class LearnConfig:
     labeller (``calculator``, :func:`mlip.labelling.make_labeller`); the exploration
     (``ensemble`` at each of ``temperature``, ``replicas`` per seed and temperature,
     ``md_steps`` per round, a candidate frame every ``sample_every`` steps); the
-    selection (frames above ``min_force_std``, most uncertain first, no two closer than
-    ``diversity``; a system stops above ``max_force_std``); the labels (``budget``
+    selection (frames above ``min_force_std``, in the order of the ``selection`` rule,
+    :mod:`mlip.learn.select`: most uncertain first or at random in the trust window
+    [``min_force_std``, ``max_force_std``]; no two closer than ``diversity``; a system
+    stops above ``max_force_std``); the labels (``budget``
     labeller calls in all, failed ones included, at most ``per_round`` a round,
     ``rattles`` rattled copies (``rattle_std``) of each seed in round 0, Hessians on
     ``hessian_fraction`` of the labels); the committee (``committee`` members,
@@ -52,6 +55,7 @@ class LearnConfig:
     min_force_std: float = 0.05
     max_force_std: float = 1.0
     diversity: float = 0.05
+    selection: str = "uncertain"
     hessian_fraction: float = 0.0
     fd_step: float = DEFAULT_FD_STEP
     committee: int = 4
@@ -92,6 +96,10 @@ class LearnConfig:
                 raise ValueError(f"{name} must be in [0, 1], got {value}")
         if any(t < 0 for t in self.temperature) or not self.temperature:
             raise ValueError(f"temperatures must be >= 0 K, got {self.temperature}")
+        if self.selection not in RULES:
+            raise ValueError(
+                f"unknown selection rule {self.selection!r}; known: {', '.join(RULES)}"
+            )
         if self.rattle_std < 0 or self.diversity < 0:
             raise ValueError("rattle_std and diversity must be >= 0 A")
         return self

@@ -165,8 +165,11 @@ class Learner:
             if found.candidates:
                 _write_frames(os.path.join(folder, "candidates.extxyz"), found.candidates)
             left = self.config.budget - self.spent()
-            frames = select_frames(found.candidates, min(self.config.per_round, left),
-                                   self.config.diversity, self._descriptors())  # fmt: skip
+            c = self.config
+            frames = select_frames(found.candidates, min(c.per_round, left), c.diversity,
+                                   self._descriptors(), rule=c.selection,
+                                   window=(c.min_force_std, c.max_force_std),
+                                   seed=c.seed + 1000 * r)  # fmt: skip
             if not found.candidates:
                 row["note"] = (f"converged: largest force std {row['md_largest_std']:.3g} "
                                f"< {self.config.min_force_std} eV/A")  # fmt: skip

@@ -6,9 +6,16 @@ frames of the same system (same group, same atom order) are near-duplicates when
 
     D(a, b) = sqrt( mean_{i<j} (d_ij(a) - d_ij(b))^2 ) < diversity     (Angstrom)
 
-:func:`select_frames` goes through the candidates by decreasing force std (eV/A) and
-keeps a frame unless it is a near-duplicate of a frame kept before or of a frame
-already labelled; it stops at ``limit`` frames.
+:func:`select_frames` goes through the candidates in the order of its ``rule`` and keeps
+a frame unless it is a near-duplicate of a frame kept before or of a frame already
+labelled; it stops at ``limit`` frames. The rules (:data:`RULES`):
+
+* ``uncertain``: by decreasing force std (eV/A), the frames where the committee is most
+  unsure first, the last frames of systems stopped above ``max_force_std`` included;
+* ``window``: the frames whose force std is in the trust window [min_force_std,
+  max_force_std] (DP-GEN's trust levels: below it the model is trusted, above it the
+  trajectory has left physical space), in a random order (``seed``), so that the labels
+  follow the distribution MD visits where the model is unsure rather than its tail.
 """
 
 from __future__ import annotations
@@ -33,16 +40,32 @@ def distance(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.sqrt(np.mean((a - b) ** 2))) if a.size else 0.0
 
 
+RULES = ("uncertain", "window")
+
+
 def select_frames(
     candidates: Iterable[Atoms],
     limit: int,
     diversity: float,
     labelled: dict[str, list[np.ndarray]] | None = None,
+    rule: str = "uncertain",
+    window: tuple[float, float] = (0.0, float("inf")),
+    seed: int = 0,
 ) -> list[Atoms]:
-    """Up to ``limit`` frames, most uncertain first, no two within ``diversity`` (A) of
-    each other or of a ``labelled`` descriptor of their group (module docstring)."""
+    """Up to ``limit`` frames in the order of ``rule`` (``window``: the trust window,
+    eV/A, and ``seed`` of the random order), no two within ``diversity`` (A) of each
+    other or of a ``labelled`` descriptor of their group (module docstring)."""
     known = {k: list(v) for k, v in (labelled or {}).items()}
-    ranked = sorted(candidates, key=lambda a: -float(a.info.get(STD_KEY, 0.0)))
+    candidates = list(candidates)
+    if rule == "uncertain":
+        ranked = sorted(candidates, key=lambda a: -float(a.info.get(STD_KEY, 0.0)))
+    elif rule == "window":
+        low, high = window
+        inside = [a for a in candidates if low <= float(a.info.get(STD_KEY, 0.0)) <= high]
+        order = np.random.default_rng(seed).permutation(len(inside))
+        ranked = [inside[i] for i in order]
+    else:
+        raise ValueError(f"unknown selection rule {rule!r}; known: {', '.join(RULES)}")
     chosen: list[Atoms] = []
     for atoms in ranked:
         if len(chosen) >= limit:
