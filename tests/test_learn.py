@@ -168,6 +168,30 @@ def test_select_frames_keeps_one_of_near_duplicates() -> None:
     assert [a.info["k"] for a in select_frames(frames, 10, 0.01, known)] == [2]
 
 
+def test_window_rule_draws_at_random_inside_the_trust_window() -> None:
+    base = bulk("Cu", "fcc", a=3.61, cubic=True)
+    frames = []
+    for k, std in enumerate([0.01, 0.2, 0.3, 0.4, 0.5, 2.0, 0.25]):
+        atoms = base.copy()
+        atoms.positions[1] += 0.1 * k  # no two near-duplicates
+        atoms.info.update(group="g", force_std_eVA=std, k=k)
+        frames.append(atoms)
+
+    def picked(seed: int, limit: int = 10, diversity: float = 0.01) -> list[int]:
+        chosen = select_frames(frames, limit, diversity, rule="window",
+                               window=(0.05, 1.0), seed=seed)  # fmt: skip
+        return [a.info["k"] for a in chosen]
+
+    assert sorted(picked(0)) == [1, 2, 3, 4, 6]  # 0 below, 5 above the window
+    orders = {tuple(picked(seed)) for seed in range(6)}
+    assert len(orders) > 1 and picked(3) == picked(3)  # random, and fixed by the seed
+    assert len(picked(0, limit=2)) == 2
+    # the diversity rule still holds: frames 0.1 A apart are duplicates at diversity 1 A
+    assert len(picked(0, diversity=1.0)) == 1
+    with pytest.raises(ValueError, match="unknown selection rule 'best'"):
+        select_frames(frames, 1, 0.01, rule="best")
+
+
 def test_bad_input_is_refused_before_anything_is_written(tmp_path: Path) -> None:
     seed = tmp_path / "cu4.xyz"
     ase.io.write(seed, bulk("Cu", "fcc", a=3.61, cubic=True))
@@ -181,6 +205,8 @@ def test_bad_input_is_refused_before_anything_is_written(tmp_path: Path) -> None
         Learner(config.replace(calculator="gaussian", budget=50))
     with pytest.raises(ValueError, match="max_force_std"):
         Learner(config.replace(budget=50, max_force_std=0.01))
+    with pytest.raises(ValueError, match="unknown selection rule 'top'"):
+        Learner(config.replace(budget=50, selection="top"))
     assert not (tmp_path / "a").exists()
     with pytest.raises(CheckpointError):  # keep the import used: resume errors are this type
         raise CheckpointError("x")
