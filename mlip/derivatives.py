@@ -199,8 +199,13 @@ def compile_model(model: EnergyModel) -> EnergyModel:
     with more than one torch thread (torch 2.13: a parallel scatter-add with symbolic
     sizes), so the generated CPU kernels run on one thread (``cpp.threads = 1``; eager
     fallbacks and GPU kernels are unaffected). Callers must check the elements first:
-    the model's own check is skipped while compiling.
+    the model's own check is skipped while compiling. A committee (a model with
+    ``members``) becomes a committee of compiled members, since ``compute(...,
+    members=True)`` calls the members one by one, bypassing a compiled whole.
     """
+    members = getattr(model, "members", None)
+    if members is not None:
+        return type(model)([compile_model(m) for m in members])
     return torch.compile(model, dynamic=True, options={"cpp.threads": 1})
 
 
