@@ -32,6 +32,7 @@ def test_short_run_reports_every_table(tmp_path, capsys) -> None:
     assert bench.main(["--out", str(tmp_path), "--short", "--data-dir", DATA_DIR]) == 0
     printed = capsys.readouterr().out
     assert "round table (mlip learn)" in printed and "test F MAE" in printed
+    assert "valid F MAE" in printed
     summary = json.loads((tmp_path / "active_learning.json").read_text())
     assert 0 < summary["labels"] <= 40
     assert set(summary["test"]) == {
@@ -39,6 +40,7 @@ def test_short_run_reports_every_table(tmp_path, capsys) -> None:
         "learned data, from scratch",
         "random 500 K MD, from scratch",
     }
+    assert set(summary["valid"]) == set(summary["test"])
     for metrics in summary["test"].values():
         assert metrics["num_structures"] > 0 and metrics["forces_mae_mean"] > 0
     assert all("stable" in s for s in summary["stability"].values())
