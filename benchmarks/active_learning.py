@@ -158,6 +158,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--batch-size", type=int, default=4, help="conformers per step (few labels)")
     p.add_argument("--selection", choices=("uncertain", "window"), default="uncertain",
                    help="mlip learn's selection rule")  # fmt: skip
+    p.add_argument("--explore-from", choices=("seeds", "last"), default="seeds",
+                   help="mlip learn's start of each round's MD")  # fmt: skip
     p.add_argument(
         "--valid-frames",
         type=int,
@@ -197,7 +199,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         temperature=tuple(args.temperature), replicas=args.replicas, md_steps=args.md_steps,
         budget=args.budget, per_round=args.per_round, rattles=args.rattles,
         min_force_std=args.min_force_std, max_force_std=args.max_force_std,
-        selection=args.selection,
+        selection=args.selection, explore_from=args.explore_from,
         committee=args.committee, train=train, seed=args.seed, progress=True,
         resume=os.path.exists(os.path.join(args.out, "learn", "state.json")),
     )  # fmt: skip

@@ -32,6 +32,7 @@ def learn_args(tmp_path: Path, out: Path, *extra: str) -> list[str]:
             "--sample-every", "5", "--per-round", "3", "--rattles", "5", "--committee", "2",
             "--num-channels", "4", "--num-layers", "1", "--l-max", "1", "--max-epochs", "2",
             "--min-force-std", "1e-6", "--diversity", "0.01", "--hessian-fraction", "0.25",
+            "--explore-from", "last",
             "--no-progress", *extra]  # fmt: skip
 
 
@@ -61,6 +62,9 @@ def test_end_to_end_outputs(run) -> None:
     assert (out / "rounds.png").stat().st_size > 0
     state = json.loads((out / "state.json").read_text())
     assert state["finished"] == "budget spent"
+    # --explore-from last: round 2's MD went on from round 1's last frames (4 systems)
+    ends = ase.io.read(out / "round_1" / "md_last.extxyz", index=":")
+    assert len(ends) == 4 and all(np.abs(a.get_momenta()).max() > 0 for a in ends)
 
 
 def test_data_holds_every_label_as_the_calculator_gives_it(run) -> None:
@@ -150,6 +154,40 @@ def test_a_committee_unsure_at_the_seed_still_finds_new_frames(tmp_path: Path) -
         assert np.abs(frame.positions - seed.positions).max() > 1e-4  # it moved
 
 
+def test_exploration_continues_from_the_last_frames(tmp_path: Path) -> None:
+    """explore_from "last": a round's systems start where the previous round's ended
+    (positions and momenta), not at the seed."""
+    from support import small_model
+
+    from mlip.committee import Committee
+    from mlip.learn.explore import explore
+
+    seed = bulk("Cu", "fcc", a=3.61, cubic=True)
+    config = LearnConfig(("unused",), "emt", str(tmp_path), temperature=(600.0,),
+                         replicas=2, md_steps=40, sample_every=5, min_force_std=1e-7,
+                         max_force_std=100.0, timestep=2.0)  # fmt: skip
+    committee = Committee([small_model(seed=s) for s in range(2)])
+    first = explore(committee, [("seed0_Cu4", seed)], config, 1)
+    assert len(first.last) == 2 and first.stopped == []
+    ends = {a.info["system"]: a for a in first.last}
+    moved = max(np.abs(a.positions - seed.positions).max() for a in first.last)
+    assert moved > 0.02
+    one_step = config.replace(md_steps=1, sample_every=1)
+    fresh = explore(committee, [("seed0_Cu4", seed)], one_step, 2)
+    continued = explore(committee, [("seed0_Cu4", seed)], one_step, 2, starts=ends)
+    for a in continued.last:
+        end = ends[a.info["system"]]
+        assert np.abs(a.positions - end.positions).max() < moved / 4
+        # one step on from the saved momenta: the momenta change by F dt only
+        assert np.abs(a.get_momenta() - end.get_momenta()).max() < 0.5 * np.abs(
+            end.get_momenta()).max()  # fmt: skip
+    for a in fresh.last:
+        assert np.abs(a.positions - seed.positions).max() < moved / 4
+    with pytest.raises(ValueError, match="continuing .*: 1 atoms, the system has 4"):
+        explore(committee, [("seed0_Cu4", seed)], one_step, 2,
+                starts={first.last[0].info["system"]: bulk("Cu")})  # fmt: skip
+
+
 def test_select_frames_keeps_one_of_near_duplicates() -> None:
     base = bulk("Cu", "fcc", a=3.61, cubic=True)
     frames = []
@@ -207,6 +245,8 @@ def test_bad_input_is_refused_before_anything_is_written(tmp_path: Path) -> None
         Learner(config.replace(budget=50, max_force_std=0.01))
     with pytest.raises(ValueError, match="unknown selection rule 'top'"):
         Learner(config.replace(budget=50, selection="top"))
+    with pytest.raises(ValueError, match="explore_from must be one of seeds, last"):
+        Learner(config.replace(budget=50, explore_from="end"))
     assert not (tmp_path / "a").exists()
     with pytest.raises(CheckpointError):  # keep the import used: resume errors are this type
         raise CheckpointError("x")

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import argparse
 
-from mlip.learn.config import LearnConfig
+from mlip.learn.config import EXPLORE_FROM, LearnConfig
 from mlip.learn.select import RULES
 from mlip.md.registry import ENSEMBLES
 
@@ -105,6 +105,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         default=D.selection,
         help="order of the candidates: uncertain (largest force std first) or window "
         "(at random among frames with min-force-std <= std <= max-force-std)",
+    )
+    p.add_argument(
+        "--explore-from",
+        choices=EXPLORE_FROM,
+        default=D.explore_from,
+        help="where a round's MD starts: the seeds, or where the previous round's systems "
+        "ended (last: trajectories continue across rounds)",
     )
     p.add_argument(
         "--hessian-fraction",

@@ -15,6 +15,9 @@ from mlip.labelling.hessian import DEFAULT_FD_STEP
 from mlip.learn.select import RULES
 from mlip.md.config import DEFAULTS as MD_DEFAULTS
 
+#: where a round's MD starts: at the seeds, or where the previous round's systems ended
+EXPLORE_FROM = ("seeds", "last")
+
 
 @dataclass(frozen=True)
 class LearnConfig:
@@ -27,10 +30,11 @@ class LearnConfig:
     selection (frames above ``min_force_std``, in the order of the ``selection`` rule,
     :mod:`mlip.learn.select`: most uncertain first or at random in the trust window
     [``min_force_std``, ``max_force_std``]; no two closer than ``diversity``; a system
-    stops above ``max_force_std``); the labels (``budget``
-    labeller calls in all, failed ones included, at most ``per_round`` a round,
-    ``rattles`` rattled copies (``rattle_std``) of each seed in round 0, Hessians on
-    ``hessian_fraction`` of the labels); the committee (``committee`` members,
+    stops above ``max_force_std``; ``explore_from``: each round's MD starts at the seeds
+    (``seeds``) or continues the previous round's systems still running (``last``));
+    the labels (``budget`` labeller calls in all, failed ones included, at most
+    ``per_round`` a round, ``rattles`` rattled copies (``rattle_std``) of each seed in
+    round 0, Hessians on ``hessian_fraction`` of the labels); the committee (``committee`` members,
     ``bootstrap``, ``train``: dotted :class:`TrainConfig` overrides, ``finetune``: later
     rounds start from the previous committee).
     The loop stops when the budget is spent, when a round's largest force std is below
@@ -56,6 +60,7 @@ class LearnConfig:
     max_force_std: float = 1.0
     diversity: float = 0.05
     selection: str = "uncertain"
+    explore_from: str = "seeds"
     hessian_fraction: float = 0.0
     fd_step: float = DEFAULT_FD_STEP
     committee: int = 4
@@ -99,6 +104,10 @@ class LearnConfig:
         if self.selection not in RULES:
             raise ValueError(
                 f"unknown selection rule {self.selection!r}; known: {', '.join(RULES)}"
+            )
+        if self.explore_from not in EXPLORE_FROM:
+            raise ValueError(
+                f"explore_from must be one of {', '.join(EXPLORE_FROM)}, got {self.explore_from!r}"
             )
         if self.rattle_std < 0 or self.diversity < 0:
             raise ValueError("rattle_std and diversity must be >= 0 A")

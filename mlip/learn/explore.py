@@ -9,7 +9,10 @@ largest since the previous sample) exceeds ``max_force_std`` stops there (it lef
 region the committee knows; not at the seed itself, labelled already) and that last
 frame is a candidate too, and a system that explodes
 (:class:`mlip.md.MDExplosionError`) is dropped and counted; the others go on.
-Units: K, fs, eV/A.
+``starts`` (system name -> ``ase.Atoms`` with momenta, the ``last`` frames of an earlier
+round) continue those systems where they were (positions, momenta and cell; a thermostat's
+own variables start afresh); the other systems start at their seed with Maxwell-Boltzmann
+momenta. Units: K, fs, eV/A.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from mlip.md import (
     from_atoms,
     maxwell_boltzmann,
 )
+from mlip.md.state import ASE_MOMENTUM_PER_AMU_A_FS
 
 
 @dataclass
@@ -45,6 +49,7 @@ class Exploration:
     stopped: list[str] = field(default_factory=list)  # above max_force_std
     exploded: list[str] = field(default_factory=list)
     wall_seconds: float = 0.0
+    last: list[Atoms] = field(default_factory=list)  # the systems still running at the end
 
     def row(self) -> dict[str, float]:
         peaks = np.array(list(self.peaks.values()) or [np.nan])
@@ -66,8 +71,10 @@ def explore(
     seeds: list[tuple[str, Atoms]],
     config: LearnConfig,
     round_index: int,
+    starts: dict[str, Atoms] | None = None,
 ) -> Exploration:
-    """One round of MD from ``seeds`` ((group, atoms) pairs); see the module docstring."""
+    """One round of MD from ``seeds`` ((group, atoms) pairs), systems named in ``starts``
+    continued from those frames; see the module docstring."""
     import time
 
     temps = list(config.temperature)
@@ -81,6 +88,8 @@ def explore(
     state = from_atoms(inputs, md.replicas, md.temperature, md.device, md.dtype)
     generator = torch.Generator(device=state.device).manual_seed(md.seed + 7919)
     state = maxwell_boltzmann(state, generator=generator)
+    if starts:
+        state = _continued(state, starts)
     group_of = {name: groups[int(name[:4])] for name in state.names}  # "kkkk_formula_rR"
     sim = Simulation(state, ForceField(committee, skin=md.skin), ensemble_spec(md.ensemble)
                      .build(md), ExplosionMonitor(md.max_force, md.min_distance))  # fmt: skip
@@ -113,8 +122,12 @@ def explore(
             running = bool(keep.any())
             if running:
                 sim.select(keep)
+    last: list[Atoms] = []
     if running:
         reached.update({n: float(sim.state.time) for n in sim.state.names})
+        for name, atoms in zip(sim.state.names, sim.state.to_atoms(), strict=True):
+            atoms.info["system"] = name
+            last.append(atoms)
     frames = []
     for frame in watch.frames:
         frame.info[GROUP_KEY] = group_of[frame.info["system"]]
@@ -122,5 +135,25 @@ def explore(
     return Exploration(
         candidates=frames, peaks=dict(watch.peak), reached=reached,
         stopped=sorted(watch.stopped), exploded=exploded,
-        wall_seconds=time.perf_counter() - start,
+        wall_seconds=time.perf_counter() - start, last=last,
     )  # fmt: skip
+
+
+def _continued(state, starts: dict[str, Atoms]):  # noqa: ANN001, ANN202 (MDState)
+    """``state`` with the positions, momenta (and cells) of the systems named in ``starts``."""
+    positions, momenta, cell = state.positions.clone(), state.momenta.clone(), state.cell.clone()
+    sizes = state.num_atoms.tolist()
+    offsets = np.concatenate([[0], np.cumsum(sizes)])
+    for s, name in enumerate(state.names):
+        atoms = starts.get(name)
+        if atoms is None:
+            continue
+        if len(atoms) != sizes[s]:
+            raise ValueError(f"continuing {name}: {len(atoms)} atoms, the system has {sizes[s]}")
+        part = slice(int(offsets[s]), int(offsets[s + 1]))
+        positions[part] = torch.as_tensor(atoms.positions, dtype=state.dtype)
+        p = atoms.get_momenta() / ASE_MOMENTUM_PER_AMU_A_FS
+        momenta[part] = torch.as_tensor(p, dtype=state.dtype)
+        if atoms.pbc.any():
+            cell[s] = torch.as_tensor(atoms.cell.array, dtype=state.dtype)
+    return state.replace(positions=positions, momenta=momenta, cell=cell)

@@ -160,10 +160,12 @@ class Learner:
             frames = _rattles(self.seeds, self.config)
         else:
             committee = self._committee(r - 1)
-            found = explore(committee, self.seeds, self.config, r)
+            found = explore(committee, self.seeds, self.config, r, self._starts(r))
             row.update(found.row())
             if found.candidates:
                 _write_frames(os.path.join(folder, "candidates.extxyz"), found.candidates)
+            if found.last:  # where the next round continues (explore_from "last")
+                _write_frames(os.path.join(folder, "md_last.extxyz"), found.last)
             left = self.config.budget - self.spent()
             c = self.config
             frames = select_frames(found.candidates, min(c.per_round, left), c.diversity,
@@ -181,6 +183,14 @@ class Learner:
         if not frames:
             self.state["finished"] = row.get("note") or "no new frame to label"
         self._save()
+
+    def _starts(self, r: int) -> dict[str, Atoms] | None:
+        """Round r's continued systems: the previous round's last frames (``explore_from``
+        "last"), or None (every system at its seed)."""
+        path = self.path(f"round_{r - 1}", "md_last.extxyz")
+        if self.config.explore_from != "last" or not os.path.exists(path):
+            return None
+        return {a.info["system"]: a for a in ase.io.read(path, index=":")}
 
     def _descriptors(self) -> dict[str, list[np.ndarray]]:
         out: dict[str, list[np.ndarray]] = {}
