@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mlip.labelling.hessian import DEFAULT_FD_STEP
-from mlip.learn.select import RULES
+from mlip.learn.select import check_rule
 from mlip.md.config import DEFAULTS as MD_DEFAULTS
 
 #: where a round's MD starts: at the seeds, or where the previous round's systems ended
@@ -101,10 +101,7 @@ class LearnConfig:
                 raise ValueError(f"{name} must be in [0, 1], got {value}")
         if any(t < 0 for t in self.temperature) or not self.temperature:
             raise ValueError(f"temperatures must be >= 0 K, got {self.temperature}")
-        if self.selection not in RULES:
-            raise ValueError(
-                f"unknown selection rule {self.selection!r}; known: {', '.join(RULES)}"
-            )
+        check_rule(self.selection)
         if self.explore_from not in EXPLORE_FROM:
             raise ValueError(
                 f"explore_from must be one of {', '.join(EXPLORE_FROM)}, got {self.explore_from!r}"

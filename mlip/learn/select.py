@@ -43,6 +43,12 @@ def distance(a: np.ndarray, b: np.ndarray) -> float:
 RULES = ("uncertain", "window")
 
 
+def check_rule(rule: str) -> None:
+    """ValueError unless ``rule`` is one of :data:`RULES`."""
+    if rule not in RULES:
+        raise ValueError(f"unknown selection rule {rule!r}; known: {', '.join(RULES)}")
+
+
 def select_frames(
     candidates: Iterable[Atoms],
     limit: int,
@@ -55,17 +61,16 @@ def select_frames(
     """Up to ``limit`` frames in the order of ``rule`` (``window``: the trust window,
     eV/A, and ``seed`` of the random order), no two within ``diversity`` (A) of each
     other or of a ``labelled`` descriptor of their group (module docstring)."""
+    check_rule(rule)
     known = {k: list(v) for k, v in (labelled or {}).items()}
     candidates = list(candidates)
     if rule == "uncertain":
         ranked = sorted(candidates, key=lambda a: -float(a.info.get(STD_KEY, 0.0)))
-    elif rule == "window":
+    else:  # "window"
         low, high = window
         inside = [a for a in candidates if low <= float(a.info.get(STD_KEY, 0.0)) <= high]
         order = np.random.default_rng(seed).permutation(len(inside))
         ranked = [inside[i] for i in order]
-    else:
-        raise ValueError(f"unknown selection rule {rule!r}; known: {', '.join(RULES)}")
     chosen: list[Atoms] = []
     for atoms in ranked:
         if len(chosen) >= limit:
