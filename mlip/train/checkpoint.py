@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 import random
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -23,6 +23,9 @@ import torch
 from mlip.errors import CheckpointError
 from mlip.fileio import atomic_torch_save
 from mlip.train.config import TrainConfig, flatten, incompatible_keys, saved_config
+
+if TYPE_CHECKING:
+    from mlip.train.trainer import Trainer
 
 CHECKPOINT_FORMAT = "mlip-train-checkpoint"
 CHECKPOINT_VERSION = 1
@@ -89,6 +92,64 @@ def resume_state(path: str, config: TrainConfig, verbose: bool = True) -> dict |
             f"{path}: cannot resume, the config differs from the checkpoint's in {details}"
         )
     return state
+
+
+def trainer_state(trainer: Trainer) -> dict[str, Any]:
+    """Everything a :class:`~mlip.train.trainer.Trainer` needs to continue exactly: the
+    model, best (EMA) weights, EMA, optimiser, schedule and statistics, the position in
+    the run and the random streams (global, data order, Hessian probes)."""
+    t = trainer
+    return {
+        "config": t.config.to_dict(),
+        "model": t.model.state_dict(),
+        "best_model": t.best_state,
+        "ema": t.ema.state_dict() if t.ema is not None else None,
+        "optimizer": t.optimizer.state_dict(),
+        "scheduler": t.schedule.state_dict(),
+        "statistics": t.statistics.to_dict() if t.statistics is not None else None,
+        "progress": {
+            "epoch": t.epoch,
+            "batch_in_epoch": t.batch_in_epoch,
+            "step": t.step,
+            "epoch_order": None if t.epoch_order is None else torch.from_numpy(t.epoch_order),
+            "best_loss": t.best_loss,
+            "best_epoch": t.best_epoch,
+            "bad_validations": t.bad_validations,
+            "stage": t.stage,
+            "elapsed": t.elapsed,
+            "pending_losses": list(t.pending_losses),
+        },
+        "rng": {
+            "global": capture_global_rng(),
+            "data_order": generator_state(t.order_rng),
+            "probes": generator_state(t.probes.generator),
+        },
+    }
+
+
+def restore_trainer(trainer: Trainer, state: dict[str, Any], where: str) -> None:
+    """Load :func:`trainer_state` ``state`` (read from ``where``) into ``trainer``; a
+    state that does not fit its model or config raises :class:`CheckpointError`."""
+    t = trainer
+    try:
+        t.model.load_state_dict(state["model"])
+        t.optimizer.load_state_dict(state["optimizer"])
+        t.schedule.load_state_dict(state["scheduler"])
+        if t.ema is not None:
+            t.ema.load_state_dict(state["ema"])
+    except (RuntimeError, ValueError, KeyError, TypeError) as err:
+        raise CheckpointError(f"{where}: does not match this model/config ({err})") from err
+    t.best_state = state.get("best_model")
+    p = state["progress"]
+    t.epoch, t.batch_in_epoch, t.step = p["epoch"], p["batch_in_epoch"], p["step"]
+    t.epoch_order = None if p["epoch_order"] is None else p["epoch_order"].numpy()
+    t.best_loss, t.best_epoch, t.elapsed = p["best_loss"], p["best_epoch"], p["elapsed"]
+    t.pending_losses = list(p.get("pending_losses", []))
+    t.bad_validations = int(p.get("bad_validations", 0))
+    t.stage = int(p.get("stage", 1))
+    restore_global_rng(state["rng"]["global"])
+    set_generator_state(t.order_rng, state["rng"]["data_order"])
+    set_generator_state(t.probes.generator, state["rng"]["probes"])
 
 
 def capture_global_rng() -> dict[str, Any]:

@@ -551,61 +551,10 @@ class Trainer:
             model.load_state_dict(self.best_state)
         return model.eval()
 
-    # -- checkpoint -----------------------------------------------------------------
+    # -- checkpoint (what it holds: mlip.train.checkpoint) ------------------------------
     def state_dict(self) -> dict[str, Any]:
-        return {
-            "config": self.config.to_dict(),
-            "model": self.model.state_dict(),
-            "best_model": self.best_state,
-            "ema": self.ema.state_dict() if self.ema is not None else None,
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.schedule.state_dict(),
-            "statistics": self.statistics.to_dict() if self.statistics is not None else None,
-            "progress": {
-                "epoch": self.epoch,
-                "batch_in_epoch": self.batch_in_epoch,
-                "step": self.step,
-                "epoch_order": None
-                if self.epoch_order is None
-                else torch.from_numpy(self.epoch_order),
-                "best_loss": self.best_loss,
-                "best_epoch": self.best_epoch,
-                "bad_validations": self.bad_validations,
-                "stage": self.stage,
-                "elapsed": self.elapsed,
-                "pending_losses": list(self.pending_losses),
-            },
-            "rng": {
-                "global": ckpt.capture_global_rng(),
-                "data_order": ckpt.generator_state(self.order_rng),
-                "probes": ckpt.generator_state(self.probes.generator),
-            },
-        }
+        return ckpt.trainer_state(self)
 
     def _restore(self, state: dict[str, Any]) -> None:
-        where = self.path("last.ckpt")
-        try:
-            self.model.load_state_dict(state["model"])
-            self.optimizer.load_state_dict(state["optimizer"])
-            self.schedule.load_state_dict(state["scheduler"])
-            if self.ema is not None:
-                self.ema.load_state_dict(state["ema"])
-        except (RuntimeError, ValueError, KeyError, TypeError) as err:
-            raise CheckpointError(f"{where}: does not match this model/config ({err})") from err
-        self.best_state = state.get("best_model")
-        p = state["progress"]
-        self.epoch, self.batch_in_epoch, self.step = p["epoch"], p["batch_in_epoch"], p["step"]
-        order = p["epoch_order"]
-        self.epoch_order = None if order is None else order.numpy()
-        self.best_loss, self.best_epoch, self.elapsed = (
-            p["best_loss"],
-            p["best_epoch"],
-            p["elapsed"],
-        )
-        self.pending_losses = list(p.get("pending_losses", []))
-        self.bad_validations = int(p.get("bad_validations", 0))
-        self.stage = int(p.get("stage", 1))
+        ckpt.restore_trainer(self, state, self.path("last.ckpt"))
         self._apply_stage()
-        ckpt.restore_global_rng(state["rng"]["global"])
-        ckpt.set_generator_state(self.order_rng, state["rng"]["data_order"])
-        ckpt.set_generator_state(self.probes.generator, state["rng"]["probes"])
