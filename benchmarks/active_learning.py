@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import time
@@ -74,18 +75,29 @@ def reference_trajectory(path: str, ps: float, seed: int, minimum) -> None:  # n
 
 
 def random_md_data(path: str, valid: str, reference: str, count: int, seed: int,
-                   valid_count: int) -> None:  # fmt: skip
-    """``count`` conformers drawn at random from the reference 500 K MD (E + F only), and
-    ``valid_count`` others of it (the validation set on which recipes are chosen)."""
+                   valid_count: int, hessian_fraction: float = 0.0) -> None:  # fmt: skip
+    """``count`` conformers drawn at random from the reference 500 K MD, and
+    ``valid_count`` others of it (the validation set on which recipes are chosen).
+
+    E + F only when ``hessian_fraction`` is 0; otherwise ``ceil(hessian_fraction * count)``
+    of the conformers are drawn from those of the reference MD that carry a Hessian (kept)
+    and the rest from those without, as the loop labels Hessians on that fraction. The
+    validation draw is the same either way."""
     from mlip.data.hdf5 import H5Dataset
     from mlip.data.writer import write_mlip_hdf5
 
     dataset = H5Dataset(reference, ["ethanol"])
     order = np.random.default_rng(seed).permutation(len(dataset))
-    for out, part in ((path, order[:count]), (valid, order[count : count + valid_count])):
-        structures = dataset.get_many(np.sort(part).tolist())
+    part, valid_part = order[:count], order[count : count + valid_count]
+    if hessian_fraction > 0:
+        has = dataset.hessian_mask
+        pool = order[~np.isin(order, valid_part)]
+        with_h = min(int(has.sum()), math.ceil(hessian_fraction * count))
+        part = np.concatenate([pool[has[pool]][:with_h], pool[~has[pool]][: count - with_h]])
+    for out, indices, keep in ((path, part, hessian_fraction > 0), (valid, valid_part, False)):
+        structures = dataset.get_many(np.sort(indices).tolist())
         for s in structures:
-            s.hessian = None
+            s.hessian = s.hessian if keep else None
         write_mlip_hdf5(out, {"ethanol": structures}, SPEC, overwrite=True)
     dataset.close()
 
@@ -97,9 +109,13 @@ def train_from_scratch(data: str, out: str, train: dict, committee: int, seed: i
     from mlip.train.committee import CommitteeConfig, train_committee
     from mlip.train.config import load_config
 
-    n = len(H5Dataset(data))
+    dataset = H5Dataset(data)
+    n, hessians = len(dataset), int(dataset.hessian_mask.sum())
+    dataset.close()
     valid = max(1, round(0.1 * n))
-    config = load_config(None, {"loss.hessian_weight": 0.0, **train, "data.paths": [data],
+    # with Hessian labels the trainer's own Hessian defaults, as in mlip learn
+    base = {} if hessians else {"loss.hessian_weight": 0.0}
+    config = load_config(None, {**base, **train, "data.paths": [data],
                                 "data.train_size": n - valid, "data.valid_size": valid,
                                 "data.test_size": 0, "train.out": out, "train.seed": seed,
                                 "train.progress": False, "train.resume": True})  # fmt: skip
@@ -166,6 +182,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=500,
         help="validation frames: others of the reference MD (recipes chosen on them)",
     )
+    p.add_argument(
+        "--hessian-fraction",
+        type=float,
+        default=0.0,
+        help="mlip learn's Hessian labels (finite differences) on this fraction of each "
+        "round; a random baseline with this fraction of Hessians is then trained too",
+    )
     p.add_argument("--min-force-std", type=float, default=0.02, help="eV/A")
     p.add_argument("--max-force-std", type=float, default=1.0, help="eV/A")
     p.add_argument("--test-ps", type=float, default=5.0, help="test trajectory, ps (100 frames/ps)")
@@ -200,6 +223,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         budget=args.budget, per_round=args.per_round, rattles=args.rattles,
         min_force_std=args.min_force_std, max_force_std=args.max_force_std,
         selection=args.selection, explore_from=args.explore_from,
+        hessian_fraction=args.hessian_fraction,
         committee=args.committee, train=train, seed=args.seed, progress=True,
         resume=os.path.exists(os.path.join(args.out, "learn", "state.json")),
     )  # fmt: skip
@@ -220,16 +244,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         "learned data, from scratch": train_from_scratch(
             os.path.join(config.out, "data.h5"), os.path.join(args.out, "learned_scratch"),
             scratch, args.committee, args.seed),
-        "random 500 K MD, from scratch": train_from_scratch(
-            random_path, os.path.join(args.out, "random_scratch"), scratch, args.committee,
-            args.seed),
     }  # fmt: skip
+    if args.hessian_fraction > 0:  # the same number of labels and of Hessians, at random
+        random_h = os.path.join(args.out, "random_md_hessians.h5")
+        random_md_data(random_h, valid, reference, labels, args.seed, args.valid_frames,
+                       args.hessian_fraction)  # fmt: skip
+        name = f"random 500 K MD, {args.hessian_fraction:g} with Hessians, from scratch"
+        models[name] = train_from_scratch(random_h, os.path.join(args.out, "random_scratch_h"),
+                                          scratch, args.committee, args.seed)  # fmt: skip
+    models["random 500 K MD, from scratch"] = train_from_scratch(
+        random_path, os.path.join(args.out, "random_scratch"), scratch, args.committee, args.seed
+    )
     results = {name: test_errors(model, test) for name, model in models.items()}
     validation = {name: test_errors(model, valid) for name, model in models.items()}
-    stability = {}
-    for name, slug in (("learned (loop's committee)", "learned"),
-                       ("random 500 K MD, from scratch", "random")):  # fmt: skip
-        stability[name] = stability_run(models[name], minimum, args, slug, run_stability)
+    # the stability run is the learned committee's (the issue's question); the random
+    # committee's was 16/16 intact at 5 ps in earlier runs
+    stability = {
+        "learned (loop's committee)": stability_run(
+            models["learned (loop's committee)"], minimum, args, "learned", run_stability
+        )
+    }
     print("\nround table (mlip learn):")
     from mlip.learn.report import format_table
 
