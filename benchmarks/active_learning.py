@@ -11,7 +11,10 @@ Units: K, fs, ps, eV, Angstrom; errors meV/A (forces) and meV/atom (energies).
    of the reference method (``ethanol_xtb.h5``, group ``ethanol``: GFN2-xTB Langevin
    MD), trained with the same settings as a committee from scratch; the learned data
    is also retrained from scratch with the same settings (the loop's own committee was
-   fine-tuned round after round), so data is compared with data.
+   fine-tuned round after round), so data is compared with data. With
+   ``--hessian-fraction f`` the loop labels finite-difference Hessians on that fraction of
+   each round, and a second random baseline carries as many Hessians (conformers of the
+   reference MD that have one), so Hessians are compared with Hessians too.
 4. Reports: the round table, test force/energy MAE of the three committees, the
    Spearman correlation of the learned committee's force std with its true force error
    on the test set (:mod:`mlip.train.calibration`), and whether ``--stability-ps`` of
