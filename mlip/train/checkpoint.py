@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 import random
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
@@ -23,9 +23,6 @@ import torch
 from mlip.errors import CheckpointError
 from mlip.fileio import atomic_torch_save
 from mlip.train.config import TrainConfig, flatten, incompatible_keys, saved_config
-
-if TYPE_CHECKING:
-    from mlip.train.trainer import Trainer
 
 CHECKPOINT_FORMAT = "mlip-train-checkpoint"
 CHECKPOINT_VERSION = 1
@@ -94,10 +91,11 @@ def resume_state(path: str, config: TrainConfig, verbose: bool = True) -> dict |
     return state
 
 
-def trainer_state(trainer: Trainer) -> dict[str, Any]:
+def trainer_state(trainer: Any) -> dict[str, Any]:
     """Everything a :class:`~mlip.train.trainer.Trainer` needs to continue exactly: the
     model, best (EMA) weights, EMA, optimiser, schedule and statistics, the position in
-    the run and the random streams (global, data order, Hessian probes)."""
+    the run and the random streams (global, data order, Hessian probes). Typed ``Any``:
+    the trainer imports this module, so importing it here would be a cycle."""
     t = trainer
     return {
         "config": t.config.to_dict(),
@@ -127,7 +125,7 @@ def trainer_state(trainer: Trainer) -> dict[str, Any]:
     }
 
 
-def restore_trainer(trainer: Trainer, state: dict[str, Any], where: str) -> None:
+def restore_trainer(trainer: Any, state: dict[str, Any], where: str) -> None:
     """Load :func:`trainer_state` ``state`` (read from ``where``) into ``trainer``; a
     state that does not fit its model or config raises :class:`CheckpointError`."""
     t = trainer
