@@ -142,15 +142,14 @@ def explore(
 def _continued(state, starts: dict[str, Atoms]):  # noqa: ANN001, ANN202 (MDState)
     """``state`` with the positions, momenta (and cells) of the systems named in ``starts``."""
     positions, momenta, cell = state.positions.clone(), state.momenta.clone(), state.cell.clone()
-    sizes = state.num_atoms.tolist()
-    offsets = np.concatenate([[0], np.cumsum(sizes)])
     for s, name in enumerate(state.names):
         atoms = starts.get(name)
         if atoms is None:
             continue
-        if len(atoms) != sizes[s]:
-            raise ValueError(f"continuing {name}: {len(atoms)} atoms, the system has {sizes[s]}")
-        part = slice(int(offsets[s]), int(offsets[s + 1]))
+        part = state.system_idx == s  # a system's atoms (contiguous, in its order)
+        if len(atoms) != int(part.sum()):
+            raise ValueError(f"continuing {name}: {len(atoms)} atoms, the system has "
+                             f"{int(part.sum())}")  # fmt: skip
         positions[part] = torch.as_tensor(atoms.positions, dtype=state.dtype)
         p = atoms.get_momenta() / ASE_MOMENTUM_PER_AMU_A_FS
         momenta[part] = torch.as_tensor(p, dtype=state.dtype)
