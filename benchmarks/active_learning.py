@@ -77,7 +77,7 @@ def reference_trajectory(path: str, ps: float, seed: int, minimum) -> None:  # n
     write_mlip_hdf5(path, {"ethanol_500K": frames}, f"{SPEC} (tblite), ASE Langevin 500 K")
 
 
-def random_md_data(path: str, valid: str, reference: str, count: int, seed: int,
+def random_md_data(path: str, valid: str | None, reference: str, count: int, seed: int,
                    valid_count: int, hessian_fraction: float = 0.0) -> None:  # fmt: skip
     """``count`` conformers drawn at random from the reference 500 K MD, and
     ``valid_count`` others of it (the validation set on which recipes are chosen).
@@ -85,7 +85,7 @@ def random_md_data(path: str, valid: str, reference: str, count: int, seed: int,
     E + F only when ``hessian_fraction`` is 0; otherwise ``ceil(hessian_fraction * count)``
     of the conformers are drawn from those of the reference MD that carry a Hessian (kept)
     and the rest from those without, as the loop labels Hessians on that fraction. The
-    validation draw is the same either way."""
+    validation draw is the same either way; ``valid`` None: not written (it exists)."""
     from mlip.data.hdf5 import H5Dataset
     from mlip.data.writer import write_mlip_hdf5
 
@@ -98,6 +98,8 @@ def random_md_data(path: str, valid: str, reference: str, count: int, seed: int,
         with_h = min(int(has.sum()), math.ceil(hessian_fraction * count))
         part = np.concatenate([pool[has[pool]][:with_h], pool[~has[pool]][: count - with_h]])
     for out, indices, keep in ((path, part, hessian_fraction > 0), (valid, valid_part, False)):
+        if out is None:
+            continue
         structures = dataset.get_many(np.sort(indices).tolist())
         for s in structures:
             s.hessian = s.hessian if keep else None
@@ -250,7 +252,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     }  # fmt: skip
     if args.hessian_fraction > 0:  # the same number of labels and of Hessians, at random
         random_h = os.path.join(args.out, "random_md_hessians.h5")
-        random_md_data(random_h, valid, reference, labels, args.seed, args.valid_frames,
+        # the same validation draw, written above already
+        random_md_data(random_h, None, reference, labels, args.seed, args.valid_frames,
                        args.hessian_fraction)  # fmt: skip
         name = f"random 500 K MD, {args.hessian_fraction:g} with Hessians, from scratch"
         models[name] = train_from_scratch(random_h, os.path.join(args.out, "random_scratch_h"),
