@@ -206,6 +206,27 @@ def test_select_frames_keeps_one_of_near_duplicates() -> None:
     assert [a.info["k"] for a in select_frames(frames, 10, 0.01, known)] == [2]
 
 
+def test_uncertain_rule_stays_in_the_trust_window() -> None:
+    """Most uncertain first, but not above max_force_std (frames MD should not visit);
+    only when no frame is inside the window the nearest above it."""
+    base = bulk("Cu", "fcc", a=3.61, cubic=True)
+    frames = []
+    for k, std in enumerate([0.2, 3.0, 0.9, 1.5, 0.5]):
+        atoms = base.copy()
+        atoms.positions[1] += 0.1 * k
+        atoms.info.update(group="g", force_std_eVA=std, k=k)
+        frames.append(atoms)
+
+    def picked(candidates: list, limit: int = 10) -> list[int]:
+        chosen = select_frames(candidates, limit, 0.01, window=(0.05, 1.0))
+        return [a.info["k"] for a in chosen]
+
+    assert picked(frames) == [2, 4, 0]  # 1 and 3 above the window
+    assert picked(frames, limit=1) == [2]
+    assert picked([frames[1], frames[3]]) == [3, 1]  # none inside: least uncertain first
+    assert picked([frames[1], frames[3]], limit=1) == [3]
+
+
 def test_window_rule_draws_at_random_inside_the_trust_window() -> None:
     base = bulk("Cu", "fcc", a=3.61, cubic=True)
     frames = []

@@ -3,11 +3,11 @@
 From seed structures and a labeller: round 0 labels rattles of the seeds and trains a
 committee; each later round runs batched MD with the committee at the given
 temperatures, selects the most uncertain frames (largest per-atom force std, eV/A)
-that are not near-duplicates, labels them and retrains, until the label budget is
-spent or the largest uncertainty of a round falls below --min-force-std. Writes
-DIR/model.pt (the committee), DIR/data.h5 (every label), DIR/rounds.csv and
-DIR/rounds.png; --resume continues a stopped run (:mod:`mlip.learn.loop`). Units: K,
-fs, 1/fs, A, eV/A.
+below --max-force-std that are not near-duplicates, labels them and retrains, until
+the label budget is spent or the largest uncertainty of a round falls below
+--min-force-std. Writes DIR/model.pt (the committee), DIR/data.h5 (every label),
+DIR/rounds.csv and DIR/rounds.png; --resume continues a stopped run
+(:mod:`mlip.learn.loop`). Units: K, fs, 1/fs, A, eV/A.
 """
 
 from __future__ import annotations
@@ -91,7 +91,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "--max-force-std",
         type=float,
         default=D.max_force_std,
-        help="eV/A: a system's MD stops above it",
+        help="eV/A: a system's MD stops above it, and frames above it are not labelled "
+        "(unless no frame of the round is below it)",
     )
     p.add_argument(
         "--diversity",
@@ -103,8 +104,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "--selection",
         choices=RULES,
         default=D.selection,
-        help="order of the candidates: uncertain (largest force std first) or window "
-        "(at random among frames with min-force-std <= std <= max-force-std)",
+        help="order of the candidates with min-force-std <= std <= max-force-std: "
+        "uncertain (largest force std first) or window (at random)",
     )
     p.add_argument(
         "--explore-from",

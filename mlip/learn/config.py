@@ -27,9 +27,9 @@ class LearnConfig:
     labeller (``calculator``, :func:`mlip.labelling.make_labeller`); the exploration
     (``ensemble`` at each of ``temperature``, ``replicas`` per seed and temperature,
     ``md_steps`` per round, a candidate frame every ``sample_every`` steps); the
-    selection (frames above ``min_force_std``, in the order of the ``selection`` rule,
-    :mod:`mlip.learn.select`: most uncertain first or at random in the trust window
-    [``min_force_std``, ``max_force_std``]; no two closer than ``diversity``; a system
+    selection (frames in the trust window [``min_force_std``, ``max_force_std``], in the
+    order of the ``selection`` rule, :mod:`mlip.learn.select`: most uncertain first or
+    at random; no two closer than ``diversity``; a system
     stops above ``max_force_std``; ``explore_from``: each round's MD starts at the seeds
     (``seeds``) or continues the previous round's systems still running (``last``));
     the labels (``budget`` labeller calls in all, failed ones included, at most

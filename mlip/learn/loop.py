@@ -5,8 +5,9 @@ Round 0 labels ``rattles`` copies of each seed (the seed itself and Gaussian rat
 
 1. explores: batched MD of the seeds at every temperature with the current committee
    (:mod:`mlip.learn.explore`), frames above ``min_force_std`` are candidates;
-2. selects at most ``per_round`` of them (and no more than the budget left), most
-   uncertain first, no near-duplicates (:mod:`mlip.learn.select`);
+2. selects at most ``per_round`` of them (and no more than the budget left) inside the
+   trust window [``min_force_std``, ``max_force_std``], most uncertain first, no
+   near-duplicates (:mod:`mlip.learn.select`);
 3. labels them with the calculator (:mod:`mlip.labelling`; Hessians on
    ``hessian_fraction`` of them) and adds them to ``OUT/data.h5``;
 4. retrains the committee on every label (:mod:`mlip.train.committee`), from the

@@ -10,17 +10,24 @@ frames of the same system (same group, same atom order) are near-duplicates when
 a frame unless it is a near-duplicate of a frame kept before or of a frame already
 labelled; it stops at ``limit`` frames. The rules (:data:`RULES`):
 
+Both rules take the frames whose force std lies in the trust window [min_force_std,
+max_force_std] (DP-GEN's trust levels: below it the model is trusted, above it the
+trajectory has left physical space, and a label there teaches the model a region MD at
+that temperature does not visit):
+
 * ``uncertain``: by decreasing force std (eV/A), the frames where the committee is most
-  unsure first, the last frames of systems stopped above ``max_force_std`` included;
-* ``window``: the frames whose force std is in the trust window [min_force_std,
-  max_force_std] (DP-GEN's trust levels: below it the model is trusted, above it the
-  trajectory has left physical space), in a random order (``seed``), so that the labels
-  follow the distribution MD visits where the model is unsure rather than its tail.
+  unsure first;
+* ``window``: in a random order (``seed``), so that the labels follow the distribution MD
+  visits where the model is unsure rather than its tail.
+
+Only when no candidate lies in the window (a committee unsure everywhere it went, as a
+first one trained on a few rattles can be) do both take the frames above it, least
+uncertain first, so that the loop still learns where its MD went.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Sequence
 
 import numpy as np
 from ase import Atoms
@@ -50,7 +57,7 @@ def check_rule(rule: str) -> None:
 
 
 def select_frames(
-    candidates: Iterable[Atoms],
+    candidates: Sequence[Atoms],
     limit: int,
     diversity: float,
     labelled: dict[str, list[np.ndarray]] | None = None,
@@ -58,19 +65,20 @@ def select_frames(
     window: tuple[float, float] = (0.0, float("inf")),
     seed: int = 0,
 ) -> list[Atoms]:
-    """Up to ``limit`` frames in the order of ``rule`` (``window``: the trust window,
-    eV/A, and ``seed`` of the random order), no two within ``diversity`` (A) of each
-    other or of a ``labelled`` descriptor of their group (module docstring)."""
+    """Up to ``limit`` frames of the trust ``window`` (eV/A) in the order of ``rule``
+    (``seed``: of the random order), no two within ``diversity`` (A) of each other or of
+    a ``labelled`` descriptor of their group (module docstring)."""
     check_rule(rule)
     known = {k: list(v) for k, v in (labelled or {}).items()}
-    candidates = list(candidates)
-    if rule == "uncertain":
-        ranked = sorted(candidates, key=lambda a: -float(a.info.get(STD_KEY, 0.0)))
+    low, high = window
+    std = {id(a): float(a.info.get(STD_KEY, 0.0)) for a in candidates}
+    inside = [a for a in candidates if low <= std[id(a)] <= high]
+    if not inside:  # nothing trusted enough to label: the nearest to the window
+        ranked = sorted((a for a in candidates if std[id(a)] > high), key=lambda a: std[id(a)])
+    elif rule == "uncertain":
+        ranked = sorted(inside, key=lambda a: -std[id(a)])
     else:  # "window"
-        low, high = window
-        inside = [a for a in candidates if low <= float(a.info.get(STD_KEY, 0.0)) <= high]
-        order = np.random.default_rng(seed).permutation(len(inside))
-        ranked = [inside[i] for i in order]
+        ranked = [inside[i] for i in np.random.default_rng(seed).permutation(len(inside))]
     chosen: list[Atoms] = []
     for atoms in ranked:
         if len(chosen) >= limit:
