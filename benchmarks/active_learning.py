@@ -137,6 +137,30 @@ def test_errors(model, test: str) -> dict:  # noqa: ANN001
     return committee_calibration(model, dataset.iterate(range(len(dataset))), 32)
 
 
+def label_energies(learn_dir: str, valid: str, minimum_energy: float) -> list[dict]:
+    """How far above the minimum the labels lie, round by round, beside the validation
+    frames (the distribution the labels should follow): median, 95th percentile and
+    largest of E - E_min (eV) of ``learn_dir/round_k/labels.h5``; the last row is the
+    validation set. A selection that labels the hot tail shows here, not in a MAE."""
+    from mlip.data.formats import read_mlip
+
+    def row(name: str, energies: list[float]) -> dict:
+        e = np.asarray(energies) - minimum_energy
+        return {"labels": name, "n": int(e.size), "median_eV": float(np.median(e)),
+                "p95_eV": float(np.percentile(e, 95)), "max_eV": float(e.max())}  # fmt: skip
+
+    rows, r = [], 0
+    while os.path.isdir(os.path.join(learn_dir, f"round_{r}")):
+        path = os.path.join(learn_dir, f"round_{r}", "labels.h5")
+        if os.path.exists(path):
+            energies = [s.energy for g in read_mlip(path) for s in g.structures]
+            if energies:
+                rows.append(row(f"round {r}", energies))
+        r += 1
+    rows.append(row("validation", [s.energy for g in read_mlip(valid) for s in g.structures]))
+    return rows
+
+
 def stability_run(model, minimum, args, slug: str, run_stability) -> dict:  # noqa: ANN001
     """``run_stability``'s summary at 500 K, saved to OUT/stability_SLUG.json and reused by
     a rerun with the same settings (a stopped benchmark resumes without redoing it)."""
@@ -287,8 +311,18 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"{m['forces_mae_mean']:.1f} | {m['energy_per_atom_mae_mean']:.2f} | "
               f"{m['spearman_rms']:.2f} | {intact} |")  # fmt: skip
     print(f"(valid: {args.valid_frames} other frames of the reference MD, {valid})")
+    from mlip.data.spec import parse_structure_spec, read_conformer
+
+    minimum_energy = float(read_conformer(parse_structure_spec(minimum_spec)).energy)
+    energies = label_energies(config.out, valid, minimum_energy)
+    print("\nlabels' energy above the minimum (eV), beside the validation frames:")
+    print("| labels | n | median | 95th pct | max |\n| --- | ---: | ---: | ---: | ---: |")
+    for e in energies:
+        print(f"| {e['labels']} | {e['n']} | {e['median_eV']:.2f} | {e['p95_eV']:.2f} | "
+              f"{e['max_eV']:.2f} |")  # fmt: skip
     summary = {"labels": labels, "finished": state["finished"], "rows": state["rows"],
                "test": results, "valid": validation, "stability": stability,
+               "label_energies": energies,
                "learn_wall_s": learn_s,
                "wall_s": time.perf_counter() - start, "settings": vars(args)}  # fmt: skip
     with open(os.path.join(args.out, "active_learning.json"), "w") as handle:

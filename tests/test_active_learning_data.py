@@ -39,3 +39,23 @@ def test_hessian_baseline_has_the_fraction_and_the_same_validation(tmp_path) -> 
     train, held = _positions(str(with_h)), _positions(str(valid))
     distance = np.abs(train[:, None] - held[None]).max(axis=(2, 3))
     assert distance.min() > 1e-6  # no validation conformer among the training ones
+
+
+def test_label_energies_per_round_and_validation(tmp_path) -> None:
+    from mlip.data.writer import write_mlip_hdf5
+
+    bench = load_benchmark("active_learning")
+    dataset = H5Dataset(REFERENCE, ["ethanol"])
+    structures = dataset.get_many(range(12))
+    dataset.close()
+    energies = np.array([s.energy for s in structures])
+    for r, part in ((0, structures[:4]), (2, structures[4:9])):  # round 1 labelled nothing
+        os.makedirs(tmp_path / "learn" / f"round_{r}")
+        write_mlip_hdf5(str(tmp_path / "learn" / f"round_{r}" / "labels.h5"), {"g": part}, "x")
+    os.makedirs(tmp_path / "learn" / "round_1")
+    write_mlip_hdf5(str(tmp_path / "valid.h5"), {"g": structures[9:]}, "x")
+    rows = bench.label_energies(str(tmp_path / "learn"), str(tmp_path / "valid.h5"), -300.0)
+    assert [(r["labels"], r["n"]) for r in rows] == [("round 0", 4), ("round 2", 5),
+                                                     ("validation", 3)]  # fmt: skip
+    assert rows[1]["median_eV"] == pytest.approx(np.median(energies[4:9]) + 300.0)
+    assert rows[2]["max_eV"] == pytest.approx(energies[9:].max() + 300.0)
