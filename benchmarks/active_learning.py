@@ -220,6 +220,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     p.add_argument("--min-force-std", type=float, default=0.02, help="eV/A")
     p.add_argument("--max-force-std", type=float, default=1.0, help="eV/A")
+    p.add_argument("--stop-force-std", type=float, default=None,
+                   help="eV/A (default --max-force-std)")  # fmt: skip
     p.add_argument("--test-ps", type=float, default=5.0, help="test trajectory, ps (100 frames/ps)")
     p.add_argument("--stability-ps", type=float, default=100.0)
     p.add_argument("--stability-replicas", type=int, default=16)
@@ -251,6 +253,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         temperature=tuple(args.temperature), replicas=args.replicas, md_steps=args.md_steps,
         budget=args.budget, per_round=args.per_round, rattles=args.rattles,
         min_force_std=args.min_force_std, max_force_std=args.max_force_std,
+        stop_force_std=args.stop_force_std,
         selection=args.selection, explore_from=args.explore_from,
         hessian_fraction=args.hessian_fraction,
         committee=args.committee, train=train, seed=args.seed, progress=True,

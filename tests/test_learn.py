@@ -152,6 +152,12 @@ def test_a_committee_unsure_at_the_seed_still_finds_new_frames(tmp_path: Path) -
         assert frame.info["stopped"] and frame.info["step"] == 5
         assert frame.info["group"] == "seed0_Cu4"
         assert np.abs(frame.positions - seed.positions).max() > 1e-4  # it moved
+    # a higher stop_force_std: MD goes on past the frames above max_force_std
+    going_on = explore(committee, [("seed0_Cu4", seed)], config.replace(stop_force_std=100.0), 1)
+    assert going_on.stopped == [] and len(going_on.candidates) == 2 * 4  # every 5 steps
+    assert all(r == pytest.approx(10.0) for r in going_on.reached.values())
+    with pytest.raises(ValueError, match="stop_force_std .* must be at least max_force_std"):
+        config.replace(stop_force_std=1e-7).check()
 
 
 def test_exploration_continues_from_the_last_frames(tmp_path: Path) -> None:

@@ -1,8 +1,8 @@
 """The one config of ``mlip learn``: :class:`LearnConfig`, every default of the loop.
 
 Units: temperature K, timestep fs, friction 1/fs, rattle_std, diversity and fd_step
-Angstrom, min_force_std and max_force_std eV/A (the largest per-atom force std of a
-committee, :mod:`mlip.committee`).
+Angstrom, min_force_std, max_force_std and stop_force_std eV/A (the largest per-atom
+force std of a committee, :mod:`mlip.committee`).
 """
 
 from __future__ import annotations
@@ -26,15 +26,17 @@ class LearnConfig:
     The seeds (``start``: structure specs, :func:`mlip.data.spec.read_frames`) and the
     labeller (``calculator``, :func:`mlip.labelling.make_labeller`); the exploration
     (``ensemble`` at each of ``temperature``, ``replicas`` per seed and temperature,
-    ``md_steps`` per round, a candidate frame every ``sample_every`` steps); the
-    selection (frames in the trust window [``min_force_std``, ``max_force_std``], in the
-    order of the ``selection`` rule, :mod:`mlip.learn.select`: most uncertain first or
-    at random; no two closer than ``diversity``; a system
-    stops above ``max_force_std``; ``explore_from``: each round's MD starts at the seeds
-    (``seeds``) or continues the previous round's systems still running (``last``));
-    the labels (``budget`` labeller calls in all, failed ones included, at most
-    ``per_round`` a round, ``rattles`` rattled copies (``rattle_std``) of each seed in
-    round 0, Hessians on ``hessian_fraction`` of the labels); the committee (``committee`` members,
+    ``md_steps`` per round, a candidate frame every ``sample_every`` steps; a system's MD
+    stops above ``stop_force_std``, by default ``max_force_std``: a higher one lets MD run
+    on past frames it will not label, DP-GEN's way, rather than end a first committee's
+    trajectories before they reach the temperature; ``explore_from``: each round's MD
+    starts at the seeds, ``seeds``, or continues the previous round's systems still
+    running, ``last``); the selection (frames in the trust window [``min_force_std``,
+    ``max_force_std``], in the order of the ``selection`` rule, :mod:`mlip.learn.select`:
+    most uncertain first or at random; no two closer than ``diversity``); the labels
+    (``budget`` labeller calls in all, failed ones included, at most ``per_round`` a
+    round, ``rattles`` rattled copies (``rattle_std``) of each seed in round 0, Hessians
+    on ``hessian_fraction`` of the labels); the committee (``committee`` members,
     ``bootstrap``, ``train``: dotted :class:`TrainConfig` overrides, ``finetune``: later
     rounds start from the previous committee).
     The loop stops when the budget is spent, when a round's largest force std is below
@@ -58,6 +60,7 @@ class LearnConfig:
     rattle_std: float = 0.05
     min_force_std: float = 0.05
     max_force_std: float = 1.0
+    stop_force_std: float | None = None  # None: max_force_std
     diversity: float = 0.05
     selection: str = "uncertain"
     explore_from: str = "seeds"
@@ -88,6 +91,11 @@ class LearnConfig:
         for name, value in positive.items():
             if not value > 0:
                 raise ValueError(f"{name} must be > 0, got {value}")
+        if self.stop_force_std is not None and self.stop_force_std < self.max_force_std:
+            raise ValueError(
+                f"stop_force_std ({self.stop_force_std} eV/A) must be at least max_force_std "
+                f"({self.max_force_std} eV/A)"
+            )
         if self.rattles < 1:
             raise ValueError(f"rattles must be >= 1 (round 0 labels them), got {self.rattles}")
         if self.max_force_std <= self.min_force_std:
@@ -109,6 +117,11 @@ class LearnConfig:
         if self.rattle_std < 0 or self.diversity < 0:
             raise ValueError("rattle_std and diversity must be >= 0 A")
         return self
+
+    @property
+    def stop_std(self) -> float:
+        """The force std (eV/A) above which a system's MD stops."""
+        return self.max_force_std if self.stop_force_std is None else self.stop_force_std
 
     def replace(self, **changes: Any) -> LearnConfig:
         return dataclasses.replace(self, **changes)

@@ -5,7 +5,8 @@ Every seed runs at every temperature (``replicas`` copies each) in one batch
 dynamics and :class:`mlip.md.uncertainty.UncertaintyWatch` reads the spread at the host
 checks of every ``sample_every`` steps (one host copy each): a frame whose largest
 per-atom force std exceeds ``min_force_std`` is a candidate, a system whose spread (its
-largest since the previous sample) exceeds ``max_force_std`` stops there (it left the
+largest since the previous sample) exceeds ``stop_force_std`` (by default
+``max_force_std``) stops there (it left the
 region the committee knows; not at the seed itself, labelled already) and that last
 frame is a candidate too, and a system that explodes
 (:class:`mlip.md.MDExplosionError`) is dropped and counted; the others go on.
@@ -46,7 +47,7 @@ class Exploration:
     candidates: list[Atoms]
     peaks: dict[str, float]  # system -> largest force std seen
     reached: dict[str, float]  # system -> MD time reached (fs)
-    stopped: list[str] = field(default_factory=list)  # above max_force_std
+    stopped: list[str] = field(default_factory=list)  # above stop_force_std
     exploded: list[str] = field(default_factory=list)
     wall_seconds: float = 0.0
     last: list[Atoms] = field(default_factory=list)  # the systems still running at the end
@@ -93,7 +94,7 @@ def explore(
     group_of = {name: groups[int(name[:4])] for name in state.names}  # "kkkk_formula_rR"
     sim = Simulation(state, ForceField(committee, skin=md.skin), ensemble_spec(md.ensemble)
                      .build(md), ExplosionMonitor(md.max_force, md.min_distance))  # fmt: skip
-    watch = UncertaintyWatch(config.max_force_std, config.min_force_std)
+    watch = UncertaintyWatch(config.stop_std, config.min_force_std)
     reached: dict[str, float] = {}
     exploded: list[str] = []
     start_step, start = sim.state.step, time.perf_counter()
@@ -111,7 +112,7 @@ def explore(
                 names, time_fs = list(sim.state.names), float(sim.state.time)
                 running = watch.check(sim, log_step=sample)
                 for name in set(names) - set(sim.state.names) if running else names:
-                    reached[name] = time_fs  # stopped above max_force_std
+                    reached[name] = time_fs  # stopped above stop_force_std
                 if not running:
                     break
         except MDExplosionError as err:

@@ -3,7 +3,7 @@
 Columns: round, labels (in all so far), new labels, Hessians, failed labels, validation
 energy MAE (meV/atom) and force MAE (meV/A) of the round's committee, the largest and
 the mean (over systems) of the largest force std seen in the round's MD (eV/A), the MD
-time reached (mean and least over systems, ps), systems stopped above max_force_std
+time reached (mean and least over systems, ps), systems stopped above stop_force_std
 and exploded, candidates, wall seconds of the round and the stop reason, if any.
 """
 
