@@ -186,24 +186,24 @@ def main(argv: Sequence[str] | None = None) -> int:
                    help=f"folder of {REFERENCE_FILE} (default: %(default)s)")  # fmt: skip
     p.add_argument("--short", action="store_true", help="the small version (SHORT)")
     p.add_argument("--budget", type=int, default=300, help="labels at most")
-    p.add_argument("--per-round", type=int, default=30)
+    p.add_argument("--per-round", type=int, default=40)
     p.add_argument("--rattles", type=int, default=20, help="round 0 labels of the minimum")
-    p.add_argument("--temperature", type=float, nargs="+", default=[500.0, 800.0], help="K")
-    p.add_argument("--md-steps", type=int, default=4000, help="per round (0.5 fs)")
-    p.add_argument("--replicas", type=int, default=8)
+    p.add_argument("--temperature", type=float, nargs="+", default=[500.0], help="K")
+    p.add_argument("--md-steps", type=int, default=1500, help="per round (0.5 fs)")
+    p.add_argument("--replicas", type=int, default=16)
     p.add_argument("--committee", type=int, default=4)
     p.add_argument("--num-channels", type=int, default=32)
-    p.add_argument("--max-epochs", type=int, default=200, help="per member and round")
+    p.add_argument("--max-epochs", type=int, default=30, help="per member and round")
     p.add_argument(
         "--scratch-epochs",
         type=int,
-        default=None,
-        help="per member of the two from-scratch committees (default --max-epochs)",
+        default=100,
+        help="per member of the from-scratch committees (0: --max-epochs)",
     )
     p.add_argument("--batch-size", type=int, default=4, help="conformers per step (few labels)")
     p.add_argument("--selection", choices=("uncertain", "window"), default="uncertain",
                    help="mlip learn's selection rule")  # fmt: skip
-    p.add_argument("--explore-from", choices=("seeds", "last"), default="seeds",
+    p.add_argument("--explore-from", choices=("seeds", "last"), default="last",
                    help="mlip learn's start of each round's MD")  # fmt: skip
     p.add_argument(
         "--valid-frames",
@@ -219,9 +219,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "round; a random baseline with this fraction of Hessians is then trained too",
     )
     p.add_argument("--min-force-std", type=float, default=0.02, help="eV/A")
-    p.add_argument("--max-force-std", type=float, default=1.0, help="eV/A")
-    p.add_argument("--stop-force-std", type=float, default=None,
-                   help="eV/A (default --max-force-std)")  # fmt: skip
+    p.add_argument("--max-force-std", type=float, default=0.3, help="eV/A: labelled at most")
+    p.add_argument("--stop-force-std", type=float, default=1.0, help="eV/A: MD stops above")
     p.add_argument("--test-ps", type=float, default=5.0, help="test trajectory, ps (100 frames/ps)")
     p.add_argument("--stability-ps", type=float, default=100.0)
     p.add_argument("--stability-replicas", type=int, default=16)

@@ -59,8 +59,11 @@ class LearnConfig:
     rattles: int = 10
     rattle_std: float = 0.05
     min_force_std: float = 0.05
-    max_force_std: float = 1.0
-    stop_force_std: float | None = None  # None: max_force_std
+    # trust window and stop: DP-GEN's trust levels (0.05-0.35 eV/A); labels up to 0.3
+    # eV/A followed the 500 K energies where 1.0 labelled the hot tail (ethanol, xTB:
+    # README, benchmarks/active_learning.py)
+    max_force_std: float = 0.3
+    stop_force_std: float | None = 1.0  # None: max_force_std
     diversity: float = 0.05
     selection: str = "uncertain"
     explore_from: str = "seeds"
