@@ -91,15 +91,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "--max-force-std",
         type=float,
         default=D.max_force_std,
-        help="eV/A: frames above it are not labelled (unless no frame of the round is "
-        "below it), and a system's MD stops above it unless --stop-force-std is given",
+        help="eV/A: frames above it are not labelled (unless no frame of the round is below it)",
     )
     p.add_argument(
         "--stop-force-std",
         type=float,
         default=D.stop_force_std,
-        help="eV/A: a system's MD stops above it (default --max-force-std); higher lets "
-        "MD go on past frames it will not label",
+        help="eV/A: a system's MD stops above it (at least --max-force-std; above it "
+        "MD goes on past frames it will not label)",
     )
     p.add_argument(
         "--diversity",

@@ -27,7 +27,7 @@ class LearnConfig:
     labeller (``calculator``, :func:`mlip.labelling.make_labeller`); the exploration
     (``ensemble`` at each of ``temperature``, ``replicas`` per seed and temperature,
     ``md_steps`` per round, a candidate frame every ``sample_every`` steps; a system's MD
-    stops above ``stop_force_std``, by default ``max_force_std``: a higher one lets MD run
+    stops above ``stop_force_std`` (None: at ``max_force_std``): a higher one lets MD run
     on past frames it will not label, DP-GEN's way, rather than end a first committee's
     trajectories before they reach the temperature; ``explore_from``: each round's MD
     starts at the seeds, ``seeds``, or continues the previous round's systems still

@@ -5,7 +5,7 @@ Every seed runs at every temperature (``replicas`` copies each) in one batch
 dynamics and :class:`mlip.md.uncertainty.UncertaintyWatch` reads the spread at the host
 checks of every ``sample_every`` steps (one host copy each): a frame whose largest
 per-atom force std exceeds ``min_force_std`` is a candidate, a system whose spread (its
-largest since the previous sample) exceeds ``stop_force_std`` (by default
+largest since the previous sample) exceeds ``stop_force_std`` (None:
 ``max_force_std``) stops there (it left the
 region the committee knows; not at the seed itself, labelled already) and that last
 frame is a candidate too, and a system that explodes

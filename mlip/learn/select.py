@@ -8,12 +8,10 @@ frames of the same system (same group, same atom order) are near-duplicates when
 
 :func:`select_frames` goes through the candidates in the order of its ``rule`` and keeps
 a frame unless it is a near-duplicate of a frame kept before or of a frame already
-labelled; it stops at ``limit`` frames. The rules (:data:`RULES`):
-
-Both rules take the frames whose force std lies in the trust window [min_force_std,
-max_force_std] (DP-GEN's trust levels: below it the model is trusted, above it the
-trajectory has left physical space, and a label there teaches the model a region MD at
-that temperature does not visit):
+labelled; it stops at ``limit`` frames. Both rules (:data:`RULES`) take the frames
+whose force std lies in the trust window [min_force_std, max_force_std] (DP-GEN's trust
+levels: below it the model is trusted, above it the trajectory has left physical space,
+and a label there teaches the model a region MD at that temperature does not visit):
 
 * ``uncertain``: by decreasing force std (eV/A), the frames where the committee is most
   unsure first;
@@ -71,12 +69,15 @@ def select_frames(
     check_rule(rule)
     known = {k: list(v) for k, v in (labelled or {}).items()}
     low, high = window
-    std = {id(a): float(a.info.get(STD_KEY, 0.0)) for a in candidates}
-    inside = [a for a in candidates if low <= std[id(a)] <= high]
+
+    def std(atoms: Atoms) -> float:
+        return float(atoms.info.get(STD_KEY, 0.0))
+
+    inside = [a for a in candidates if low <= std(a) <= high]
     if not inside:  # nothing trusted enough to label: the nearest to the window
-        ranked = sorted((a for a in candidates if std[id(a)] > high), key=lambda a: std[id(a)])
+        ranked = sorted((a for a in candidates if std(a) > high), key=std)
     elif rule == "uncertain":
-        ranked = sorted(inside, key=lambda a: -std[id(a)])
+        ranked = sorted(inside, key=std, reverse=True)
     else:  # "window"
         ranked = [inside[i] for i in np.random.default_rng(seed).permutation(len(inside))]
     chosen: list[Atoms] = []
