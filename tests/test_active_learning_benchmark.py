@@ -36,8 +36,8 @@ def test_short_run_reports_every_table(tmp_path, capsys) -> None:
     summary = json.loads((tmp_path / "active_learning.json").read_text())
     assert 0 < summary["labels"] <= 40
     assert set(summary["test"]) == {
-        "learned (loop's committee)",
-        "learned data, from scratch",
+        "learned, loop's last committee (fine-tuned)",
+        "learned, final committee (mlip learn's model.pt)",
         "random 500 K MD, from scratch",
     }
     assert set(summary["valid"]) == set(summary["test"])

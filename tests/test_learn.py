@@ -4,6 +4,7 @@ resume, selection with the diversity rule, and bad input."""
 from __future__ import annotations
 
 import csv
+import filecmp
 import json
 from pathlib import Path
 
@@ -280,3 +281,31 @@ def test_bad_input_is_refused_before_anything_is_written(tmp_path: Path) -> None
     assert not (tmp_path / "a").exists()
     with pytest.raises(CheckpointError):  # keep the import used: resume errors are this type
         raise CheckpointError("x")
+
+
+def test_final_committee_is_trained_from_scratch_on_every_label(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    base = learn_args(tmp_path, out, "--budget", "8")
+    assert main([*base, "--final-epochs", "2"]) == 0
+    state = json.loads((out / "state.json").read_text())
+    assert state["finished"] == "budget spent" and state["phase"] == "done"
+    assert state["final"]["epochs"] == 2 and state["final"]["labels"] == 8
+    final = out / "final" / "committee" / "model.pt"
+    assert filecmp.cmp(final, out / "model.pt", shallow=False)
+    last = out / "round_1" / "committee" / "model.pt"
+    assert not filecmp.cmp(last, out / "model.pt", shallow=False)
+    config = Learner(LearnConfig.from_dict(json.loads((out / "config.json").read_text()))
+                     .replace(resume=True)).train_config(None)  # fmt: skip
+    assert config.model.init_from is None and config.train.max_epochs == 2
+    assert config.train.out == str(out / "final" / "committee")
+    # a larger budget: the loop goes on and the final committee is trained again on 11
+    assert main([*base, "--budget", "11", "--final-epochs", "2", "--resume"]) == 0
+    state = json.loads((out / "state.json").read_text())
+    assert [int(r["labels"]) for r in rows(out)] == [5, 8, 11]
+    assert state["final"]["labels"] == 11
+    assert filecmp.cmp(final, out / "model.pt", shallow=False)
+    # without a final training, model.pt is the last round's committee again
+    assert main([*base, "--budget", "11", "--resume"]) == 0
+    assert "final" not in json.loads((out / "state.json").read_text())
+    assert not final.exists()
+    assert filecmp.cmp(out / "round_2" / "committee" / "model.pt", out / "model.pt", shallow=False)

@@ -135,6 +135,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         action="store_false",
         help="retrain from scratch each round (default: from the last committee)",
     )
+    p.add_argument(
+        "--final-epochs",
+        type=int,
+        default=D.final_epochs,
+        help="when the loop ends, train the committee once more from scratch on every "
+        "label for this many epochs a member; OUT/model.pt is then that committee "
+        "(0: the last round's, fine-tuned one)",
+    )
     p.add_argument("--max-rounds", type=int, default=D.max_rounds, help="MD rounds at most")
     p.add_argument("--valid-fraction", type=float, default=D.valid_fraction)
     for option, (key, kind) in TRAIN_OPTIONS.items():
@@ -170,9 +178,11 @@ def config_from_args(args: argparse.Namespace) -> LearnConfig:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mlip.learn.loop import run_learning
+    from mlip.learn.loop import describe_final, run_learning
 
     state = run_learning(config_from_args(args))
+    if state.get("final"):
+        print(describe_final(state["final"]))
     print(f"finished: {state['finished']}; committee: {args.out}/model.pt, labels: "
           f"{args.out}/data.h5, table: {args.out}/rounds.csv")  # fmt: skip
     return 0

@@ -38,7 +38,9 @@ class LearnConfig:
     round, ``rattles`` rattled copies (``rattle_std``) of each seed in round 0, Hessians
     on ``hessian_fraction`` of the labels); the committee (``committee`` members,
     ``bootstrap``, ``train``: dotted :class:`TrainConfig` overrides, ``finetune``: later
-    rounds start from the previous committee).
+    rounds start from the previous committee; ``final_epochs`` > 0: when the loop ends
+    the committee is trained once more, from scratch on every label, for that many epochs
+    a member, and that is the run's ``model.pt``; 0: the loop's last committee is).
     The loop stops when the budget is spent, when a round's largest force std is below
     ``min_force_std`` (converged) or after ``max_rounds`` rounds of MD.
     """
@@ -72,6 +74,7 @@ class LearnConfig:
     committee: int = 4
     bootstrap: bool = False
     finetune: bool = True
+    final_epochs: int = 0
     max_rounds: int = 20
     valid_fraction: float = 0.1
     train: dict[str, Any] = field(default_factory=dict)
@@ -98,6 +101,10 @@ class LearnConfig:
             raise ValueError(
                 f"stop_force_std ({self.stop_force_std} eV/A) must be at least max_force_std "
                 f"({self.max_force_std} eV/A)"
+            )
+        if self.final_epochs < 0:
+            raise ValueError(
+                f"final_epochs must be >= 0 (0: no final training), got {self.final_epochs}"
             )
         if self.rattles < 1:
             raise ValueError(f"rattles must be >= 1 (round 0 labels them), got {self.rattles}")
@@ -143,4 +150,6 @@ class LearnConfig:
 
 
 #: settings a resumed run may change (the others must be those of the run)
-RESUMABLE = frozenset({"budget", "max_rounds", "resume", "progress", "workers", "device"})
+RESUMABLE = frozenset(
+    {"budget", "max_rounds", "final_epochs", "resume", "progress", "workers", "device"}
+)
