@@ -181,30 +181,43 @@ def stability_run(model, minimum, args, slug: str, run_stability) -> dict:  # no
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from mlip.learn.config import ROUND_TRAINING, LearnConfig
+
+    D = LearnConfig((), "", "")  # mlip learn's defaults: the benchmark's, defined once
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--out", default="runs/al_ethanol")
     p.add_argument("--data-dir", default=DATA_DIR,
                    help=f"folder of {REFERENCE_FILE} (default: %(default)s)")  # fmt: skip
     p.add_argument("--short", action="store_true", help="the small version (SHORT)")
     p.add_argument("--budget", type=int, default=300, help="labels at most")
-    p.add_argument("--per-round", type=int, default=40)
-    p.add_argument("--rattles", type=int, default=20, help="round 0 labels of the minimum")
+    p.add_argument("--per-round", type=int, default=D.per_round)
+    p.add_argument("--rattles", type=int, default=D.rattles, help="round 0 labels of the minimum")
     p.add_argument("--temperature", type=float, nargs="+", default=[500.0], help="K")
-    p.add_argument("--md-steps", type=int, default=1500, help="per round (0.5 fs)")
-    p.add_argument("--replicas", type=int, default=16)
-    p.add_argument("--committee", type=int, default=4)
-    p.add_argument("--num-channels", type=int, default=32)
-    p.add_argument("--max-epochs", type=int, default=30, help="per member and round")
+    p.add_argument("--md-steps", type=int, default=D.md_steps, help="per round (0.5 fs)")
+    p.add_argument("--replicas", type=int, default=D.replicas)
+    p.add_argument("--committee", type=int, default=D.committee)
+    p.add_argument("--num-channels", type=int, default=ROUND_TRAINING["model.num_channels"])
+    p.add_argument(
+        "--max-epochs",
+        type=int,
+        default=ROUND_TRAINING["train.max_epochs"],
+        help="per member and round",
+    )
     p.add_argument(
         "--scratch-epochs",
         type=int,
-        default=100,
+        default=D.final_epochs,
         help="per member of the from-scratch committees (0: --max-epochs)",
     )
-    p.add_argument("--batch-size", type=int, default=4, help="conformers per step (few labels)")
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        default=ROUND_TRAINING["data.batch_size"],
+        help="conformers per step (few labels)",
+    )
     p.add_argument("--selection", choices=("uncertain", "window"), default="uncertain",
                    help="mlip learn's selection rule")  # fmt: skip
-    p.add_argument("--explore-from", choices=("seeds", "last"), default="last",
+    p.add_argument("--explore-from", choices=("seeds", "last"), default=D.explore_from,
                    help="mlip learn's start of each round's MD")  # fmt: skip
     p.add_argument(
         "--valid-frames",
@@ -219,9 +232,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="mlip learn's Hessian labels (finite differences) on this fraction of each "
         "round; a random baseline with this fraction of Hessians is then trained too",
     )
-    p.add_argument("--min-force-std", type=float, default=0.02, help="eV/A")
-    p.add_argument("--max-force-std", type=float, default=0.3, help="eV/A: labelled at most")
-    p.add_argument("--stop-force-std", type=float, default=1.0, help="eV/A: MD stops above")
+    p.add_argument("--diversity", type=float, default=D.diversity,
+                   help="A: mlip learn's least RMS distance difference between labels")  # fmt: skip
+    p.add_argument("--min-force-std", type=float, default=D.min_force_std, help="eV/A")
+    p.add_argument(
+        "--max-force-std", type=float, default=D.max_force_std, help="eV/A: labelled at most"
+    )
+    p.add_argument(
+        "--stop-force-std", type=float, default=D.stop_force_std, help="eV/A: MD stops above"
+    )
     p.add_argument("--test-ps", type=float, default=5.0, help="test trajectory, ps (100 frames/ps)")
     p.add_argument("--stability-ps", type=float, default=100.0)
     p.add_argument("--stability-replicas", type=int, default=16)
@@ -236,7 +255,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from md_stability import run_stability
 
     from mlip.data.spec import read_frames
-    from mlip.learn import LearnConfig, Learner
+    from mlip.learn import Learner
 
     reference = os.path.join(args.data_dir, REFERENCE_FILE)
     if not os.path.exists(reference):
@@ -253,7 +272,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         temperature=tuple(args.temperature), replicas=args.replicas, md_steps=args.md_steps,
         budget=args.budget, per_round=args.per_round, rattles=args.rattles,
         min_force_std=args.min_force_std, max_force_std=args.max_force_std,
-        stop_force_std=args.stop_force_std,
+        stop_force_std=args.stop_force_std, diversity=args.diversity,
         selection=args.selection, explore_from=args.explore_from,
         hessian_fraction=args.hessian_fraction, final_epochs=scratch["train.max_epochs"],
         committee=args.committee, train=train, seed=args.seed, progress=True,

@@ -33,7 +33,7 @@ def learn_args(tmp_path: Path, out: Path, *extra: str) -> list[str]:
             "--sample-every", "5", "--per-round", "3", "--rattles", "5", "--committee", "2",
             "--num-channels", "4", "--num-layers", "1", "--l-max", "1", "--max-epochs", "2",
             "--min-force-std", "1e-6", "--diversity", "0.01", "--hessian-fraction", "0.25",
-            "--explore-from", "last",
+            "--explore-from", "last", "--final-epochs", "0",
             "--no-progress", *extra]  # fmt: skip
 
 
@@ -309,3 +309,29 @@ def test_final_committee_is_trained_from_scratch_on_every_label(tmp_path: Path) 
     assert "final" not in json.loads((out / "state.json").read_text())
     assert not final.exists()
     assert filecmp.cmp(out / "round_2" / "committee" / "model.pt", out / "model.pt", shallow=False)
+
+
+def test_round_training_defaults_and_overrides(tmp_path: Path) -> None:
+    """A round trains with ROUND_TRAINING under the user's keys; a time budget alone
+    drops the default epoch cap (it would end a --max-time run early), and the final
+    training runs final_epochs whatever a round's cap."""
+    from mlip.learn.config import ROUND_TRAINING
+
+    config = LearnConfig(("x.xyz",), "emt", str(tmp_path))
+    assert config.training() == ROUND_TRAINING and config.final_epochs > 0
+    user = config.replace(train={"model.num_channels": 8, "train.max_time": 60.0})
+    assert user.training() == {"model.num_channels": 8, "train.max_time": 60.0,
+                               "data.batch_size": ROUND_TRAINING["data.batch_size"]}  # fmt: skip
+    both = config.replace(train={"train.max_time": 60.0, "train.max_epochs": 5})
+    assert both.training()["train.max_epochs"] == 5
+    args = ["learn", "--start", "x.xyz", "--calculator", "emt", "--out", str(tmp_path)]
+    import argparse
+
+    from mlip.cli.learn import add_parser, config_from_args
+
+    parser = argparse.ArgumentParser()
+    add_parser(parser.add_subparsers(dest="command"))
+    typed = config_from_args(parser.parse_args([*args, "--max-time", "60"]))
+    assert typed.training()["train.max_time"] == 60.0
+    assert "train.max_epochs" not in typed.training()
+    assert config_from_args(parser.parse_args(args)) == config  # the CLI's defaults are these

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import argparse
 
-from mlip.learn.config import EXPLORE_FROM, LearnConfig
+from mlip.learn.config import EXPLORE_FROM, ROUND_TRAINING, LearnConfig
 from mlip.learn.select import RULES
 from mlip.md.registry import ENSEMBLES
 
@@ -146,7 +146,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--max-rounds", type=int, default=D.max_rounds, help="MD rounds at most")
     p.add_argument("--valid-fraction", type=float, default=D.valid_fraction)
     for option, (key, kind) in TRAIN_OPTIONS.items():
-        p.add_argument(option, type=kind, default=None, dest=key, help=f"training: {key}")
+        default = ROUND_TRAINING.get(key)
+        note = f" (a round's default: {default})" if default is not None else ""
+        p.add_argument(option, type=kind, default=None, dest=key, help=f"training: {key}{note}")
     p.add_argument(
         "--train",
         action="append",

@@ -18,6 +18,19 @@ from mlip.md.config import DEFAULTS as MD_DEFAULTS
 #: where a round's MD starts: at the seeds, or where the previous round's systems ended
 EXPLORE_FROM = ("seeds", "last")
 
+#: a round's training (dotted TrainConfig keys) unless ``LearnConfig.train`` says
+#: otherwise: a small model and a fixed number of epochs a round, fine-tuned from the
+#: last committee. The trainer's own defaults (64 channels, early stopping at a plateau)
+#: suit one large data set, not a committee retrained on a few dozen to a few hundred
+#: labels every round. These are the settings measured in benchmarks/active_learning.py
+#: (ethanol, GFN2-xTB, 300 labels, README). ``train.max_epochs`` is dropped when the
+#: user sets ``train.max_time`` alone, so a time budget is never cut short by it.
+ROUND_TRAINING: dict[str, Any] = {
+    "model.num_channels": 32,
+    "train.max_epochs": 30,
+    "data.batch_size": 4,
+}
+
 
 @dataclass(frozen=True)
 class LearnConfig:
@@ -40,7 +53,12 @@ class LearnConfig:
     ``bootstrap``, ``train``: dotted :class:`TrainConfig` overrides, ``finetune``: later
     rounds start from the previous committee; ``final_epochs`` > 0: when the loop ends
     the committee is trained once more, from scratch on every label, for that many epochs
-    a member, and that is the run's ``model.pt``; 0: the loop's last committee is).
+    a member, and that is the run's ``model.pt``; 0: the loop's last committee is;
+    :meth:`training` gives the keys a round trains with, :data:`ROUND_TRAINING` under
+    ``train``). The defaults are the recipe measured on ethanol with GFN2-xTB
+    (benchmarks/active_learning.py, README: 16 replicas a seed and temperature, 1500
+    steps a round, 40 labels a round after 20 rattles, continued MD, trust window
+    0.02-0.3 eV/A, MD stopped at 1.0, 100 epochs of final training).
     The loop stops when the budget is spent, when a round's largest force std is below
     ``min_force_std`` (converged) or after ``max_rounds`` rounds of MD.
     """
@@ -53,14 +71,14 @@ class LearnConfig:
     timestep: float = MD_DEFAULTS.timestep
     friction: float = MD_DEFAULTS.friction
     tau: float = MD_DEFAULTS.tau
-    replicas: int = 4
-    md_steps: int = 2000
+    replicas: int = 16
+    md_steps: int = 1500
     sample_every: int = 20
     budget: int = 300
-    per_round: int = 20
-    rattles: int = 10
+    per_round: int = 40
+    rattles: int = 20
     rattle_std: float = 0.05
-    min_force_std: float = 0.05
+    min_force_std: float = 0.02
     # trust window and stop: DP-GEN's trust levels (0.05-0.35 eV/A); labels up to 0.3
     # eV/A followed the 500 K energies where 1.0 labelled the hot tail (ethanol, xTB:
     # README, benchmarks/active_learning.py)
@@ -68,13 +86,13 @@ class LearnConfig:
     stop_force_std: float | None = 1.0  # None: max_force_std
     diversity: float = 0.05
     selection: str = "uncertain"
-    explore_from: str = "seeds"
+    explore_from: str = "last"
     hessian_fraction: float = 0.0
     fd_step: float = DEFAULT_FD_STEP
     committee: int = 4
     bootstrap: bool = False
     finetune: bool = True
-    final_epochs: int = 0
+    final_epochs: int = 100
     max_rounds: int = 20
     valid_fraction: float = 0.1
     train: dict[str, Any] = field(default_factory=dict)
@@ -127,6 +145,13 @@ class LearnConfig:
         if self.rattle_std < 0 or self.diversity < 0:
             raise ValueError("rattle_std and diversity must be >= 0 A")
         return self
+
+    def training(self) -> dict[str, Any]:
+        """A round's training keys: :data:`ROUND_TRAINING` under ``train`` (the user's)."""
+        base = dict(ROUND_TRAINING)
+        if "train.max_time" in self.train and "train.max_epochs" not in self.train:
+            del base["train.max_epochs"]
+        return {**base, **self.train}
 
     @property
     def stop_std(self) -> float:

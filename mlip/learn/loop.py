@@ -308,7 +308,7 @@ class Learner:
             fixed["train.max_epochs"] = self.config.final_epochs
         elif self.config.finetune and r > 0:
             fixed["model.init_from"] = self.path(f"round_{r - 1}", "committee", "model.pt")
-        return load_config(None, {**base, **self.config.train, **fixed})
+        return load_config(None, {**base, **self.config.training(), **fixed})
 
     def _fit(self, r: int | None) -> dict[str, Any]:
         """Train the committee of round r (None: the final one); its labels and validation
