@@ -33,12 +33,24 @@ TRAIN_OPTIONS = {
 }
 
 
+class _Help(argparse.RawDescriptionHelpFormatter):
+    """The description as written; each option's help ends with its default, if any."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        shown = default is not None and not isinstance(default, bool) and default != []
+        if action.option_strings and shown and default is not argparse.SUPPRESS:
+            text += " (default: %(default)s)"
+        return text
+
+
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         "learn",
         help="active learning: committee MD, uncertain frames labelled, retrain, in rounds",
         description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=_Help,
     )
     p.add_argument(
         "--start",
@@ -124,7 +136,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "--hessian-fraction",
         type=float,
         default=D.hessian_fraction,
-        help="fraction of the labels with a Hessian",
+        help="fraction of the labels with a Hessian (finite differences of the labeller's "
+        "forces unless it has its own)",
     )
     p.add_argument("--fd-step", type=float, default=D.fd_step, help="Hessian step, A")
     p.add_argument("--committee", type=int, default=D.committee, help="members")
@@ -144,7 +157,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "(0: the last round's, fine-tuned one)",
     )
     p.add_argument("--max-rounds", type=int, default=D.max_rounds, help="MD rounds at most")
-    p.add_argument("--valid-fraction", type=float, default=D.valid_fraction)
+    p.add_argument(
+        "--valid-fraction",
+        type=float,
+        default=D.valid_fraction,
+        help="labels held out for each training's validation",
+    )
     for option, (key, kind) in TRAIN_OPTIONS.items():
         default = ROUND_TRAINING.get(key)
         note = f" (a round's default: {default})" if default is not None else ""
@@ -156,7 +174,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         metavar="KEY=VALUE",
         help="any training key (mlip train's --set), repeatable",
     )
-    p.add_argument("--seed", type=int, default=D.seed)
+    p.add_argument("--seed", type=int, default=D.seed, help="rattles, MD, splits, training")
     p.add_argument("--workers", type=int, default=D.workers, help="labelling processes")
     p.add_argument("--device", default=D.device, help="MD and training device")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
