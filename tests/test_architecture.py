@@ -22,6 +22,7 @@ LAYERS = {
     "keys": 0,
     "errors": 0,
     "fileio": 0,
+    "allocator": 0,
     "data": 1,
     "nn": 1,
     "modes": 1,

@@ -32,6 +32,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from mlip.allocator import keep_freed_memory
 from mlip.derivatives import EnergyModel
 from mlip.md.config import DEFAULTS, MDConfig, check_every_for
 from mlip.md.forcefield import ForceField
@@ -276,6 +277,7 @@ def run_md(
     if ensemble is not None:
         options["ensemble"] = ensemble
     config = (DEFAULTS if config is None else config).replace(**options)
+    keep_freed_memory()  # every step reallocates the same large buffers
     steps, log_every = config.steps, config.log_every
     if steps < 0 or log_every < 1:
         raise ValueError(f"need steps >= 0 and log_every >= 1, got {steps}, {log_every}")

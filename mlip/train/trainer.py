@@ -33,6 +33,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from mlip.allocator import keep_freed_memory
 from mlip.data.hdf5 import H5Dataset
 from mlip.errors import CheckpointError
 from mlip.fileio import atomic_torch_save
@@ -75,6 +76,7 @@ class Trainer:
         self.device = self.context.device
         self.dtype = getattr(torch, config.train.dtype)
         self.callbacks = list(callbacks or [])
+        keep_freed_memory()  # every step reallocates the same large per-edge buffers
         self.out = self._run_directory()
         seed = config.train.seed
         random.seed(seed)
