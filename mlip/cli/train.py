@@ -76,7 +76,11 @@ OPTIONS: dict[str, tuple[str, type | None, str]] = {
     "--out": ("train.out", str, "run directory (default runs/<date-time>)"),
     "--r-max": ("model.r_max", float, "cutoff radius (A)"),
     "--l-max": ("model.l_max", int, "maximum angular momentum of the edge features"),
-    "--num-channels": ("model.num_channels", int, "channels per irrep (alias --channels)"),
+    "--num-channels": (
+        "model.num_channels",
+        int,
+        "channels per irrep (default: chosen from the measured step cost and --max-time; 64 without a time budget)",
+    ),
     "--num-layers": ("model.num_layers", int, "message-passing layers (alias --layers)"),
     "--hidden-l-max": ("model.hidden_l_max", int, "maximum angular momentum of node features"),
     "--num-radial": ("model.num_radial", int, "radial basis functions"),

@@ -134,6 +134,17 @@ def train_committee(
         d = config.data
         split = make_split(len(dataset), d.train_size, d.valid_size, d.test_size, config.train.seed)
     initial = _initial_members(config.model.init_from, committee.size)
+    cached = np.concatenate([split["train"], split["valid"]])
+    source = StructureSource(dataset, cached if config.data.cache else None)
+    if not resume and initial is None:  # one auto width for every member
+        from mlip.train.distributed import resolve_device
+        from mlip.train.recipe import resolve_width
+
+        device = resolve_device(config.train.device)
+        choice = resolve_width(config, source, split["train"], dataset.elements, device,
+                               getattr(torch, config.train.dtype))  # fmt: skip
+        if choice is not None and config.train.progress:
+            print(f"width: {choice.describe()}")
     os.makedirs(out, exist_ok=True)
     if not resume:
         meta = {"paths": config.data.paths, "groups": config.data.groups,
@@ -143,8 +154,6 @@ def train_committee(
         base.train.out = out
         save_config(base, os.path.join(out, "config.yaml"))
         atomic_write_text(state_path, json.dumps(state, indent=1))
-    cached = np.concatenate([split["train"], split["valid"]])
-    source = StructureSource(dataset, cached if config.data.cache else None)
     rng = np.random.default_rng(config.train.seed + 7)
     draws = [
         np.unique(rng.choice(split["train"], len(split["train"]), replace=True))

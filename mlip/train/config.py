@@ -50,12 +50,16 @@ class ModelSection(Architecture):
     """The model to train: the fields of :class:`mlip.model.Architecture` (same names,
     same defaults; r_max in Angstrom) and two training-only keys.
 
+    ``num_channels: null`` (the default) lets the trainer choose the width from the
+    measured cost of a step on the data and the time budget (:mod:`mlip.train.recipe`);
+    the chosen width is written to the run's ``config.yaml``.
     ``atomic_energies`` (eV per element, e.g. ``{1: -13.6}``) replaces the least-squares
     fit. ``init_from``: a model file to start from (fine-tuning, e.g. adding Hessian
     labels to a model trained on energies and forces): its architecture, weights,
     reference energies and scale are kept, and the architecture keys are not used.
     """
 
+    num_channels: int | None = None  # None: chosen by the trainer (mlip.train.recipe)
     atomic_energies: dict[int, float] | None = None
     init_from: str | None = None
 
@@ -204,7 +208,10 @@ class TrainConfig:
                 )
         _check_choice("train.dtype", self.train.dtype, ("float32", "float64"))
         try:
-            Architecture(**{k: getattr(self.model, k) for k in Architecture.field_names()}).check()
+            values = {k: getattr(self.model, k) for k in Architecture.field_names()}
+            if values["num_channels"] is None:  # chosen later (mlip.train.recipe)
+                values["num_channels"] = Architecture.num_channels
+            Architecture(**values).check()
         except ValueError as err:
             raise ValueError(f"model.{str(err).split('hyperparameter ', 1)[-1]}") from None
         positive = {
