@@ -79,7 +79,8 @@ OPTIONS: dict[str, tuple[str, type | None, str]] = {
     "--num-channels": (
         "model.num_channels",
         int,
-        "channels per irrep (default: chosen from the measured step cost and --max-time; 64 without a time budget)",
+        "channels per irrep (default: chosen from the measured step cost and --max-time; "
+        "64 without a time budget)",
     ),
     "--num-layers": ("model.num_layers", int, "message-passing layers (alias --layers)"),
     "--hidden-l-max": ("model.hidden_l_max", int, "maximum angular momentum of node features"),
