@@ -22,6 +22,7 @@ LAYERS = {
     "keys": 0,
     "errors": 0,
     "fileio": 0,
+    "fields": 0,
     "data": 1,
     "nn": 1,
     "modes": 1,

@@ -37,8 +37,9 @@ from mlip.data.hdf5 import H5Dataset
 from mlip.data.spec import read_frames
 from mlip.data.writer import Group, write_mlip_hdf5
 from mlip.errors import DataError
+from mlip.fields import option
 from mlip.fileio import atomic_write_text
-from mlip.labelling.calculators import Labeller, make_labeller
+from mlip.labelling.calculators import KNOWN_SPECS, Labeller, make_labeller
 from mlip.labelling.hessian import DEFAULT_FD_STEP, hessian_of
 
 SIDE_SUFFIX = ".labelling.json"
@@ -53,15 +54,23 @@ class LabelConfig:
     ``overwrite``: start again instead of resuming.
     """
 
-    input: str
-    output: str
-    calculator: str
-    hessian: bool | frozenset[int] = False
-    fd_step: float = DEFAULT_FD_STEP
-    workers: int = 1
-    flush_seconds: float = 10.0
-    overwrite: bool = False
-    progress: bool = True
+    input: str = option(help="ASE-readable file or FILE.h5[:GROUP]")
+    output: str = option(help="mlip HDF5 output (resumed if present)", metavar="OUT.h5")
+    calculator: str = option(help=f"labeller: one of {', '.join(KNOWN_SPECS)}", metavar="SPEC")
+    hessian: bool | frozenset[int] = option(
+        False,
+        "Hessians too: the calculator's own where it has one, else central differences of "
+        "its forces (6N force calls)",
+    )
+    fd_step: float = option(DEFAULT_FD_STEP, "finite-difference step of the Hessians", unit="A")
+    workers: int = option(1, "labelling processes")
+    flush_seconds: float = option(
+        10.0, "rewrite the output at least this often (0: after every structure)", unit="s"
+    )
+    overwrite: bool = option(
+        False, "start again instead of resuming an existing output", flag="--force"
+    )
+    progress: bool = option(True, "progress bar on a terminal; one line per 10 s without one")
 
 
 @dataclass

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from ase import Atoms
 
+from mlip.fields import resolve_device
 from mlip.learn.config import LearnConfig
 from mlip.learn.select import GROUP_KEY
 from mlip.md import (
@@ -83,7 +84,8 @@ def explore(
     groups = [group for group, _ in seeds for _ in temps]
     md = MDConfig(
         ensemble=config.ensemble, timestep=config.timestep, friction=config.friction,
-        tau=config.tau, seed=config.seed + 1000 * round_index, device=config.device,
+        tau=config.tau, seed=config.seed + 1000 * round_index,
+        device=resolve_device(config.device),
         temperature=[t for _ in seeds for t in temps], replicas=config.replicas,
     )  # fmt: skip
     state = from_atoms(inputs, md.replicas, md.temperature, md.device, md.dtype)

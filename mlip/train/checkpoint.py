@@ -22,7 +22,7 @@ import torch
 
 from mlip.errors import CheckpointError
 from mlip.fileio import atomic_torch_save
-from mlip.train.config import TrainConfig, flatten, incompatible_keys, saved_config
+from mlip.train.config import TrainConfig, flatten, incompatible_keys
 
 CHECKPOINT_FORMAT = "mlip-train-checkpoint"
 CHECKPOINT_VERSION = 1
@@ -82,7 +82,7 @@ def resume_state(path: str, config: TrainConfig, verbose: bool = True) -> dict |
     state = load_checkpoint(path, map_location="cpu")
     bad = incompatible_keys(state["config"], config.to_dict())
     if bad:
-        saved = saved_config(state["config"], "checkpoint").to_dict()
+        saved = TrainConfig.from_dict(state["config"], "checkpoint").to_dict()
         old, new = flatten(saved), flatten(config.to_dict())
         details = "; ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in bad)
         raise CheckpointError(
