@@ -23,7 +23,7 @@ from e3nn import o3
 from mlip import keys
 from mlip.committee import COMMITTEE_FORMAT, COMMITTEE_VERSION, Committee
 from mlip.errors import CheckpointError, check_known_elements
-from mlip.fields import option
+from mlip.fields import option, resolve_device
 from mlip.fileio import atomic_torch_save
 from mlip.nn.blocks import Interaction, natural_irreps
 from mlip.nn.geometry import edge_vectors
@@ -272,8 +272,10 @@ def load_model(
     path: str | os.PathLike, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float64
 ) -> MLIPModel | Committee:
     """Load a model written by :meth:`MLIPModel.save` (or a :class:`~mlip.committee.Committee`
-    written by its ``save``); raises CheckpointError if it is not one."""
+    written by its ``save``) onto ``device`` (``auto``: cuda if torch sees a GPU, else
+    cpu); raises CheckpointError if it is not one."""
     path = os.fspath(path)
+    device = resolve_device(device)
     if isinstance(dtype, str):
         dtype = getattr(torch, dtype)
     try:
