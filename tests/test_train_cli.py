@@ -20,7 +20,6 @@ from mlip.errors import CheckpointError
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA = os.path.join(ROOT, "datasets", "ethanol_small.h5")
 
-pytestmark = pytest.mark.skipif(not os.path.exists(DATA), reason="datasets/ethanol_small.h5")
 TINY = ["--num-channels", "4", "--num-layers", "1", "--l-max", "1", "--num-radial", "4",
         "--r-max", "4"]  # fmt: skip
 

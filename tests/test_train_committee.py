@@ -21,10 +21,7 @@ DATA = os.path.join(ROOT, "datasets", "ethanol_small.h5")
 TINY = ["--num-channels", "4", "--num-layers", "1", "--l-max", "1", "--num-radial", "4",
         "--r-max", "4"]  # fmt: skip
 
-pytestmark = [
-    pytest.mark.skipif(not os.path.exists(DATA), reason="datasets/ethanol_small.h5"),
-    pytest.mark.usefixtures("one_thread"),
-]
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def committee_args(out, *extra):
