@@ -30,7 +30,6 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from mlip.data.graph import Structure
 from mlip.data.hdf5 import H5Dataset
@@ -41,6 +40,7 @@ from mlip.fields import option
 from mlip.fileio import atomic_write_text
 from mlip.labelling.calculators import KNOWN_SPECS, Labeller, make_labeller
 from mlip.labelling.hessian import DEFAULT_FD_STEP, hessian_of
+from mlip.progress import Progress
 
 SIDE_SUFFIX = ".labelling.json"
 
@@ -215,8 +215,9 @@ def label_structures(config: LabelConfig, labeller: Labeller | None = None) -> L
     def wants_hessian(index: int) -> bool:
         return bool(wants) if isinstance(wants, bool) else index in wants
 
-    bar = tqdm(total=len(frames), initial=len(frames) - len(todo), unit="structure",
-               disable=not config.progress, dynamic_ncols=True)  # fmt: skip
+    # a bar on a terminal; else a line each time the output is rewritten
+    bar = Progress(len(frames), "structure", "label", initial=len(frames) - len(todo),
+                   enabled=config.progress)  # fmt: skip
     new, last = 0, time.monotonic()
 
     def take(index: int, structure: Structure | None, message: str | None) -> None:
@@ -226,11 +227,11 @@ def label_structures(config: LabelConfig, labeller: Labeller | None = None) -> L
         else:
             done[index] = structure
             new += 1
-        bar.update(1)
-        bar.set_postfix(failed=len(failed))
+        bar.update(1, failed=len(failed))
         if time.monotonic() - last >= config.flush_seconds:
             _write(config, frames, done, failed, settings)
             last = time.monotonic()
+            bar.report()
 
     try:
         if config.workers == 1 or len(todo) <= 1:

@@ -30,7 +30,6 @@ from typing import Any
 import ase
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from mlip.derivatives import EnergyModel
 from mlip.fields import resolve_device
@@ -49,6 +48,7 @@ from mlip.md.state import (
 )
 from mlip.md.steps import Integrator
 from mlip.md.uncertainty import UncertaintyWatch
+from mlip.progress import Progress
 
 
 @dataclass
@@ -429,7 +429,7 @@ def _loop(
         return obs
 
     record(write=write_first)
-    bar = tqdm(total=steps, unit="step", disable=not progress, dynamic_ncols=True)
+    bar = Progress(steps, "step", "md", enabled=progress)  # no terminal: a line per log step
     start, last = time.perf_counter(), 0
     try:
         for done in sim.run(steps, every=log_every):
@@ -442,7 +442,7 @@ def _loop(
             if log_step:
                 obs = record()
                 wall = max(time.perf_counter() - start, 1e-9)
-                bar.set_postfix(
+                bar.report(
                     t_ps=f"{sim.state.time / 1000:.3f}",
                     ns_day=f"{done * dt / wall * 0.0864:.3g}",
                     atom_steps_s=f"{done * n_atoms / wall:.3g}",
