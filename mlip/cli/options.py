@@ -128,7 +128,7 @@ def given(args: argparse.Namespace, cls: type, prefix: str = "") -> dict[str, An
                 value = dict(value)
             elif _per_system(hint) and len(value) == 1:
                 value = value[0]
-            elif _origin(hint) is tuple or _per_system(hint):
+            elif _per_system(hint) or tuple in _origins(hint):
                 value = tuple(value)
         values[f.name] = value
     return values
@@ -193,11 +193,16 @@ def _spec(hint: Any, default: Any) -> dict[str, Any]:
     return {"type": str}  # Path, torch.device, ...: the config converts a string
 
 
+def _origins(hint: Any) -> set[Any]:
+    """The origins of ``hint``, or of each member of a union (``X | None``)."""
+    if _origin(hint) is typing.Union:
+        return {_origin(a) for a in typing.get_args(hint)}
+    return {_origin(hint)}
+
+
 def _is_dict(hint: Any) -> bool:
     """``dict[...]`` or ``dict[...] | None``."""
-    if _origin(hint) is typing.Union:
-        return any(_origin(a) is dict for a in typing.get_args(hint))
-    return _origin(hint) is dict
+    return dict in _origins(hint)
 
 
 def _origin(hint: Any) -> Any:
