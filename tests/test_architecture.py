@@ -23,6 +23,8 @@ LAYERS = {
     "errors": 0,
     "fileio": 0,
     "allocator": 0,
+    "fields": 0,
+    "progress": 0,
     "data": 1,
     "nn": 1,
     "modes": 1,

@@ -53,14 +53,14 @@ def test_the_model_section_is_the_architecture_with_its_defaults():
     assert model.config.num_channels == 24
 
 
-def test_earlier_key_names_are_read_as_aliases():
-    config = TrainConfig.from_dict(
-        {"model": {"channels": 12, "layers": 3, "extra": {"correlation": 1, "hidden_l_max": 2}},
-         "optim": {"scheduler": "cosine_time"}}
-    )  # fmt: skip
-    assert (config.model.num_channels, config.model.num_layers) == (12, 3)
-    assert (config.model.correlation, config.model.hidden_l_max) == (1, 2)
-    assert config.optim.scheduler == "cosine"
+def test_unknown_keys_are_errors_naming_them():
+    """No aliases of earlier key names: model.channels is not model.num_channels."""
+    with pytest.raises(ValueError, match="unknown config key 'model.channels'"):
+        TrainConfig.from_dict({"model": {"channels": 12}}, "x.yaml")
+    with pytest.raises(ValueError, match="unknown config key 'model.extra'"):
+        TrainConfig.from_dict({"model": {"extra": {"correlation": 1}}}, "x.yaml")
+    with pytest.raises(ValueError, match="optim.scheduler must be one of"):
+        load_config(None, {"data.paths": "x.h5", "optim.scheduler": "cosine_time"})
 
 
 def test_shipped_accuracy_yaml_is_the_accurate_model():

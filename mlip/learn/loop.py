@@ -282,10 +282,11 @@ class Learner:
                    for s in g.structures)  # fmt: skip
 
     def _committee(self, r: int):  # noqa: ANN202
+        from mlip.fields import resolve_device
         from mlip.model import load_model
 
         return load_model(self.path(f"round_{r}", "committee", "model.pt"),
-                          device=self.config.device)  # fmt: skip
+                          device=resolve_device(self.config.device))  # fmt: skip
 
     def train_config(self, r: int | None):  # noqa: ANN201 (mlip.train.config.TrainConfig)
         """The training config of round r (None: the final training, from scratch for

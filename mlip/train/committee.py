@@ -36,6 +36,7 @@ import torch
 from mlip.committee import Committee, is_committee
 from mlip.data.hdf5 import H5Dataset
 from mlip.errors import CheckpointError
+from mlip.fields import option
 from mlip.fileio import atomic_write_text
 from mlip.train.config import TrainConfig, save_config
 from mlip.train.data import StructureSource
@@ -48,8 +49,16 @@ STATE_FILE = "committee.json"
 class CommitteeConfig:
     """``size``: members K (>= 1); ``bootstrap``: each member on a bootstrap draw."""
 
-    size: int = 4
-    bootstrap: bool = False
+    size: int = option(
+        4,
+        "train a committee of K members (seeds seed..seed+K-1, one split) into one model "
+        "file with force/energy uncertainties",
+        flag="--committee",
+        metavar="K",
+    )
+    bootstrap: bool = option(
+        False, "a committee whose members train on bootstrap draws (of 4 without --committee)"
+    )
 
     def check(self) -> CommitteeConfig:
         if self.size < 1:

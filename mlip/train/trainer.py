@@ -31,13 +31,13 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from mlip.allocator import keep_freed_memory
 from mlip.data.hdf5 import H5Dataset
 from mlip.errors import CheckpointError
 from mlip.fileio import atomic_torch_save
 from mlip.loss import TERMS, ProbeSampler, SobolevLoss, hessian_response_rms
+from mlip.progress import Progress
 from mlip.train import checkpoint as ckpt
 from mlip.train import distributed
 from mlip.train.config import MIN_STEPS_BETWEEN_VALIDATIONS, TrainConfig, save_config
@@ -332,13 +332,12 @@ class Trainer:
                 self.epochs_done() if self.step > 0 else None,
                 cfg.tensorboard,
             )
-        bar = tqdm(
-            total=None if cfg.max_epochs is None else cfg.max_epochs * self.steps_per_epoch,
+        bar = Progress(
+            None if cfg.max_epochs is None else cfg.max_epochs * self.steps_per_epoch,
+            "step",
             initial=self.step,
-            unit="step",
-            disable=not (cfg.progress and self.context.is_main),
-            dynamic_ncols=True,
-        )
+            enabled=cfg.progress and self.context.is_main,
+        )  # a bar on a terminal, else a line per validation
         stop_flag = StopOnSignal().install()
         self._session = (time.monotonic(), self.elapsed)
         stop_reason = "max_epochs"
@@ -363,7 +362,7 @@ class Trainer:
                 complete = self.batch_in_epoch >= self.steps_per_epoch
                 if stop or not complete or self._validation_due():
                     row = self._end_of_period(log)
-                    bar.set_postfix(progress_postfix(row))
+                    bar.report(**progress_postfix(row))
                     for callback in self.callbacks:
                         callback(self, row)
                     if not stop and self._stage_two_due():
