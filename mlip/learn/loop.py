@@ -18,8 +18,8 @@ MD finds no frame above ``min_force_std`` (converged: the largest uncertainty fe
 the threshold) or after ``max_rounds``. With ``final_epochs`` the committee is then trained
 once more, from scratch on every label (``final/committee``): a committee fine-tuned
 round after round on a growing set ends less accurate than one trained on the whole set
-at once (ethanol, 300 xTB labels, four seeds: 33.1 against 30.1 meV/A on validation,
-README). Output ``OUT``: ``model.pt`` (the final committee, else the last round's),
+at once (measured on ethanol with xTB labels: docs/benchmarks/active_learning.md).
+Output ``OUT``: ``model.pt`` (the final committee, else the last round's),
 ``data.h5`` (every label, one group per seed), ``rounds.csv`` and ``rounds.png`` (the
 per-round table, :mod:`mlip.learn.report`), ``round_<k>/`` (candidates, selection,
 labels, committee run), ``config.json`` and ``state.json`` (the phase reached:
