@@ -82,9 +82,14 @@ def main() -> None:
     )
     parser.add_argument("--mace-model", default=None, help="MACE model file to time")
     parser.add_argument("--out", default="runs/inference", help="folder for MACE's files")
+    parser.add_argument(
+        "--systems", nargs="+", default=None, help="ethanol, aspirin, Cu108 (default: all)"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     structures = systems(args.data_dir)
+    if args.systems:
+        structures = {name: structures[name] for name in args.systems if name in structures}
     mace_ms, mace_note = quoted_mace(), "MACE: quoted (not measured in this run)"
     if args.mace_python:
         mace_ms, mace_note = measure_mace(args, structures)
