@@ -138,15 +138,22 @@ def md_snapshots(atoms: Atoms, recipe: Recipe, rng: np.random.Generator) -> list
     """``recipe.frames`` Langevin snapshots of ``atoms`` at ``recipe.temperature`` with
     EMT (module docstring)."""
     from ase.calculators.emt import EMT
+    from ase.constraints import FixCom
     from ase.md.langevin import Langevin
-    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary
+    from ase.md.velocitydistribution import Stationary
+
+    try:  # ASE >= 3.29, where MaxwellBoltzmannDistribution is deprecated
+        from ase.md.velocitydistribution import thermalize_momenta
+    except ImportError:
+        from ase.md.velocitydistribution import MaxwellBoltzmannDistribution as thermalize_momenta
 
     atoms = atoms.copy()
     atoms.calc = EMT()
-    MaxwellBoltzmannDistribution(atoms, temperature_K=recipe.temperature, rng=rng)
+    thermalize_momenta(atoms, temperature_K=recipe.temperature, rng=rng)
     Stationary(atoms)
+    atoms.set_constraint(FixCom())  # Langevin's own fixcm is deprecated
     dynamics = Langevin(atoms, TIMESTEP * units.fs, temperature_K=recipe.temperature,
-                        friction=FRICTION / units.fs, rng=rng)  # fmt: skip
+                        friction=FRICTION / units.fs, fixcm=False, rng=rng)  # fmt: skip
     dynamics.run(recipe.equilibration)
     frames = []
     for _ in range(recipe.frames):
