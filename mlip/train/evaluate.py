@@ -4,7 +4,8 @@ Per split: MAE and RMSE of the energy (meV/atom and meV), force components (meV/
 elements of the full Hessian (meV/A^2; exact model Hessians by
 ``derivatives.compute(..., hessian=True)`` on the conformers that carry a reference
 Hessian), stress components (meV/A^3, all and per Voigt component) and the pressure
-(GPa, with its mean bias), each over the conformers carrying the label.
+(GPa, with its mean bias and the relative error of the cells' energy-volume slope
+dE/dV = -P, :mod:`mlip.train.metrics`), each over the conformers carrying the label.
 A run directory is evaluated on the train/valid/test split of its ``split.json``.
 """
 
