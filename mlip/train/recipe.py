@@ -34,7 +34,7 @@ WIDTHS = (128, 64, 32, 16)
 #: the width without a time budget (the molecular recipe)
 DEFAULT_WIDTH = 64
 #: optimiser steps a time budget must buy for a width to be chosen
-MIN_STEPS = 10_000
+MIN_STEPS = 7_000
 #: training steps timed per width (after one untimed warm-up step)
 TIMED_STEPS = 3
 
