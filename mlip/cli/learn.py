@@ -94,6 +94,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     )
     p.add_argument("--rattle-std", type=float, default=D.rattle_std, help="A")
     p.add_argument(
+        "--rattle-max-std",
+        type=float,
+        default=D.rattle_max_std,
+        help="A: the rattles' std grows evenly from --rattle-std to this",
+    )
+    p.add_argument(
         "--min-force-std",
         type=float,
         default=D.min_force_std,

@@ -48,7 +48,8 @@ class LearnConfig:
     ``max_force_std``], in the order of the ``selection`` rule, :mod:`mlip.learn.select`:
     most uncertain first or at random; no two closer than ``diversity``); the labels
     (``budget`` labeller calls in all, failed ones included, at most ``per_round`` a
-    round, ``rattles`` rattled copies (``rattle_std``) of each seed in round 0, Hessians
+    round, ``rattles`` rattled copies of each seed in round 0, their Gaussian std
+    growing from ``rattle_std`` to ``rattle_max_std``, Hessians
     on ``hessian_fraction`` of the labels); the committee (``committee`` members,
     ``bootstrap``, ``train``: dotted :class:`TrainConfig` overrides, ``finetune``: later
     rounds start from the previous committee; ``final_epochs`` > 0: when the loop ends
@@ -60,8 +61,10 @@ class LearnConfig:
     steps a round, 40 labels a round after 20 rattles, continued MD, trust window
     0.02-0.3 eV/A, MD stopped at 1.0, no two labels within 0.09 A, 100 epochs of final
     training).
-    The loop stops when the budget is spent, when a round's largest force std is below
-    ``min_force_std`` (converged) or after ``max_rounds`` rounds of MD.
+    The loop stops when the budget is spent, when it has converged (no frame above
+    ``min_force_std`` over a full-length MD of every system) or after ``max_rounds``
+    rounds of MD; a round whose MD was cut short and found too few new frames is filled
+    with rattles of where that MD went (:mod:`mlip.learn.loop`).
     """
 
     start: tuple[str, ...]
@@ -79,6 +82,14 @@ class LearnConfig:
     per_round: int = 40
     rattles: int = 20
     rattle_std: float = 0.05
+    rattle_max_std: float | None = field(
+        default=None,
+        metadata={
+            "help": "round 0: the rattles' std grows evenly from --rattle-std to this "
+            "(None: every rattle at --rattle-std)",
+            "unit": "A",
+        },
+    )
     min_force_std: float = 0.02
     # trust window and stop: DP-GEN's trust levels (0.05-0.35 eV/A); labels up to 0.3
     # eV/A followed the 500 K energies where 1.0 labelled the hot tail (ethanol, xTB:
@@ -148,6 +159,11 @@ class LearnConfig:
             )
         if self.rattle_std < 0 or self.diversity < 0:
             raise ValueError("rattle_std and diversity must be >= 0 A")
+        if self.rattle_max_std is not None and self.rattle_max_std < self.rattle_std:
+            raise ValueError(
+                f"rattle_max_std ({self.rattle_max_std} A) must be at least rattle_std "
+                f"({self.rattle_std} A)"
+            )
         return self
 
     def training(self) -> dict[str, Any]:
