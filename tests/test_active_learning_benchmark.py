@@ -33,7 +33,9 @@ def test_short_run_reports_every_table(tmp_path, capsys) -> None:
     printed = capsys.readouterr().out
     assert "round table (mlip learn)" in printed and "test F MAE" in printed
     assert "valid F MAE" in printed
-    summary = json.loads((tmp_path / "active_learning.json").read_text())
+    summary = json.loads((tmp_path / "active_learning.json").read_text())["molecules"]["ethanol"]
+    assert (tmp_path / "ethanol" / "learn" / "model.pt").exists()
+    assert "| molecule | atoms | labels spent |" in printed
     assert 0 < summary["labels"] <= 40
     assert set(summary["test"]) == {
         "learned, loop's last committee (fine-tuned)",
