@@ -58,9 +58,10 @@ class LearnConfig:
     :meth:`training` gives the keys a round trains with, :data:`ROUND_TRAINING` under
     ``train``). The defaults are the recipe measured on ethanol with GFN2-xTB
     (benchmarks/active_learning.py, README: 16 replicas a seed and temperature, 1500
-    steps a round, 40 labels a round after 20 rattles, continued MD, trust window
-    0.02-0.3 eV/A, MD stopped at 1.0, no two labels within 0.09 A, 100 epochs of final
-    training).
+    steps a round, 40 labels a round, continued MD, trust window 0.02-0.3 eV/A, MD
+    stopped at 1.0, no two labels within 0.09 A, 100 epochs of final training), with
+    round 0's 40 rattles of 0.02 to 0.15 A measured on other molecules
+    (benchmarks/learn_first_round.py).
     The loop stops when the budget is spent, when it has converged (no frame above
     ``min_force_std`` over a full-length MD of every system) or after ``max_rounds``
     rounds of MD; a round whose MD was cut short and found too few new frames is filled
@@ -80,10 +81,12 @@ class LearnConfig:
     sample_every: int = 20
     budget: int = 300
     per_round: int = 40
-    rattles: int = 20
-    rattle_std: float = 0.05
+    # round 0: wider and more rattles than the seed's thermal spread, so that the first
+    # committee's MD gets past its first femtoseconds (benchmarks/learn_first_round.py)
+    rattles: int = 40
+    rattle_std: float = 0.02
     rattle_max_std: float | None = field(
-        default=None,
+        default=0.15,
         metadata={
             "help": "round 0: the rattles' std grows evenly from --rattle-std to this "
             "(None: every rattle at --rattle-std)",
