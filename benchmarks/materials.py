@@ -277,6 +277,15 @@ def held_out_rows(path: str, model: Any, reference: Any, reference_spec: str) ->
         e = cp.cell_errors(group, model)
         where = f"held-out {size}-atom cells ({e['cells']}, {source})"
         rows.append(row(f"{where}: force MAE", "meV/A", e["forces_mae"], None, "mae"))
+        rows.append(
+            row(
+                f"{where}: force MAE of the median cell",
+                "meV/A",
+                e["forces_mae_median_cell"],
+                None,
+                "mae",
+            )
+        )
         rows.append(row(f"{where}: energy MAE", "meV/atom", e["energy_mae"], None, "mae"))
         if "pressure_mae" in e:
             rows.append(row(f"{where}: pressure MAE", "GPa", e["pressure_mae"], None, "mae"))

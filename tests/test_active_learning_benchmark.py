@@ -32,7 +32,10 @@ def test_short_run_reports_every_table(tmp_path, capsys) -> None:
     printed = capsys.readouterr().out
     assert "round table (mlip learn)" in printed and "test F MAE" in printed
     assert "valid F MAE" in printed
-    summary = json.loads((tmp_path / "out" / "active_learning.json").read_text())
+    out_dir = tmp_path / "out"
+    summary = json.loads((out_dir / "active_learning.json").read_text())["molecules"]["ethanol"]
+    assert (out_dir / "ethanol" / "learn" / "model.pt").exists()
+    assert "| molecule | atoms | labels spent |" in printed
     assert 0 < summary["labels"] <= 40
     assert set(summary["test"]) == {
         "learned, loop's last committee (fine-tuned)",

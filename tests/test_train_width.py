@@ -43,15 +43,18 @@ def saved_width(out) -> int:
 
 
 @pytest.mark.parametrize(
-    ("budget", "width", "timed"),
+    ("per_step_budget", "width", "timed"),
     [
-        (1000.0, 128, [128]),  # 128 channels: 0.0128 s a step, 78k steps
-        (100.0, 64, [128, 64]),  # 128: 7.8k steps < 10k; 64: 15.6k
-        (1.0, 16, [128, 64, 32, 16]),  # none reaches 10k steps: the narrowest
+        (0.0096, 64, [64]),  # 64 channels: 0.0064 s a step, 1.5 x MIN_STEPS steps
+        (0.005, 32, [64, 32]),  # 64: 0.78 x MIN_STEPS; 32: 1.56 x
+        (0.001, 16, [64, 32, 16]),  # none reaches MIN_STEPS: the narrowest
     ],
 )
-def test_width_is_the_widest_that_buys_enough_steps(h5, tmp_path, fake_cost, budget, width, timed):
+def test_width_is_the_widest_that_buys_enough_steps(
+    h5, tmp_path, fake_cost, per_step_budget, width, timed
+):
     out = tmp_path / "run"
+    budget = per_step_budget * recipe.MIN_STEPS  # seconds
     trainer = Trainer(quiet_run_config(h5, out, {**SMALL, "train.max_time": budget}))
     assert fake_cost == timed  # widest first, stopping at the first that suffices
     assert trainer.model.config.num_channels == width == saved_width(out)
@@ -66,7 +69,7 @@ def test_no_time_budget_gives_the_default_width(h5, tmp_path, fake_cost):
 
 
 def test_a_given_width_is_kept(h5, tmp_path, fake_cost):
-    values = {**SMALL, "train.max_time": 1.0, "model.num_channels": 8}
+    values = {**SMALL, "train.max_time": 1.0, "model.num_channels": 8}  # would be 16
     trainer = Trainer(quiet_run_config(h5, tmp_path / "run", values))
     assert fake_cost == [] and trainer.model.config.num_channels == 8
 
@@ -79,20 +82,22 @@ def test_resume_keeps_the_chosen_width(h5, tmp_path, fake_cost, monkeypatch):
     out = tmp_path / "run"
     args = ["train", "--data", h5, "--train-size", "16", "--valid-size", "4", "--batch-size",
             "4", "--num-layers", "1", "--l-max", "1", "--hidden-l-max", "0",
-            "--hessian-weight", "0", "--max-time", "100", "--max-epochs", "1", "--out",
+            "--hessian-weight", "0", "--max-time", str(0.0096 * recipe.MIN_STEPS),
+            "--max-epochs", "1", "--out",
             str(out), "--no-progress", "--no-eval"]  # fmt: skip
     assert main(args) == 0 and saved_width(out) == 64
     monkeypatch.setattr(recipe, "time_step", lambda *a, **k: 1.0)  # would choose 16 now
     assert main([*args[:-4], "--max-epochs", "2", "--out", str(out), "--resume",
                  "--no-progress", "--no-eval"]) == 0  # fmt: skip
-    assert saved_width(out) == 64 and fake_cost == [128, 64]
+    assert saved_width(out) == 64 and fake_cost == [64]
 
 
 def test_committee_members_share_one_width(h5, tmp_path, fake_cost):
     out = tmp_path / "committee"
-    config = quiet_run_config(h5, out, {**SMALL, "train.max_time": 100.0, "train.max_epochs": 1})
+    budget = 0.0096 * recipe.MIN_STEPS  # 64 channels
+    config = quiet_run_config(h5, out, {**SMALL, "train.max_time": budget, "train.max_epochs": 1})
     result = train_committee(config, CommitteeConfig(size=2))
-    assert fake_cost == [128, 64]  # timed once, not once per member
+    assert fake_cost == [64]  # timed once, not once per member
     from mlip.model import load_model
 
     committee = load_model(out / "model.pt")

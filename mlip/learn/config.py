@@ -50,7 +50,8 @@ class LearnConfig:
     ``max_force_std``], in the order of the ``selection`` rule, :mod:`mlip.learn.select`:
     most uncertain first or at random; no two closer than ``diversity``); the labels
     (``budget`` labeller calls in all, failed ones included, at most ``per_round`` a
-    round, ``rattles`` rattled copies (``rattle_std``) of each seed in round 0, Hessians
+    round, ``rattles`` rattled copies of each seed in round 0, their Gaussian std
+    growing from ``rattle_std`` to ``rattle_max_std``, Hessians
     on ``hessian_fraction`` of the labels); the committee (``committee`` members,
     ``bootstrap``, ``train``: dotted :class:`~mlip.train.config.TrainConfig`
     overrides, ``finetune``: later
@@ -60,11 +61,14 @@ class LearnConfig:
     :meth:`training` gives the keys a round trains with, :data:`ROUND_TRAINING` under
     ``train``). The defaults are the recipe measured on ethanol with GFN2-xTB
     (benchmarks/active_learning.py and its page in docs/: 16 replicas a seed and temperature, 1500
-    steps a round, 40 labels a round after 20 rattles, continued MD, trust window
-    0.02-0.3 eV/A, MD stopped at 1.0, no two labels within 0.09 A, 100 epochs of final
-    training).
-    The loop stops when the budget is spent, when a round's largest force std is below
-    ``min_force_std`` (converged) or after ``max_rounds`` rounds of MD.
+    steps a round, 40 labels a round, continued MD, trust window 0.02-0.3 eV/A, MD
+    stopped at 1.0, no two labels within 0.09 A, 100 epochs of final training), with
+    round 0's 40 rattles of 0.02 to 0.15 A measured on other molecules
+    (benchmarks/learn_first_round.py).
+    The loop stops when the budget is spent, when it has converged (no frame above
+    ``min_force_std`` over a full-length MD of every system) or after ``max_rounds``
+    rounds of MD; a round whose MD was cut short and found too few new frames is filled
+    with rattles of where that MD went (:mod:`mlip.learn.loop`).
     """
 
     start: tuple[str, ...] = option(
@@ -86,8 +90,16 @@ class LearnConfig:
     sample_every: int = option(20, "MD steps between candidate frames", group=MD_GROUP)
     budget: int = option(300, "labeller calls in all (failed ones count)")
     per_round: int = option(40, "labels per round at most")
-    rattles: int = option(20, "round 0: labelled copies of each seed (itself and rattles)")
-    rattle_std: float = option(0.05, "round 0: rattle amplitude", unit="A")
+    # round 0: wider and more rattles than the seed's thermal spread, so that the first
+    # committee's MD gets past its first femtoseconds (benchmarks/learn_first_round.py)
+    rattles: int = option(40, "round 0: labelled copies of each seed (itself and rattles)")
+    rattle_std: float = option(0.02, "round 0: rattle amplitude (of the first rattle)", unit="A")
+    rattle_max_std: float | None = option(
+        0.15,
+        "round 0: the rattles' std grows evenly from --rattle-std to this (none: every "
+        "rattle at --rattle-std)",
+        unit="A",
+    )
     min_force_std: float = option(
         0.02, "frames above are candidates; a round below it ends the loop", unit="eV/A"
     )
@@ -195,6 +207,11 @@ class LearnConfig:
             )
         if self.rattle_std < 0 or self.diversity < 0:
             raise ValueError("rattle_std and diversity must be >= 0 A")
+        if self.rattle_max_std is not None and self.rattle_max_std < self.rattle_std:
+            raise ValueError(
+                f"rattle_max_std ({self.rattle_max_std} A) must be at least rattle_std "
+                f"({self.rattle_std} A)"
+            )
         return self
 
     def training(self) -> dict[str, Any]:

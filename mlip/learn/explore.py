@@ -54,6 +54,11 @@ class Exploration:
     wall_seconds: float = 0.0
     last: list[Atoms] = field(default_factory=list)  # the systems still running at the end
 
+    @property
+    def cut_short(self) -> bool:
+        """Whether a system stopped (above the stop threshold) or exploded."""
+        return bool(self.stopped or self.exploded)
+
     def row(self) -> dict[str, float]:
         peaks = np.array(list(self.peaks.values()) or [np.nan])
         reached = np.array(list(self.reached.values()) or [np.nan])
