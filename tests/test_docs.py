@@ -24,6 +24,7 @@ HELPERS = {
     "mace_side",
     "crystal_properties",  # materials.py's property functions
     "make_materials_data",  # makes the data materials.py tests on
+    "learn_molecules",  # makes the molecules active_learning.py and learn_first_round.py use
 }
 
 

@@ -101,7 +101,9 @@ class LearnConfig:
         unit="A",
     )
     min_force_std: float = option(
-        0.02, "frames above are candidates; a round below it ends the loop", unit="eV/A"
+        0.02,
+        "frames above are candidates; a round of full-length MD below it ends the loop",
+        unit="eV/A",
     )
     # trust window and stop: DP-GEN's trust levels (0.05-0.35 eV/A); labels up to 0.3
     # eV/A followed the 500 K energies where 1.0 labelled the hot tail (ethanol, xTB:
