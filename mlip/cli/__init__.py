@@ -1,4 +1,4 @@
-"""The ``mlip`` command: ``mlip train|eval|convert|vib|phonons|ts|md|label|learn``.
+"""The ``mlip`` command: ``mlip train|eval|convert|vib|phonons|ts|md|label|learn|lammps``.
 
 Each subcommand lives in its own module of this package, which exposes
 ``add_parser(subparsers)`` (declares its arguments) and ``run(args) -> int``
@@ -15,7 +15,9 @@ import importlib
 import os
 import sys
 
-SUBCOMMANDS = ("train", "eval", "convert", "vib", "phonons", "ts", "md", "label", "learn")
+SUBCOMMANDS = ("train", "eval", "convert", "vib", "phonons", "ts", "md", "label", "learn", "lammps")
+#: the MPI rank under a launcher (MPICH/Hydra, Open MPI, PMIx); absent: not launched by one
+RANK_VARIABLES = ("PMI_RANK", "OMPI_COMM_WORLD_RANK", "PMIX_RANK")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -55,9 +57,18 @@ def main(argv: list[str] | None = None) -> int:
         if debug:
             raise
         message = str(err) if not isinstance(err, KeyError) else f"missing key {err}"
-        print(f"mlip {args.command}: error: {message}", file=sys.stderr)
-        print("(run with --debug for the traceback)", file=sys.stderr)
+        if launcher_rank() == 0:
+            print(f"mlip {args.command}: error: {message}", file=sys.stderr)
+            print("(run with --debug for the traceback)", file=sys.stderr)
         return 1
+
+
+def launcher_rank() -> int:
+    """This process's rank as the MPI launcher set it (0 without a launcher)."""
+    for name in RANK_VARIABLES:
+        if os.environ.get(name, "").isdigit():
+            return int(os.environ[name])
+    return 0
 
 
 if __name__ == "__main__":

