@@ -98,6 +98,8 @@ def run_job(job: dict) -> dict[str, np.ndarray]:
             out[name] = gather(lmp, name, 1, 1).reshape(-1)
         for name in job.get("vectors", []):  # global vectors of computes, e.g. a pressure
             out[name] = np.array(lmp.numpy.extract_compute(name, 0, 1), dtype=np.float64)
+        for name, length in job.get("fix_vectors", {}).items():  # e.g. the coupling's fix
+            out[f"f_{name}"] = np.array([lmp.extract_fix(name, 0, 1, i) for i in range(length)])
         if job.get("attach", True):
             stats = coupling.stats
             totals = MPI.COMM_WORLD.allreduce(
