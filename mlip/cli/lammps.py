@@ -27,8 +27,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         description=(
             "Run a LAMMPS input whose potential is 'pair_style mlip MODEL.pt' with "
             "'pair_coeff * * ELEMENT ...' (units metal: eV, A, ps, bar); on N ranks: "
-            "mpiexec -n N mlip lammps IN.lmp. A committee model adds the per-atom "
-            "force std d_mlip_force_std (eV/A) and f_mlip[1] (its largest value)."
+            "mpiexec -n N mlip lammps IN.lmp. A committee model fills the per-atom "
+            "force std d_mlip_force_std (eV/A), f_mlip[1] (its largest value) and "
+            "f_mlip[2] (the energy std, eV); they are zero for a single model."
         ),
     )
     parser.add_argument("input", metavar="IN.lmp", help=HELP["input"])

@@ -25,7 +25,8 @@ A committee model adds its force spread: the per-atom property ``d_mlip_force_st
 (eV/A; ``dump custom ... d_mlip_force_std``, ``compute reduce max d_mlip_force_std``)
 and the fix's global vector ``f_mlip[1]`` (largest force std of all atoms, eV/A) and
 ``f_mlip[2]`` (energy std, eV), so a LAMMPS run can stop on, or dump, the frames
-worth labelling (DeePMD-kit's model deviation).
+worth labelling (DeePMD-kit's model deviation). Both exist, as zeros, for a single
+model too, so that one input serves both.
 
 Why a reverse exchange and not a shell twice as wide with no communication: with the
 wide shell every rank must evaluate the energies of all atoms within L x r_max of its
@@ -392,11 +393,11 @@ def attach(
     lmp.command("pair_coeff * *")
     lmp.command(f"fix {fix_id} all external pf/callback 1 1")
     lmp.command(f"fix_modify {fix_id} energy yes virial yes")
-    if is_committee(model):
-        name = FORCE_STD.removeprefix("d_")
-        if not lmp.has_id("fix", name):
-            lmp.command(f"fix {name} all property/atom {FORCE_STD}")
-        lmp.fix_external_set_vector_length(fix_id, 2)
+    # the committee's spread (zero for a single model, so that one input serves both)
+    name = FORCE_STD.removeprefix("d_")
+    if not lmp.has_id("fix", name):
+        lmp.command(f"fix {name} all property/atom {FORCE_STD}")
+    lmp.fix_external_set_vector_length(fix_id, 2)
     coupling = LammpsCoupling(
         lmp, model, elements, torch_device, torch_dtype, skin, fix_id, error_prefix
     )
