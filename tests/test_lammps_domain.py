@@ -54,21 +54,23 @@ def copies(atoms: Atoms, lo: np.ndarray, hi: np.ndarray, cutoff: float):  # noqa
     return np.concatenate(positions), np.concatenate(tags), len(owned)
 
 
-def domain_batch(atoms: Atoms, graph, positions, tags) -> dict[str, torch.Tensor]:  # noqa: ANN001
-    node_positions = positions[graph.node_copy]
-    edges, shifts = graph.edges_within(node_positions, atoms.cell.array, R_MAX)
-    numbers = atoms.numbers[tags[graph.node_copy] - 1]
-    return {
-        keys.POSITIONS: torch.tensor(node_positions),
+def domain_batch(atoms: Atoms, graph, positions, tags):  # noqa: ANN001, ANN201
+    """The batch of a domain graph's current step, and the atom index of each node."""
+    step = graph.current(positions[graph.node_copy], atoms.cell.array, R_MAX, LAYERS)
+    copy = graph.node_copy[step.nodes]
+    numbers = atoms.numbers[tags[copy] - 1]
+    batch = {
+        keys.POSITIONS: torch.tensor(positions[copy]),
         keys.ATOMIC_NUMBERS: torch.tensor(numbers),
         keys.BATCH: torch.zeros(len(numbers), dtype=torch.long),
         keys.NUM_ATOMS: torch.tensor([len(numbers)]),
         keys.CELL: torch.tensor(atoms.cell.array)[None],
         keys.PBC: torch.ones(1, 3, dtype=torch.bool),
-        keys.EDGE_INDEX: torch.tensor(edges),
-        keys.EDGE_SHIFTS: torch.tensor(shifts),
-        keys.HOP_COUNTS: torch.tensor(graph.hop_counts),
+        keys.EDGE_INDEX: torch.tensor(step.edge_index),
+        keys.EDGE_SHIFTS: torch.tensor(step.edge_shifts),
+        keys.HOP_COUNTS: torch.tensor(step.hop_counts),
     }
+    return batch, tags[copy] - 1
 
 
 def decomposed(atoms: Atoms, model, slabs: int, cutoff: float) -> dict:  # noqa: ANN001
@@ -79,13 +81,13 @@ def decomposed(atoms: Atoms, model, slabs: int, cutoff: float) -> dict:  # noqa:
         lo, hi = np.array([0, 0, k / slabs]), np.array([1, 1, (k + 1) / slabs])
         positions, tags, nlocal = copies(atoms, lo, hi, cutoff)
         graph = build_domain_graph(positions, tags, nlocal, atoms.cell.array, R_MAX, 0.5, LAYERS)
-        out = compute(model, domain_batch(atoms, graph, positions, tags), stress=True)
-        ids = tags[graph.node_copy] - 1
+        batch, ids = domain_batch(atoms, graph, positions, tags)
+        out = compute(model, batch, stress=True)
         np.add.at(forces, ids, out[keys.FORCES].numpy())
         energies[ids[:nlocal]] = out[keys.NODE_ENERGY].numpy()[:nlocal]
         energy += float(out[keys.ENERGY][0])
         virial += out[keys.VIRIAL][0].numpy()
-        nodes.append((nlocal, graph.num_nodes, graph.hop_counts))
+        nodes.append((nlocal, len(ids), batch[keys.HOP_COUNTS].tolist()))
     return {"energy": energy, "forces": forces, "energies": energies, "virial": virial,
             "nodes": nodes}  # fmt: skip
 
@@ -130,6 +132,9 @@ def test_layers_are_pruned_and_images_mapped(model, one_thread):
     hops = graph.hop_counts
     assert hops[0] == nlocal and (np.diff(hops) > 0).all() and hops[-1] == graph.num_nodes
     assert len(set(tags[graph.node_copy])) == graph.num_nodes
+    step = graph.current(positions[graph.node_copy], atoms.cell.array, R_MAX, LAYERS)
+    assert (step.hop_counts <= hops).all()  # exact hops: no more atoms than the build's
+    assert step.hop_counts[0] == nlocal and len(step.nodes) == step.hop_counts[-1]
 
 
 def test_a_ghost_shell_one_cutoff_short_is_wrong(model, one_thread):

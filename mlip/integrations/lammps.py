@@ -81,6 +81,7 @@ from mlip.integrations.lammps_input import (
     SPLIT,
     InputError,
     LammpsConfig,
+    TranslatedInput,
     parse_site,
     rank_device,
     translate_input,
@@ -158,7 +159,7 @@ class LammpsCoupling:
         self.halo = HaloExchange(self.comm) if self.size > 1 else None
         self.graph: DomainGraph | None = None
         self._tags: np.ndarray | None = None
-        self._static: dict[str, torch.Tensor] = {}
+        self._numbers = np.zeros(0, dtype=np.int64)  # atomic number of each graph node
         self.stats = CouplingStats()
 
     # -- the callback ---------------------------------------------------------------
@@ -191,15 +192,20 @@ class LammpsCoupling:
         if rebuilt and self.halo is not None:
             self._setup_halo(x, tags, nlocal, cell, origin, periodic)
         graph = self.graph
-        node_positions = x[graph.node_copy]
-        edge_index, edge_shifts = graph.edges_within(node_positions, cell, self.r_max)
+        step_graph = graph.current(x[graph.node_copy], cell, self.r_max, self.layers)
+        nodes = step_graph.nodes
+        n = len(nodes)
+        device = self.device
         batch = {
-            **self._static,
-            keys.POSITIONS: torch.as_tensor(node_positions, dtype=self.dtype).to(self.device),
-            keys.CELL: torch.as_tensor(cell, dtype=self.dtype).to(self.device)[None],
-            keys.PBC: torch.as_tensor(periodic, device=self.device)[None],
-            keys.EDGE_INDEX: torch.as_tensor(edge_index).to(self.device),
-            keys.EDGE_SHIFTS: torch.as_tensor(edge_shifts, dtype=self.dtype).to(self.device),
+            keys.POSITIONS: torch.as_tensor(x[graph.node_copy[nodes]], dtype=self.dtype).to(device),
+            keys.ATOMIC_NUMBERS: torch.as_tensor(self._numbers[nodes]).to(device),
+            keys.BATCH: torch.zeros(n, dtype=torch.long, device=device),
+            keys.NUM_ATOMS: torch.tensor([n], device=device),
+            keys.CELL: torch.as_tensor(cell, dtype=self.dtype).to(device)[None],
+            keys.PBC: torch.as_tensor(periodic, device=device)[None],
+            keys.EDGE_INDEX: torch.as_tensor(step_graph.edge_index).to(device),
+            keys.EDGE_SHIFTS: torch.as_tensor(step_graph.edge_shifts, dtype=self.dtype).to(device),
+            keys.HOP_COUNTS: torch.as_tensor(step_graph.hop_counts),  # host: read by the model
         }
         t1 = time.perf_counter()
         out = compute(self.model, batch, forces=True, stress=True, members=self.committee)
@@ -207,7 +213,7 @@ class LammpsCoupling:
         node_energy = _numpy(out[keys.NODE_ENERGY])
         if self.committee:  # the members' forces: their mean is the force, their spread std
             rows = _numpy(out[keys.MEMBER_FORCES]).transpose(1, 0, 2)
-            rows = rows.reshape(graph.num_nodes, -1)
+            rows = rows.reshape(n, -1)
             member_energy = _numpy(out[keys.MEMBER_ENERGY]).reshape(-1)
         else:
             rows = _numpy(out[keys.FORCES])
@@ -217,12 +223,12 @@ class LammpsCoupling:
         owned = rows[:nlocal].copy()
         if self.halo is not None:
             remote = np.zeros((len(graph.remote_tags), rows.shape[1]))
-            remote[graph.remote_slot] = rows[nlocal:]
+            remote[graph.remote_slot[nodes[nlocal:] - nlocal]] = rows[nlocal:]
             self.halo.reverse(remote, owned)
         voigt = virial[[0, 1, 2, 0, 0, 1], [0, 1, 2, 1, 2, 2]]  # LAMMPS: xx yy zz xy xz yz
         totals = np.concatenate([[energy], voigt, member_energy])
         if self.size > 1:
-            totals = self.comm.allreduce(totals, op=MPI.SUM)
+            self.comm.Allreduce(MPI.IN_PLACE, totals, op=MPI.SUM)
         if not (np.isfinite(totals).all() and np.isfinite(owned).all()):
             raise FloatingPointError(
                 "the model returned a non-finite energy, force or virial (atoms too close, "
@@ -243,9 +249,9 @@ class LammpsCoupling:
         stats.calls += 1
         stats.owned += nlocal
         stats.ghost_copies += nall - nlocal
-        stats.remote_nodes += len(graph.node_copy) - nlocal
-        stats.layer_nodes += self._layer_nodes()
-        stats.edges += edge_index.shape[1]
+        stats.remote_nodes += n - nlocal
+        stats.layer_nodes += self._layer_nodes(step_graph.hop_counts)
+        stats.edges += step_graph.edge_index.shape[1]
         stats.seconds["graph"] += t1 - t0
         stats.seconds["model"] += t2 - t1
         stats.seconds["exchange"] += t3 - t2
@@ -254,14 +260,7 @@ class LammpsCoupling:
         self.graph = build_domain_graph(x, tags, nlocal, cell, self.r_max, self.skin, self.layers)
         self._tags = tags
         types = np.array(self.lmp.numpy.extract_atom("type", nelem=len(x)), dtype=np.int64)
-        numbers = self.type_numbers[types.reshape(-1)[self.graph.node_copy]]
-        n = len(numbers)
-        self._static = {
-            keys.ATOMIC_NUMBERS: torch.as_tensor(numbers).to(self.device),
-            keys.BATCH: torch.zeros(n, dtype=torch.long, device=self.device),
-            keys.NUM_ATOMS: torch.tensor([n], device=self.device),
-            keys.HOP_COUNTS: torch.as_tensor(self.graph.hop_counts),  # host: read by the model
-        }
+        self._numbers = self.type_numbers[types.reshape(-1)[self.graph.node_copy]]
         self.stats.graph_builds += 1
 
     def _setup_halo(
@@ -293,8 +292,7 @@ class LammpsCoupling:
         cell = np.array([[length[0], 0.0, 0.0], [xy, length[1], 0.0], [xz, yz, length[2]]])
         return cell, lo, np.asarray(periodicity, dtype=bool)
 
-    def _layer_nodes(self) -> int:
-        hops = self.graph.hop_counts
+    def _layer_nodes(self, hops: np.ndarray) -> int:
         last = len(hops) - 1
         return int(sum(hops[min(self.layers - t, last)] for t in range(1, self.layers + 1)))
 
@@ -322,6 +320,28 @@ class LammpsCoupling:
             if self.comm is not None:
                 self.comm.Abort(1)
             os._exit(1)  # Abort may return before the process manager stops this rank
+
+    def summary(self) -> str:
+        """One line on the ranks' work, summed over them (collective; rank 0 reads it):
+        owned atoms per step, LAMMPS ghosts and computed ghost atoms per owned atom,
+        atoms per layer (pruned) per owned atom, and where the callback's time went."""
+        s = self.stats
+        counts = np.array([s.calls, s.owned, s.ghost_copies, s.remote_nodes, s.layer_nodes])
+        seconds = np.array([s.seconds[k] for k in ("graph", "model", "exchange", "total")])
+        if self.size > 1:
+            self.comm.Allreduce(MPI.IN_PLACE, counts, op=MPI.SUM)
+            self.comm.Allreduce(MPI.IN_PLACE, seconds, op=MPI.MAX)
+        calls, owned, copies, remote, layer = (int(c) for c in counts)
+        if owned == 0:
+            return "mlip: no force evaluations"
+        graph, model, exchange, total = seconds
+        return (
+            f"mlip: {calls // self.size} force evaluations on {self.size} rank(s), "
+            f"{owned / max(1, calls):.0f} owned atoms per rank; per owned atom "
+            f"{copies / owned:.2f} LAMMPS ghosts, {remote / owned:.2f} ghost atoms computed, "
+            f"{layer / owned / self.layers:.2f} atoms per layer; callback time (slowest "
+            f"rank) {total:.3g} s: graph {graph:.3g}, model {model:.3g}, exchange {exchange:.3g}"
+        )
 
     def close(self) -> None:
         """Free the exchange's communicator (collective)."""
@@ -414,11 +434,18 @@ def default_threads(comm: MPI.Comm) -> int:
     return max(1, (cores or 1) // ranks)
 
 
+class LammpsError(RuntimeError):
+    """An error LAMMPS reported for the input (every rank meets it)."""
+
+
 def run_input(config: LammpsConfig, comm: MPI.Comm | None = None) -> list[LammpsCoupling]:
     """Run the LAMMPS input of ``config`` (``mlip lammps``) on the ranks of ``comm``
     (default: all); the model is attached at each ``pair_coeff`` of ``pair_style mlip``
-    (:mod:`mlip.integrations.lammps_input`). Returns the couplings made (for their stats).
-    LAMMPS errors become RuntimeError ("LAMMPS: ..."), bad mlip lines InputError."""
+    (:mod:`mlip.integrations.lammps_input`). Prints (rank 0) each coupling's summary
+    line and returns the couplings. A LAMMPS error is a :class:`LammpsError`, a bad mlip
+    line or model an InputError naming FILE:LINE, raised on every rank alike; any other
+    error on one rank of several stops them all (MPI_Abort), as the others would wait
+    for it forever."""
     comm = MPI.COMM_WORLD if comm is None else comm
     torch.set_num_threads(config.threads or default_threads(comm))
     translated = translate_input(config.input)
@@ -427,29 +454,20 @@ def run_input(config: LammpsConfig, comm: MPI.Comm | None = None) -> list[Lammps
         args += ["-var", *variable]
     lmp = lammps.lammps(comm=comm, cmdargs=args)
     couplings: list[LammpsCoupling] = []
-    models: dict[str, torch.nn.Module] = {}
     try:
-        for name, value in ((SPLIT, "0"), (RESUME, "0"), (CUTOFF, "1.0")):
-            lmp.command(f"variable {name} string {value}")
-        while True:
-            _lammps_file(lmp, translated.top)
-            site = translated.sites.get(int(lmp.extract_variable(SPLIT) or 0))
-            if site is None:
-                break
-            try:
-                path, elements = parse_site(lmp.expand(site.style), lmp.expand(site.coeff))
-                if path not in models:
-                    models[path] = load_calculator_model(path, "cpu", _resolve_dtype(config.dtype))
-                coupling = attach(
-                    lmp, models[path], elements, config.device, config.dtype, config.skin,
-                    error_prefix="mlip lammps",
-                )  # fmt: skip
-            except (ValueError, OSError) as err:
-                raise type(err)(f"{site.where}: {err}") from err
-            couplings.append(coupling)
-            cutoff = coupling.layers * coupling.r_max
-            lmp.command(f"variable {CUTOFF} string {cutoff!r}")
-            lmp.command(f"variable {RESUME} string {site.number}")
+        _run_sites(lmp, translated, config, couplings)
+        for coupling in couplings:
+            line = coupling.summary()
+            if comm.Get_rank() == 0:
+                print(line, flush=True)
+    except (InputError, LammpsError):
+        raise
+    except BaseException as err:
+        if comm.Get_size() > 1:
+            message = f"mlip lammps: error: rank {comm.Get_rank()}: {err!r}"
+            print(message, file=sys.stderr, flush=True)
+            comm.Abort(1)
+        raise
     finally:
         for coupling in couplings:
             coupling.close()
@@ -458,8 +476,39 @@ def run_input(config: LammpsConfig, comm: MPI.Comm | None = None) -> list[Lammps
     return couplings
 
 
+def _run_sites(
+    lmp: lammps.lammps,
+    translated: TranslatedInput,
+    config: LammpsConfig,
+    couplings: list[LammpsCoupling],
+) -> None:
+    """Read the input again after each attach site until it ends."""
+    models: dict[str, torch.nn.Module] = {}
+    for name, value in ((SPLIT, "0"), (RESUME, "0"), (CUTOFF, "1.0")):
+        lmp.command(f"variable {name} string {value}")
+    while True:
+        _lammps_file(lmp, translated.top)
+        site = translated.sites.get(int(lmp.extract_variable(SPLIT) or 0))
+        if site is None:
+            return
+        try:
+            path, elements = parse_site(lmp.expand(site.style), lmp.expand(site.coeff))
+            if path not in models:
+                models[path] = load_calculator_model(path, "cpu", _resolve_dtype(config.dtype))
+            coupling = attach(
+                lmp, models[path], elements, config.device, config.dtype, config.skin,
+                error_prefix="mlip lammps",
+            )  # fmt: skip
+        except (ValueError, OSError, RuntimeError) as err:
+            raise InputError(f"{site.where}: {err}") from err
+        couplings.append(coupling)
+        cutoff = coupling.layers * coupling.r_max
+        lmp.command(f"variable {CUTOFF} string {cutoff!r}")
+        lmp.command(f"variable {RESUME} string {site.number}")
+
+
 def _lammps_file(lmp: lammps.lammps, path: str) -> None:
-    """``lmp.file(path)`` with LAMMPS's error as a RuntimeError of one line."""
+    """``lmp.file(path)`` with LAMMPS's error as a :class:`LammpsError` of one line."""
     try:
         lmp.file(path)
     except Exception as err:  # noqa: BLE001 (the lammps module raises plain Exception)
@@ -469,4 +518,4 @@ def _lammps_file(lmp: lammps.lammps, path: str) -> None:
                 " (pair_style mlip must be in the input or in a file it includes by a "
                 "literal name, so that mlip lammps can attach the model)"
             )
-        raise RuntimeError(f"LAMMPS: {message}") from err
+        raise LammpsError(f"LAMMPS: {message}") from err

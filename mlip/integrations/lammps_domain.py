@@ -28,7 +28,9 @@ The graph built here computes each atom once (no LAMMPS import; numpy and vesin)
 The graph stays valid while no copy has moved more than skin / 2 since it was built
 (:meth:`DomainGraph.moved_too_far`): a pair then changes its distance by less than the
 skin, so every pair closer than r_max is among the edges. Each step
-:meth:`DomainGraph.edges_within` keeps the edges shorter than r_max. Lengths in Angstrom.
+:meth:`DomainGraph.current` keeps the edges shorter than r_max and counts the hops
+again on them (the exact hops: fewer atoms in the pruned layers than the build's
+upper bound). Lengths in Angstrom.
 """
 
 from __future__ import annotations
@@ -81,16 +83,34 @@ class DomainGraph:
         step = positions - self.positions
         return bool(np.einsum("ij,ij->i", step, step).max() > 0.25 * self.skin**2)
 
-    def edges_within(
-        self, node_positions: np.ndarray, cell: np.ndarray, r_max: float
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """The edges shorter than ``r_max`` now: (edge_index (2, e), edge_shifts (e, 3))."""
+    def current(
+        self, node_positions: np.ndarray, cell: np.ndarray, r_max: float, max_hops: int
+    ) -> StepGraph:
+        """The graph of this step: the edges shorter than ``r_max`` now, the hops they
+        give (at most the build's), and the nodes within ``max_hops`` ordered by them."""
         centre, neighbour = self.edge_index
         vectors = node_positions[neighbour] - node_positions[centre]
         if len(self.edge_shifts):
             vectors += self.edge_shifts @ cell
         keep = np.einsum("ij,ij->i", vectors, vectors) < r_max * r_max
-        return self.edge_index[:, keep], self.edge_shifts[keep]
+        centre, neighbour, shifts = centre[keep], neighbour[keep], self.edge_shifts[keep]
+        hop = _hops(centre, neighbour, self.nlocal, self.num_nodes, max_hops)
+        nodes, new_index, hop_counts = _order_by_hop(hop, self.nlocal, max_hops)
+        used = hop[centre] < max_hops  # a node max_hops away is never a centre
+        edge_index = np.stack([new_index[centre[used]], new_index[neighbour[used]]])
+        return StepGraph(nodes, edge_index, shifts[used], hop_counts)
+
+
+@dataclass
+class StepGraph:
+    """One step's graph: ``nodes`` (n,) the :class:`DomainGraph` node of each of its
+    nodes (owned atoms first, in order, then remote atoms by hop), ``edge_index`` (2, e)
+    and ``edge_shifts`` (e, 3) of the edges shorter than r_max now, ``hop_counts`` (L + 1,)."""
+
+    nodes: np.ndarray
+    edge_index: np.ndarray
+    edge_shifts: np.ndarray
+    hop_counts: np.ndarray
 
 
 def build_domain_graph(
@@ -134,23 +154,11 @@ def build_domain_graph(
     )
 
     hop = _hops(centre, neighbour, nlocal, n_proto, max_hops)
-    # nodes: owned (in order), then the remote ones within max_hops, by hop
-    remote = np.arange(nlocal, n_proto)
-    remote = remote[hop[remote] <= max_hops]
-    remote = remote[np.argsort(hop[remote], kind="stable")]
-    order = np.concatenate([np.arange(nlocal), remote])
-    new_index = np.full(n_proto, -1, dtype=np.int64)
-    new_index[order] = np.arange(len(order))
+    order, new_index, hop_counts = _order_by_hop(hop, nlocal, max_hops)
     used = hop[centre] < max_hops  # a node max_hops away is never a centre
-    centre, neighbour, edge_shifts = (
-        new_index[centre[used]],
-        new_index[neighbour[used]],
-        edge_shifts[used],
-    )
+    centre, neighbour = new_index[centre[used]], new_index[neighbour[used]]
+    edge_shifts = edge_shifts[used]
     by_centre = np.argsort(centre, kind="stable")
-    hop_counts = np.array(
-        [nlocal + int((hop[remote] <= h).sum()) for h in range(max_hops + 1)], dtype=np.int64
-    )
     return DomainGraph(
         nlocal=nlocal,
         node_copy=proto_copy[order],
@@ -158,7 +166,7 @@ def build_domain_graph(
         edge_shifts=edge_shifts[by_centre].astype(np.float64),
         hop_counts=hop_counts,
         remote_tags=remote_tags,
-        remote_slot=remote - nlocal,
+        remote_slot=order[nlocal:] - nlocal,
         remote_copy=proto_copy[nlocal:],
         positions=positions.copy(),
         cutoff=cutoff,
@@ -233,6 +241,21 @@ def _union_over_copies(
     picked = np.flatnonzero(remote)[first]
     keep = np.concatenate([np.flatnonzero(~remote), picked])
     return centre[keep], neighbour[keep], shifts[keep]
+
+
+def _order_by_hop(
+    hop: np.ndarray, nlocal: int, max_hops: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The nodes within max_hops, owned first (in order) then the others by hop; the new
+    index of each node (-1: left out); the number of nodes within each hop count."""
+    remote = np.arange(nlocal, len(hop))
+    remote = remote[hop[remote] <= max_hops]
+    remote = remote[np.argsort(hop[remote], kind="stable")]
+    order = np.concatenate([np.arange(nlocal), remote]).astype(np.int64)
+    new_index = np.full(len(hop), -1, dtype=np.int64)
+    new_index[order] = np.arange(len(order))
+    counts = np.searchsorted(hop[remote], np.arange(max_hops + 1), side="right") + nlocal
+    return order, new_index, counts.astype(np.int64)
 
 
 def _hops(
