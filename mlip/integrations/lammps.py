@@ -213,7 +213,7 @@ class LammpsCoupling:
         node_energy = _numpy(out[keys.NODE_ENERGY])
         if self.committee:  # the members' forces: their mean is the force, their spread std
             rows = _numpy(out[keys.MEMBER_FORCES]).transpose(1, 0, 2)
-            rows = rows.reshape(n, -1)
+            rows = rows.reshape(n, 3 * self.num_members)
             member_energy = _numpy(out[keys.MEMBER_ENERGY]).reshape(-1)
         else:
             rows = _numpy(out[keys.FORCES])
