@@ -1,28 +1,37 @@
-"""Active learning against random MD data: ethanol with GFN2-xTB (tblite) from its minimum.
+"""Active learning against random MD data, molecule by molecule, GFN2-xTB (tblite).
 
 Units: K, fs, ps, eV, Angstrom; errors meV/A (forces) and meV/atom (energies).
 
-1. ``mlip learn`` (:mod:`mlip.learn`) from the xTB minimum of ethanol only, labeller
-   ``tblite:GFN2-xTB``, committee MD at ``--temperature``, at most ``--budget`` labels.
+For each molecule of ``--molecules`` (``ethanol``: ``../shared/data/ethanol_xtb.h5``;
+the others: ``NAME_xtb.h5`` of ``benchmarks/learn_molecules.py`` in ``--molecule-dir``),
+in ``OUT/NAME/``:
+
+1. ``mlip learn`` (:mod:`mlip.learn`) from the molecule's xTB minimum only, labeller
+   ``tblite:GFN2-xTB``, committee MD at ``--temperature``, at most ``--budget`` labels,
+   ``mlip learn``'s defaults otherwise.
 2. Test set: an independent 500 K Langevin trajectory of the reference method itself
-   (ASE Langevin with tblite from the minimum, its own seed, ``--test-ps`` after 1 ps
-   of equilibration, a frame every 20 steps), labelled by the same method.
-3. Baseline: as many labels as the loop used, drawn at random from a plain 500 K MD run
-   of the reference method (``ethanol_xtb.h5``, group ``ethanol``: GFN2-xTB Langevin
-   MD), trained with the same settings as a committee from scratch; the loop ends with
-   the same training from scratch on its labels (``mlip learn --final-epochs``, here
-   ``--scratch-epochs``), so data is compared with data, and the loop's last fine-tuned
-   committee is reported beside it. With
+   (ethanol: ASE Langevin with tblite from the minimum, its own seed, ``--test-ps``
+   after 1 ps of equilibration, a frame every 20 steps; the others: group ``NAME_test``
+   of their file, the same protocol), labelled by the same method.
+3. Baseline: as many labels as the loop used, drawn at random from the molecule's
+   reference 500 K MD (group ``NAME``), trained with the same settings as a committee
+   from scratch; the loop ends with the same training from scratch on its labels
+   (``mlip learn --final-epochs``, here ``--scratch-epochs``), so data is compared with
+   data, and the loop's last fine-tuned committee is reported beside it. Validation
+   frames (on which recipes are chosen): ``--valid-frames`` others of that MD. With
    ``--hessian-fraction f`` the loop labels finite-difference Hessians on that fraction of
    each round, and a second random baseline carries as many Hessians (conformers of the
    reference MD that have one), so Hessians are compared with Hessians too.
-4. Reports: the round table, test force/energy MAE of the three committees, the
+4. Reports per molecule: the round table, test force/energy MAE of the committees, the
    Spearman correlation of the learned committee's force std with its true force error
    on the test set (:mod:`mlip.train.calibration`), and whether ``--stability-ps`` of
    500 K MD with the learned committee stays intact (``md_stability.run_stability``:
-   bonds within 1.5x, no contact below 0.75 A, no explosion).
+   bonds within 1.5x, no contact below 0.75 A, no explosion); then one table over the
+   molecules: labels spent, rounds, how the loop ended, test F MAE learned against
+   random and the stability.
 
-    python benchmarks/active_learning.py --out runs/al_ethanol                 # full run
+    python benchmarks/learn_molecules.py --out /work/data/learn_molecules      # the data
+    python benchmarks/active_learning.py --out runs/al --molecules ethanol acetone uracil
     python benchmarks/active_learning.py --out runs/al_short --short           # smoke run
 """
 
@@ -43,6 +52,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 #: the reference data's folder: shared/data beside the checkout (``--data-dir``)
 DATA_DIR = os.path.join(os.path.dirname(ROOT), "shared", "data")
 REFERENCE_FILE = "ethanol_xtb.h5"
+#: the folder of benchmarks/learn_molecules.py's files (``--molecule-dir``)
+MOLECULE_DIR = "/work/data/learn_molecules"
 SPEC = "tblite:GFN2-xTB"
 #: --short: a small version of the full run (same code path; 40 labels). It took 51 min
 #: of wall time on a 2-core CPU shared with other jobs (the loop 8.6 min of it)
@@ -52,7 +63,7 @@ SHORT = {"budget": 40, "per_round": 10, "rattles": 10, "md_steps": 400, "committ
 
 
 def reference_trajectory(path: str, ps: float, seed: int, minimum) -> None:  # noqa: ANN001
-    """The test set: 500 K Langevin MD of GFN2-xTB itself (module docstring), mlip HDF5."""
+    """Ethanol's test set: 500 K Langevin MD of GFN2-xTB itself (module docstring)."""
     from ase import units
     from ase.md.langevin import Langevin
     from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
@@ -79,8 +90,10 @@ def reference_trajectory(path: str, ps: float, seed: int, minimum) -> None:  # n
 
 
 def random_md_data(path: str, valid: str | None, reference: str, count: int, seed: int,
-                   valid_count: int, hessian_fraction: float = 0.0) -> None:  # fmt: skip
-    """``count`` conformers drawn at random from the reference 500 K MD, and
+                   valid_count: int, hessian_fraction: float = 0.0,
+                   group: str = "ethanol") -> None:  # fmt: skip
+    """``count`` conformers drawn at random from the reference 500 K MD (``group`` of
+    ``reference``), and
     ``valid_count`` others of it (the validation set on which recipes are chosen).
 
     E + F only when ``hessian_fraction`` is 0; otherwise ``ceil(hessian_fraction * count)``
@@ -90,7 +103,7 @@ def random_md_data(path: str, valid: str | None, reference: str, count: int, see
     from mlip.data.hdf5 import H5Dataset
     from mlip.data.writer import write_mlip_hdf5
 
-    dataset = H5Dataset(reference, ["ethanol"])
+    dataset = H5Dataset(reference, [group])
     order = np.random.default_rng(seed).permutation(len(dataset))
     part, valid_part = order[:count], order[count : count + valid_count]
     if hessian_fraction > 0:
@@ -104,7 +117,7 @@ def random_md_data(path: str, valid: str | None, reference: str, count: int, see
         structures = dataset.get_many(np.sort(indices).tolist())
         for s in structures:
             s.hessian = s.hessian if keep else None
-        write_mlip_hdf5(out, {"ethanol": structures}, SPEC, overwrite=True)
+        write_mlip_hdf5(out, {group: structures}, SPEC, overwrite=True)
     dataset.close()
 
 
@@ -130,11 +143,12 @@ def train_from_scratch(data: str, out: str, train: dict, committee: int, seed: i
     return load_model(os.path.join(out, "model.pt"))
 
 
-def test_errors(model, test: str) -> dict:  # noqa: ANN001
+def test_errors(model, test: str, group: str | None = None) -> dict:  # noqa: ANN001
+    """The committee's errors and calibration on every frame of ``test`` (of ``group``)."""
     from mlip.data.hdf5 import H5Dataset
     from mlip.train.calibration import committee_calibration
 
-    dataset = H5Dataset(test)
+    dataset = H5Dataset(test, None if group is None else [group])
     return committee_calibration(model, dataset.iterate(range(len(dataset))), 32)
 
 
@@ -165,7 +179,7 @@ def label_energies(learn_dir: str, valid: str, minimum_energy: float) -> list[di
 def stability_run(model, minimum, args, slug: str, run_stability) -> dict:  # noqa: ANN001
     """``run_stability``'s summary at 500 K, saved to OUT/stability_SLUG.json and reused by
     a rerun with the same settings (a stopped benchmark resumes without redoing it)."""
-    path = os.path.join(args.out, f"stability_{slug}.json")
+    path = os.path.join(args.molecule_out, f"stability_{slug}.json")
     settings = {"replicas": args.stability_replicas, "ps": args.stability_ps, "seed": args.seed}
     if os.path.exists(path):
         with open(path) as handle:
@@ -180,18 +194,161 @@ def stability_run(model, minimum, args, slug: str, run_stability) -> dict:  # no
     return run.summary()
 
 
+def molecule_data(name: str, args: argparse.Namespace) -> dict:
+    """Where a molecule's reference data lie: the file, its MD group (random frames and
+    validation), the minimum's spec and the test set ((file, group); ethanol: made)."""
+    if name == "ethanol":
+        path = os.path.join(args.data_dir, REFERENCE_FILE)
+        test = (os.path.join(args.out, name, "test_500K.h5"), None)
+    else:
+        path = os.path.join(args.molecule_dir, f"{name}_xtb.h5")
+        test = (path, f"{name}_test")
+    if not os.path.exists(path):
+        raise SystemExit(f"{name}: reference data {path} not found (--data-dir, --molecule-dir; "
+                         "benchmarks/learn_molecules.py makes it)")  # fmt: skip
+    return {"reference": path, "group": name, "minimum": f"{path}:{name}_minimum:0",
+            "test": test}  # fmt: skip
+
+
+def run_molecule(name: str, args: argparse.Namespace) -> dict:
+    """Steps 1-4 of the module docstring for one molecule, in ``OUT/NAME``."""
+    from md_stability import run_stability
+
+    from mlip.data.spec import parse_structure_spec, read_conformer, read_frames
+    from mlip.learn import LearnConfig, Learner
+    from mlip.learn.report import format_table
+    from mlip.model import load_model
+
+    data = molecule_data(name, args)
+    out = args.molecule_out = os.path.join(args.out, name)
+    os.makedirs(out, exist_ok=True)
+    start = time.perf_counter()
+    minimum = read_frames(data["minimum"])[0].to_atoms()
+    train = {"model.num_channels": args.num_channels, "train.max_epochs": args.max_epochs,
+             "data.batch_size": args.batch_size}  # fmt: skip
+    scratch = {**train, "train.max_epochs": args.scratch_epochs or args.max_epochs}
+    learn_out = os.path.join(out, "learn")
+    config = LearnConfig(
+        start=(data["minimum"],), calculator=SPEC, out=learn_out,
+        temperature=tuple(args.temperature), replicas=args.replicas, md_steps=args.md_steps,
+        budget=args.budget, per_round=args.per_round, rattles=args.rattles,
+        rattle_std=args.rattle_std, rattle_max_std=args.rattle_max_std,
+        min_force_std=args.min_force_std, max_force_std=args.max_force_std,
+        stop_force_std=args.stop_force_std, diversity=args.diversity,
+        selection=args.selection, explore_from=args.explore_from,
+        hessian_fraction=args.hessian_fraction, final_epochs=scratch["train.max_epochs"],
+        committee=args.committee, train=train, seed=args.seed, progress=True,
+        resume=os.path.exists(os.path.join(learn_out, "state.json")),
+    )  # fmt: skip
+    state = Learner(config).run()
+    learn_s = time.perf_counter() - start
+    labels = Learner(config.replace(resume=True)).labels()
+
+    test, test_group = data["test"]
+    if test_group is None:
+        reference_trajectory(test, args.test_ps, args.seed + 99, minimum)
+    random_path = os.path.join(out, "random_md.h5")
+    valid = os.path.join(out, "valid_500K.h5")
+    random_md_data(random_path, valid, data["reference"], labels, args.seed, args.valid_frames,
+                   group=data["group"])  # fmt: skip
+    final = FINAL
+    models = {
+        "learned, loop's last committee (fine-tuned)": load_model(
+            os.path.join(learn_out, state["committee"])),
+        final: load_model(os.path.join(learn_out, "model.pt")),
+    }  # fmt: skip
+    if args.hessian_fraction > 0:  # the same number of labels and of Hessians, at random
+        random_h = os.path.join(out, "random_md_hessians.h5")
+        # the same validation draw, written above already
+        random_md_data(random_h, None, data["reference"], labels, args.seed, args.valid_frames,
+                       args.hessian_fraction, group=data["group"])  # fmt: skip
+        title = f"random 500 K MD, {args.hessian_fraction:g} with Hessians, from scratch"
+        models[title] = train_from_scratch(random_h, os.path.join(out, "random_scratch_h"),
+                                           scratch, args.committee, args.seed)  # fmt: skip
+    models[RANDOM] = train_from_scratch(
+        random_path, os.path.join(out, "random_scratch"), scratch, args.committee, args.seed
+    )
+    results = {title: test_errors(model, test, test_group) for title, model in models.items()}
+    validation = {title: test_errors(model, valid) for title, model in models.items()}
+    # the stability run is the learned committee's (the issue's question)
+    stability = {}
+    if args.stability_ps > 0:
+        stability[final] = stability_run(models[final], minimum, args, "learned", run_stability)
+    print(f"\n{name}: round table (mlip learn):")
+    print(format_table(state["rows"]))
+    frames = int(next(iter(results.values()))["num_structures"])
+    print(f"\n{name}: {labels} labels of {SPEC}; test: {test} ({frames} frames of an "
+          "independent 500 K xTB trajectory)\n")  # fmt: skip
+    print("| committee | valid F MAE (meV/A) | test F MAE (meV/A) | test E MAE (meV/atom) | "
+          f"Spearman(std, error) | {args.stability_ps:g} ps 500 K intact |")  # fmt: skip
+    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    for title, m in results.items():
+        s = stability.get(title)
+        intact = f"{s['stable']}/{s['replicas']}" if s else ""
+        print(f"| {title} | {validation[title]['forces_mae_mean']:.1f} | "
+              f"{m['forces_mae_mean']:.1f} | {m['energy_per_atom_mae_mean']:.2f} | "
+              f"{m['spearman_rms']:.2f} | {intact} |")  # fmt: skip
+    print(f"(valid: {args.valid_frames} other frames of the reference MD, {valid})")
+    minimum_energy = float(read_conformer(parse_structure_spec(data["minimum"])).energy)
+    energies = label_energies(learn_out, valid, minimum_energy)
+    print("\nlabels' energy above the minimum (eV), beside the validation frames:")
+    print("| labels | n | median | 95th pct | max |\n| --- | ---: | ---: | ---: | ---: |")
+    for e in energies:
+        print(f"| {e['labels']} | {e['n']} | {e['median_eV']:.2f} | {e['p95_eV']:.2f} | "
+              f"{e['max_eV']:.2f} |")  # fmt: skip
+    summary = {"molecule": name, "atoms": len(minimum), "labels": labels,
+               "spent": sum(int(r.get("new_labels") or 0) + int(r.get("failed") or 0)
+                            for r in state["rows"]),
+               "rounds": max(int(r["round"]) for r in state["rows"]),
+               "finished": state["finished"], "rows": state["rows"], "test": results,
+               "valid": validation, "stability": stability, "label_energies": energies,
+               "learn_wall_s": learn_s, "wall_s": time.perf_counter() - start}  # fmt: skip
+    with open(os.path.join(out, "active_learning.json"), "w") as handle:
+        json.dump(summary, handle, indent=1, default=str)
+    return summary
+
+
+RANDOM = "random 500 K MD, from scratch"
+FINAL = "learned, final committee (mlip learn's model.pt)"
+
+
+def summary_table(summaries: list[dict], stability_ps: float) -> str:
+    """One row a molecule: labels spent, rounds, the loop's end, test F MAE of the final
+    committee against as many random 500 K frames (same training), the stability."""
+    lines = ["| molecule | atoms | labels spent | rounds | loop ended | test F MAE learned "
+             "(meV/A) | random 500 K frames | learned / random | valid F MAE learned / "
+             f"random | {stability_ps:g} ps 500 K intact |",
+             "| --- | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: |"]  # fmt: skip
+    for s in summaries:
+        learned, random = s["test"][FINAL]["forces_mae_mean"], s["test"][RANDOM]["forces_mae_mean"]
+        v_learned, v_random = (s["valid"][k]["forces_mae_mean"] for k in (FINAL, RANDOM))
+        valid = f"{v_learned:.1f} / {v_random:.1f}"
+        st = s["stability"].get(FINAL)
+        intact = f"{st['stable']}/{st['replicas']}" if st else "not run"
+        lines.append(f"| {s['molecule']} | {s['atoms']} | {s['spent']} | {s['rounds']} | "
+                     f"{s['finished']} | {learned:.1f} | {random:.1f} | {learned / random:.2f} | "
+                     f"{valid} | {intact} |")  # fmt: skip
+    return "\n".join(lines)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from mlip.learn.config import ROUND_TRAINING, LearnConfig
 
     D = LearnConfig((), "", "")  # mlip learn's defaults: the benchmark's, defined once
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--out", default="runs/al_ethanol")
+    p.add_argument("--out", default="runs/al")
+    p.add_argument("--molecules", nargs="+", default=["ethanol"],
+                   help="ethanol, or NAME of benchmarks/learn_molecules.py")  # fmt: skip
     p.add_argument("--data-dir", default=DATA_DIR,
                    help=f"folder of {REFERENCE_FILE} (default: %(default)s)")  # fmt: skip
+    p.add_argument("--molecule-dir", default=MOLECULE_DIR,
+                   help="folder of NAME_xtb.h5 (default: %(default)s)")  # fmt: skip
     p.add_argument("--short", action="store_true", help="the small version (SHORT)")
-    p.add_argument("--budget", type=int, default=300, help="labels at most")
+    p.add_argument("--budget", type=int, default=D.budget, help="labels at most")
     p.add_argument("--per-round", type=int, default=D.per_round)
     p.add_argument("--rattles", type=int, default=D.rattles, help="round 0 labels of the minimum")
+    p.add_argument("--rattle-std", type=float, default=D.rattle_std, help="A")
+    p.add_argument("--rattle-max-std", type=float, default=D.rattle_max_std, help="A")
     p.add_argument("--temperature", type=float, nargs="+", default=[500.0], help="K")
     p.add_argument("--md-steps", type=int, default=D.md_steps, help="per round (0.5 fs)")
     p.add_argument("--replicas", type=int, default=D.replicas)
@@ -215,7 +372,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=ROUND_TRAINING["data.batch_size"],
         help="conformers per step (few labels)",
     )
-    p.add_argument("--selection", choices=("uncertain", "window"), default="uncertain",
+    p.add_argument("--selection", choices=("uncertain", "window"), default=D.selection,
                    help="mlip learn's selection rule")  # fmt: skip
     p.add_argument("--explore-from", choices=("seeds", "last"), default=D.explore_from,
                    help="mlip learn's start of each round's MD")  # fmt: skip
@@ -241,8 +398,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument(
         "--stop-force-std", type=float, default=D.stop_force_std, help="eV/A: MD stops above"
     )
-    p.add_argument("--test-ps", type=float, default=5.0, help="test trajectory, ps (100 frames/ps)")
-    p.add_argument("--stability-ps", type=float, default=100.0)
+    p.add_argument("--test-ps", type=float, default=5.0,
+                   help="ethanol's test trajectory, ps (100 frames/ps)")  # fmt: skip
+    p.add_argument("--stability-ps", type=float, default=20.0, help="0: no stability run")
     p.add_argument("--stability-replicas", type=int, default=16)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
@@ -252,100 +410,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             setattr(args, key, value)
     torch.set_num_threads(args.threads)
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    from md_stability import run_stability
-
-    from mlip.data.spec import read_frames
-    from mlip.learn import Learner
-
-    reference = os.path.join(args.data_dir, REFERENCE_FILE)
-    if not os.path.exists(reference):
-        p.error(f"reference data {reference} not found (--data-dir)")
-    os.makedirs(args.out, exist_ok=True)
+    for name in args.molecules:
+        molecule_data(name, args)  # every molecule's data before the first run
     start = time.perf_counter()
-    minimum_spec = f"{reference}:ethanol_minimum:0"
-    minimum = read_frames(minimum_spec)[0].to_atoms()
-    train = {"model.num_channels": args.num_channels, "train.max_epochs": args.max_epochs,
-             "data.batch_size": args.batch_size}  # fmt: skip
-    scratch = {**train, "train.max_epochs": args.scratch_epochs or args.max_epochs}
-    config = LearnConfig(
-        start=(minimum_spec,), calculator=SPEC, out=os.path.join(args.out, "learn"),
-        temperature=tuple(args.temperature), replicas=args.replicas, md_steps=args.md_steps,
-        budget=args.budget, per_round=args.per_round, rattles=args.rattles,
-        min_force_std=args.min_force_std, max_force_std=args.max_force_std,
-        stop_force_std=args.stop_force_std, diversity=args.diversity,
-        selection=args.selection, explore_from=args.explore_from,
-        hessian_fraction=args.hessian_fraction, final_epochs=scratch["train.max_epochs"],
-        committee=args.committee, train=train, seed=args.seed, progress=True,
-        resume=os.path.exists(os.path.join(args.out, "learn", "state.json")),
-    )  # fmt: skip
-    state = Learner(config).run()
-    learn_s = time.perf_counter() - start
-    learner = Learner(config.replace(resume=True))
-    labels = learner.labels()
-
-    test = os.path.join(args.out, "test_500K.h5")
-    reference_trajectory(test, args.test_ps, args.seed + 99, minimum)
-    random_path = os.path.join(args.out, "random_md.h5")
-    valid = os.path.join(args.out, "valid_500K.h5")
-    random_md_data(random_path, valid, reference, labels, args.seed, args.valid_frames)
-    from mlip.model import load_model
-
-    final = "learned, final committee (mlip learn's model.pt)"
-    models = {
-        "learned, loop's last committee (fine-tuned)": load_model(
-            os.path.join(config.out, state["committee"])),
-        final: load_model(os.path.join(config.out, "model.pt")),
-    }  # fmt: skip
-    if args.hessian_fraction > 0:  # the same number of labels and of Hessians, at random
-        random_h = os.path.join(args.out, "random_md_hessians.h5")
-        # the same validation draw, written above already
-        random_md_data(random_h, None, reference, labels, args.seed, args.valid_frames,
-                       args.hessian_fraction)  # fmt: skip
-        name = f"random 500 K MD, {args.hessian_fraction:g} with Hessians, from scratch"
-        models[name] = train_from_scratch(random_h, os.path.join(args.out, "random_scratch_h"),
-                                          scratch, args.committee, args.seed)  # fmt: skip
-    models["random 500 K MD, from scratch"] = train_from_scratch(
-        random_path, os.path.join(args.out, "random_scratch"), scratch, args.committee, args.seed
+    summaries = [run_molecule(name, args) for name in args.molecules]
+    print(
+        f"\n{SPEC}, budget {args.budget}, seed {args.seed}; test: independent 500 K xTB "
+        "trajectories; random: as many frames of the reference 500 K MD, same training\n"
     )
-    results = {name: test_errors(model, test) for name, model in models.items()}
-    validation = {name: test_errors(model, valid) for name, model in models.items()}
-    # the stability run is the learned committee's (the issue's question); the random
-    # committee's was 16/16 intact at 5 ps in earlier runs
-    stability = {final: stability_run(models[final], minimum, args, "learned", run_stability)}
-    print("\nround table (mlip learn):")
-    from mlip.learn.report import format_table
-
-    print(format_table(state["rows"]))
-    frames = int(next(iter(results.values()))["num_structures"])
-    print(f"\n{labels} labels of {SPEC}; test: {test} ({frames} frames of an independent "
-          "500 K xTB trajectory)\n")  # fmt: skip
-    print("| committee | valid F MAE (meV/A) | test F MAE (meV/A) | test E MAE (meV/atom) | "
-          f"Spearman(std, error) | {args.stability_ps:g} ps 500 K intact |")  # fmt: skip
-    print("| --- | ---: | ---: | ---: | ---: | ---: |")
-    for name, m in results.items():
-        s = stability.get(name)
-        intact = f"{s['stable']}/{s['replicas']}" if s else ""
-        print(f"| {name} | {validation[name]['forces_mae_mean']:.1f} | "
-              f"{m['forces_mae_mean']:.1f} | {m['energy_per_atom_mae_mean']:.2f} | "
-              f"{m['spearman_rms']:.2f} | {intact} |")  # fmt: skip
-    print(f"(valid: {args.valid_frames} other frames of the reference MD, {valid})")
-    from mlip.data.spec import parse_structure_spec, read_conformer
-
-    minimum_energy = float(read_conformer(parse_structure_spec(minimum_spec)).energy)
-    energies = label_energies(config.out, valid, minimum_energy)
-    print("\nlabels' energy above the minimum (eV), beside the validation frames:")
-    print("| labels | n | median | 95th pct | max |\n| --- | ---: | ---: | ---: | ---: |")
-    for e in energies:
-        print(f"| {e['labels']} | {e['n']} | {e['median_eV']:.2f} | {e['p95_eV']:.2f} | "
-              f"{e['max_eV']:.2f} |")  # fmt: skip
-    summary = {"labels": labels, "finished": state["finished"], "rows": state["rows"],
-               "test": results, "valid": validation, "stability": stability,
-               "label_energies": energies,
-               "learn_wall_s": learn_s,
-               "wall_s": time.perf_counter() - start, "settings": vars(args)}  # fmt: skip
+    print(summary_table(summaries, args.stability_ps))
     with open(os.path.join(args.out, "active_learning.json"), "w") as handle:
-        json.dump(summary, handle, indent=1, default=str)
-    print(f"\nwall {summary['wall_s'] / 60:.1f} min; {args.out}/active_learning.json")
+        json.dump({"molecules": {s["molecule"]: s for s in summaries}, "settings": vars(args)},
+                  handle, indent=1, default=str)  # fmt: skip
+    print(f"\nwall {(time.perf_counter() - start) / 60:.1f} min; {args.out}/active_learning.json")
     return 0
 
 

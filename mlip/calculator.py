@@ -40,6 +40,7 @@ from mlip.data.graph import atoms_to_batch, matrix_to_voigt
 from mlip.data.selection import coordinates, selected_atoms
 from mlip.derivatives import auto_hessian_chunk, compile_model, compute, split_hessian
 from mlip.errors import CheckpointError, check_known_elements
+from mlip.fields import resolve_device
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 SPREAD = ("energy_std", "forces_std")  # committee results (eV, eV/A per atom)
@@ -103,7 +104,8 @@ class MLIPCalculator(Calculator):
     """ASE calculator for an mlip model (eV, Angstrom); see the module docstring.
 
     ``model_or_path``: a module with the model interface, or a path for
-    :func:`mlip.model.load_model`. ``device``: torch device; ``dtype``: "float64"
+    :func:`mlip.model.load_model`. ``device``: torch device (``auto``: cuda if torch sees
+    a GPU, else cpu); ``dtype``: "float64"
     (default, for MD and Hessians) or "float32". ``compile``: run energies, forces and
     stress through ``torch.compile`` (see the module docstring).
     """
@@ -120,7 +122,7 @@ class MLIPCalculator(Calculator):
     ) -> None:
         super().__init__(**kwargs)
         self.dtype = _resolve_dtype(dtype)
-        self.device = torch.device(device)
+        self.device = resolve_device(device)
         self.model = load_calculator_model(model_or_path, self.device, self.dtype)
         self._compiled = compile_model(self.model) if compile else self.model
         self.committee = is_committee(self.model)

@@ -1,4 +1,10 @@
-"""Exceptions that name what was wrong and where, so a user can fix the input."""
+"""Exceptions that name what was wrong and where, so a user can fix the input.
+
+Errors a user can fix are ValueError or OSError (every class here but
+:class:`MissingDependencyError`, an ImportError, derives from ValueError): the ``mlip``
+command prints them as one line and exits with status 1 (or the error's
+``exit_status``). Any other exception is a bug and keeps its traceback.
+"""
 
 from __future__ import annotations
 
@@ -56,5 +62,15 @@ def check_known_elements(present: Iterable[int], known: Iterable[int] | None) ->
         )
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(ValueError):
     """A model or checkpoint file that cannot be read, or does not match."""
+
+
+class ConvergenceError(ValueError):
+    """A search that did not converge, or converged to the wrong kind of stationary point
+    (a saddle search, a relaxation): another input or other settings are needed."""
+
+
+class MissingDependencyError(ImportError):
+    """An optional package a feature needs is not installed; the message says how to
+    install it (``pip install 'mlip[ts]'``)."""

@@ -23,6 +23,7 @@ from e3nn import o3
 from mlip import keys
 from mlip.committee import COMMITTEE_FORMAT, COMMITTEE_VERSION, Committee
 from mlip.errors import CheckpointError, check_known_elements
+from mlip.fields import option, resolve_device
 from mlip.fileio import atomic_torch_save
 from mlip.nn.blocks import Interaction, natural_irreps
 from mlip.nn.geometry import edge_vectors
@@ -46,16 +47,16 @@ class Architecture:
     :class:`mlip.train.config.TrainConfig` is this class plus training-only keys).
     """
 
-    r_max: float = 5.0
-    num_radial: int = 8
-    envelope_p: int = 6
-    l_max: int = 2
-    hidden_l_max: int = 1
-    num_channels: int = 64
-    num_layers: int = 2
-    radial_hidden: int = 32
-    correlation: int = 2
-    readout_hidden: int = 16
+    r_max: float = option(5.0, "cutoff radius", unit="A")
+    num_radial: int = option(8, "radial (Bessel) basis functions")
+    envelope_p: int = option(6, "exponent of the polynomial cutoff envelope")
+    l_max: int = option(2, "maximum angular momentum of the edge features")
+    hidden_l_max: int = option(1, "maximum angular momentum of the node features")
+    num_channels: int = option(64, "channels per irrep")
+    num_layers: int = option(2, "interaction (message-passing) layers")
+    radial_hidden: int = option(32, "width of the radial MLP")
+    correlation: int = option(2, "2: add the channel-wise square (body order 3 a layer); 1: not")
+    readout_hidden: int = option(16, "width of the last readout MLP")
 
     def check(self) -> None:
         """ValueError naming the first invalid hyperparameter."""
@@ -325,8 +326,10 @@ def load_model(
     path: str | os.PathLike, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float64
 ) -> MLIPModel | Committee:
     """Load a model written by :meth:`MLIPModel.save` (or a :class:`~mlip.committee.Committee`
-    written by its ``save``); raises CheckpointError if it is not one."""
+    written by its ``save``) onto ``device`` (``auto``: cuda if torch sees a GPU, else
+    cpu); raises CheckpointError if it is not one."""
     path = os.fspath(path)
+    device = resolve_device(device)
     if isinstance(dtype, str):
         dtype = getattr(torch, dtype)
     try:

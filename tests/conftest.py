@@ -27,3 +27,27 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+# -- no silent skips in CI --------------------------------------------------------------
+#: with this environment variable set (.ci/run sets it; CI installs every extra), a
+#: skipped test fails the run: a test that cannot run there tests nothing
+FAIL_ON_SKIP = "MLIP_FAIL_ON_SKIP"
+_skipped: list[str] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.skipped and not hasattr(report, "wasxfail"):
+        reason = report.longrepr[-1] if isinstance(report.longrepr, tuple) else report.longrepr
+        _skipped.append(f"{report.nodeid}: {reason}")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if not _skipped or os.environ.get(FAIL_ON_SKIP, "") in ("", "0"):
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line(f"{FAIL_ON_SKIP} is set and {len(_skipped)} test(s) skipped:", red=True)
+        for line in _skipped:
+            reporter.write_line(f"  {line}", red=True)
+    session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -221,3 +221,24 @@ def test_structure_without_neighbours_is_named(tmp_path):
         compute_statistics(ds.get_many([0, 2]), [1, 8], r_max=5.0)
     lone = Structure(np.array([8]), np.zeros((1, 3)), energy=-1.0)
     compute_statistics([ds[0], lone], [1, 8], r_max=5.0)  # an isolated-atom reference is fine
+
+
+def test_kept_edges_follow_the_geometry():
+    """A structure's neighbour list is computed once and reused, and recomputed when its
+    positions, cell or cutoff change (a structure moved in place gets a fresh list)."""
+    atoms = bulk("Cu", "fcc", a=3.6, cubic=True).repeat(2)
+    atoms.rattle(0.05, seed=1)
+    s = Structure.from_atoms(atoms)
+    first = s.edges(4.0)
+    assert s.edges(4.0) is first
+    fresh = neighbor_list(s.positions, s.cell, s.pbc, 4.0)
+    assert all(np.array_equal(a, b) for a, b in zip(first, fresh, strict=True))
+    assert len(s.edges(3.0)[0]) < len(first[0])  # another cutoff
+    s.positions[0] += 0.6  # moved in place
+    moved = s.edges(3.0)
+    expected = neighbor_list(s.positions, s.cell, s.pbc, 3.0)
+    assert all(np.array_equal(a, b) for a, b in zip(moved, expected, strict=True))
+    s.cell = s.cell * 1.1  # a strained cell
+    strained = s.edges(3.0)
+    expected = neighbor_list(s.positions, s.cell, s.pbc, 3.0)
+    assert all(np.array_equal(a, b) for a, b in zip(strained, expected, strict=True))

@@ -231,10 +231,16 @@ def test_uncertain_rule_stays_in_the_trust_window() -> None:
         chosen = select_frames(candidates, limit, 0.01, window=(0.05, 1.0))
         return [a.info["k"] for a in chosen]
 
-    assert picked(frames) == [2, 4, 0]  # 1 and 3 above the window
+    assert picked(frames, limit=3) == [2, 4, 0]  # 1 and 3 above the window
     assert picked(frames, limit=1) == [2]
+    # a window that does not fill the round: then above it, least uncertain first
+    assert picked(frames) == [2, 4, 0, 3, 1]
     assert picked([frames[1], frames[3]]) == [3, 1]  # none inside: least uncertain first
     assert picked([frames[1], frames[3]], limit=1) == [3]
+    # window frames near-duplicates of labels: the round is filled from above the window
+    known = {"g": [descriptor(frames[k]) for k in (0, 2, 4)]}
+    chosen = select_frames(frames, 2, 0.01, known, window=(0.05, 1.0))
+    assert [a.info["k"] for a in chosen] == [3, 1]
 
 
 def test_window_rule_draws_at_random_inside_the_trust_window() -> None:
@@ -251,7 +257,8 @@ def test_window_rule_draws_at_random_inside_the_trust_window() -> None:
                                window=(0.05, 1.0), seed=seed)  # fmt: skip
         return [a.info["k"] for a in chosen]
 
-    assert sorted(picked(0)) == [1, 2, 3, 4, 6]  # 0 below, 5 above the window
+    assert sorted(picked(0, limit=5)) == [1, 2, 3, 4, 6]  # 0 below, 5 above the window
+    assert picked(0)[-1] == 5  # above the window: only once the window is used up
     orders = {tuple(picked(seed)) for seed in range(6)}
     assert len(orders) > 1 and picked(3) == picked(3)  # random, and fixed by the seed
     assert len(picked(0, limit=2)) == 2
@@ -335,3 +342,95 @@ def test_round_training_defaults_and_overrides(tmp_path: Path) -> None:
     assert typed.training()["train.max_time"] == 60.0
     assert "train.max_epochs" not in typed.training()
     assert config_from_args(parser.parse_args(args)) == config  # the CLI's defaults are these
+
+
+def test_a_committee_unsure_everywhere_still_spends_its_budget(tmp_path: Path) -> None:
+    """Every system stops at its first sample and every frame MD reaches lies within the
+    diversity of a label: the loop fills its rounds with rattles of where MD went and
+    spends the budget (it used to stop with "no new frame to label")."""
+    out = tmp_path / "run"
+    args = learn_args(tmp_path, out, "--budget", "11", "--min-force-std", "1e-7",
+                      "--max-force-std", "1e-6", "--stop-force-std", "1e-6",
+                      "--diversity", "0.2")  # fmt: skip
+    assert main(args) == 0
+    table = rows(out)
+    assert [int(r["labels"]) for r in table] == [5, 8, 11]
+    for r in table[1:]:
+        assert int(r["md_stopped"]) == int(r["md_systems"]) == 4
+        assert int(r["rattled"]) == 3 and r["note"] == ""
+    state = json.loads((out / "state.json").read_text())
+    assert state["finished"] == "budget spent"
+    known = [
+        descriptor(s.to_atoms())
+        for s in next(iter(read_mlip(out / "round_0" / "labels.h5"))).structures
+    ]
+    for frame in ase.io.read(out / "round_1" / "selected.extxyz", index=":"):
+        assert frame.info["group"] == "seed0_Cu4"
+        assert min(np.sqrt(np.mean((descriptor(frame) - k) ** 2)) for k in known) >= 0.2
+
+
+def _fake_round(monkeypatch, found) -> None:  # noqa: ANN001
+    import mlip.learn.loop as loop
+
+    monkeypatch.setattr(loop, "explore", lambda *args, **kwargs: found)
+
+
+def _learner_after_round_0(tmp_path: Path, **changes) -> Learner:  # noqa: ANN003
+    seed = tmp_path / "cu4.xyz"
+    ase.io.write(seed, bulk("Cu", "fcc", a=3.61, cubic=True))
+    tiny = {"model.num_channels": 4, "model.num_layers": 1, "model.l_max": 1,
+            "train.max_epochs": 1}  # fmt: skip
+    config = LearnConfig((str(seed),), "emt", str(tmp_path / "run"), budget=12, rattles=4,
+                         per_round=3, committee=2, md_steps=20, sample_every=5,
+                         final_epochs=0, train=tiny, progress=False, **changes)  # fmt: skip
+    learner = Learner(config)
+    for phase in (learner._select, learner._label, learner._train):
+        phase(0)
+    return learner
+
+
+def test_exploded_md_is_not_convergence(tmp_path: Path, monkeypatch) -> None:
+    """A round whose systems all exploded has no candidate, but it is not converged: the
+    round labels rattles of the seeds (it used to end the loop as "converged")."""
+    from mlip.learn.explore import Exploration
+
+    learner = _learner_after_round_0(tmp_path)
+    _fake_round(monkeypatch, Exploration(candidates=[], peaks={"a": 5.0}, reached={"a": 1.0},
+                                         exploded=["a"]))  # fmt: skip
+    learner._select(1)
+    assert learner.state["finished"] is None and learner.state["phase"] == "label"
+    assert learner.state["pending"]["rattled"] == 3
+    chosen = ase.io.read(tmp_path / "run" / "round_1" / "selected.extxyz", index=":")
+    assert len(chosen) == 3 and {a.info["group"] for a in chosen} == {"seed0_Cu4"}
+    # full-length MD, every system, nothing above min_force_std: converged
+    full = learner.config.md_steps * learner.config.timestep
+    assert learner._converged(Exploration(candidates=[], peaks={"a": 0.0}, reached={"a": full}))
+    assert not learner._converged(Exploration([], {"a": 0.0}, {"a": full / 2}))
+
+
+def test_an_early_end_is_warned_about_and_in_the_table(tmp_path: Path, monkeypatch) -> None:
+    """Should even the rattles find no new frame, the loop ends with a warning and the
+    round table says why; the normal ends do not warn."""
+    import mlip.learn.loop as loop
+    from mlip.learn.explore import Exploration
+
+    learner = _learner_after_round_0(tmp_path)
+    labelled = next(iter(read_mlip(tmp_path / "run" / "data.h5"))).structures[0].to_atoms()
+    labelled.info.update(group="seed0_Cu4", force_std_eVA=0.05)  # a duplicate of a label
+    _fake_round(monkeypatch, Exploration([labelled], {"a": 0.05}, {"a": 10.0}))
+    monkeypatch.setattr(loop, "fallback_rattles", lambda *args, **kwargs: [])
+    with pytest.warns(UserWarning, match="stopped early, 8 of 12 labels unspent"):
+        state = learner.run()
+    assert state["finished"].startswith("no new frame to label")
+    assert rows(tmp_path / "run")[-1]["note"] == state["finished"]
+
+
+def test_round_0_rattles_grow_from_rattle_std_to_rattle_max_std() -> None:
+    from mlip.learn.loop import rattle_stds
+
+    config = LearnConfig(("x",), "emt", "o", rattles=5, rattle_std=0.02, rattle_max_std=0.08)
+    np.testing.assert_allclose(rattle_stds(config), [0.0, 0.02, 0.04, 0.06, 0.08])
+    np.testing.assert_allclose(rattle_stds(config.replace(rattle_max_std=None)),
+                               [0.0, 0.02, 0.02, 0.02, 0.02])  # fmt: skip
+    with pytest.raises(ValueError, match="rattle_max_std .* must be at least rattle_std"):
+        config.replace(rattle_max_std=0.01).check()

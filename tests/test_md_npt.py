@@ -253,4 +253,4 @@ def test_run_md_writes_the_cell_of_every_frame_and_cli(tmp_path, capsys):
     ase.io.write(structure, ase.Atoms("Ar2", [[0, 0, 0], [3.8, 0, 0]]))
     capsys.readouterr()
     assert cli_main(args[:-2] + ["--traj", str(tmp_path / "bad.h5")]) == 1
-    assert "is not periodic in all three directions" in capsys.readouterr().out
+    assert "is not periodic in all three directions" in capsys.readouterr().err

@@ -48,3 +48,25 @@ def test_fixture_file_holds_the_teacher_labels(tmp_path) -> None:
     bare = make_h5(tmp_path / "bare.h5", n_mol=4, forces=False)
     with h5py.File(bare, "r") as f:
         assert "forces" not in f["mol"] and "hessian" in f["mol"]
+
+
+def test_a_skip_fails_the_run_where_ci_says_so(tmp_path) -> None:
+    """tests/conftest.py: with MLIP_FAIL_ON_SKIP=1 (set by .ci/run) a skipped test fails
+    the session, naming it; without it, a skip is a skip."""
+    import os
+    import shutil
+
+    from support.processes import run_python
+
+    shutil.copy(os.path.join(os.path.dirname(__file__), "conftest.py"), tmp_path)
+    (tmp_path / "test_one.py").write_text(
+        "import pytest\n\n\ndef test_runs():\n    pass\n\n\n"
+        "def test_skips():\n    pytest.skip('peer absent')\n"
+    )
+    args = ["-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path)]
+    env = {k: v for k, v in os.environ.items() if k != "MLIP_FAIL_ON_SKIP"}
+    assert run_python(args, tmp_path, env).returncode == 0
+    failed = run_python(args, tmp_path, {**env, "MLIP_FAIL_ON_SKIP": "1"})
+    assert failed.returncode == 1, failed.stdout
+    assert "1 test(s) skipped" in failed.stdout and "test_skips: " in failed.stdout
+    assert "peer absent" in failed.stdout

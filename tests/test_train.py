@@ -39,23 +39,28 @@ def test_shipped_default_yaml_equals_the_built_in_defaults():
 
 
 def test_the_model_section_is_the_architecture_with_its_defaults():
-    """Same names and defaults as mlip.model.Architecture; nothing set silently."""
+    """Same names and defaults as mlip.model.Architecture, but for the width, which the
+    trainer chooses (None: mlip.train.recipe); nothing else set silently."""
     section = TrainConfig().model
+    assert section.num_channels is None
     for name in Architecture.field_names():
-        assert getattr(section, name) == getattr(Architecture(), name), name
-    model = build_model(TrainConfig(), [1, 6, 8])
+        if name != "num_channels":
+            assert getattr(section, name) == getattr(Architecture(), name), name
+    config = TrainConfig()
+    config.model.num_channels = 24
+    model = build_model(config, [1, 6, 8])
     assert model.config.hidden_l_max == section.hidden_l_max
-    assert model.config.num_channels == section.num_channels
+    assert model.config.num_channels == 24
 
 
-def test_earlier_key_names_are_read_as_aliases():
-    config = TrainConfig.from_dict(
-        {"model": {"channels": 12, "layers": 3, "extra": {"correlation": 1, "hidden_l_max": 2}},
-         "optim": {"scheduler": "cosine_time"}}
-    )  # fmt: skip
-    assert (config.model.num_channels, config.model.num_layers) == (12, 3)
-    assert (config.model.correlation, config.model.hidden_l_max) == (1, 2)
-    assert config.optim.scheduler == "cosine"
+def test_unknown_keys_are_errors_naming_them():
+    """No aliases of earlier key names: model.channels is not model.num_channels."""
+    with pytest.raises(ValueError, match="unknown config key 'model.channels'"):
+        TrainConfig.from_dict({"model": {"channels": 12}}, "x.yaml")
+    with pytest.raises(ValueError, match="unknown config key 'model.extra'"):
+        TrainConfig.from_dict({"model": {"extra": {"correlation": 1}}}, "x.yaml")
+    with pytest.raises(ValueError, match="optim.scheduler must be one of"):
+        load_config(None, {"data.paths": "x.h5", "optim.scheduler": "cosine_time"})
 
 
 def test_shipped_accuracy_yaml_is_the_accurate_model():

@@ -20,8 +20,8 @@ from mlip.errors import CheckpointError
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA = os.path.join(ROOT, "datasets", "ethanol_small.h5")
 
-pytestmark = pytest.mark.skipif(not os.path.exists(DATA), reason="datasets/ethanol_small.h5")
-TINY = ["--channels", "4", "--layers", "1", "--l-max", "1", "--num-radial", "4", "--r-max", "4"]
+TINY = ["--num-channels", "4", "--num-layers", "1", "--l-max", "1", "--num-radial", "4",
+        "--r-max", "4"]  # fmt: skip
 
 
 def train_args(out, *extra):
@@ -106,7 +106,7 @@ def test_resume_continues_and_eval_reproduces_the_final_table(run, tmp_path, cap
 
 
 def test_resume_with_another_model_is_refused(run, capsys):
-    args = ["train", "--out", str(run), "--resume", "--channels", "8", "--no-progress"]
+    args = ["train", "--out", str(run), "--resume", "--num-channels", "8", "--no-progress"]
     with pytest.raises(CheckpointError, match="model.num_channels: 4 -> 8"):
         main([*args, "--debug"])
     assert main(args) == 1  # without --debug: one line naming the change

@@ -18,12 +18,10 @@ from mlip.train.split import load_split
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA = os.path.join(ROOT, "datasets", "ethanol_small.h5")
-TINY = ["--channels", "4", "--layers", "1", "--l-max", "1", "--num-radial", "4", "--r-max", "4"]
+TINY = ["--num-channels", "4", "--num-layers", "1", "--l-max", "1", "--num-radial", "4",
+        "--r-max", "4"]  # fmt: skip
 
-pytestmark = [
-    pytest.mark.skipif(not os.path.exists(DATA), reason="datasets/ethanol_small.h5"),
-    pytest.mark.usefixtures("one_thread"),
-]
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def committee_args(out, *extra):

@@ -120,6 +120,38 @@ def test_stress_metrics_report_each_component_and_the_pressure_bias():
     assert "stress MAE per component" in table and "xy 1.5" in table
 
 
+def test_energy_volume_slope_error_is_the_relative_error_of_the_pressure_response():
+    def stats_of(reference_pressures, predicted_pressures) -> ErrorStats:
+        stats = ErrorStats()
+        eye = torch.eye(3, dtype=torch.float64)
+        reference = -torch.tensor(reference_pressures, dtype=torch.float64)[:, None, None] * eye
+        predicted = -torch.tensor(predicted_pressures, dtype=torch.float64)[:, None, None] * eye
+        stats.add_stress(predicted, reference)
+        return stats
+
+    pressures = [0.01, -0.02, 0.05, 0.03]  # eV/A^3
+    soft = stats_of(pressures, [0.9 * p + 0.004 for p in pressures]).summary()
+    assert soft["pressure_slope_error"] == pytest.approx(-10.0)  # the offset is the bias
+    assert soft["pressure_bias"] > 0
+    assert stats_of(pressures, pressures).summary()["pressure_slope_error"] == pytest.approx(0.0)
+    assert "pressure_slope_error" not in stats_of(pressures[:2], pressures[:2]).summary()
+    assert "pressure_slope_error" not in stats_of([0.01] * 4, pressures).summary()
+    table = format_table({"test": soft})
+    assert "test: energy-volume slope dE/dV = -P against the reference's" in table
+    assert "-10.00 %" in table
+
+    class TwoRanks:  # all_reduce of two ranks holding the same sums
+        enabled, device = True, "cpu"
+
+        @staticmethod
+        def all_reduce(buffer: torch.Tensor) -> None:
+            buffer *= 2
+
+    stats = stats_of(pressures, [0.9 * p for p in pressures]).reduce(TwoRanks())
+    assert stats.summary()["pressure_slope_error"] == pytest.approx(-10.0)
+    assert stats.summary()["pressure_count"] == 8
+
+
 def test_validation_and_progress_report_the_pressure(h5, tmp_path):
     t = trainer(h5, tmp_path / "run", **{"train.max_epochs": 1})
     metrics = t.validate()

@@ -119,7 +119,7 @@ def test_no_convergence_and_minimum_guess_are_errors_writing_nothing(
 
 
 def test_unknown_element_and_missing_sella(tmp_path, monkeypatch) -> None:
-    from mlip.errors import UnknownElementError
+    from mlip.errors import MissingDependencyError, UnknownElementError
     from mlip.ts import TSConfig, find_transition_state
 
     model = TorsionModel()
@@ -130,5 +130,5 @@ def test_unknown_element_and_missing_sella(tmp_path, monkeypatch) -> None:
     with pytest.raises(UnknownElementError, match=r"hcoh.xyz: element\(s\) C not known"):
         find_transition_state(TSConfig(guess=str(tmp_path / "hcoh.xyz")), MLIPCalculator(model))
     monkeypatch.setitem(sys.modules, "sella", None)  # import sella -> ImportError
-    with pytest.raises(RuntimeError, match=r"need Sella.*pip install 'mlip\[ts\]'"):
+    with pytest.raises(MissingDependencyError, match=r"need Sella.*pip install 'mlip\[ts\]'"):
         require_sella()

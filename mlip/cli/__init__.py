@@ -3,9 +3,15 @@
 Each subcommand lives in its own module of this package, which exposes
 ``add_parser(subparsers)`` (declares its arguments) and ``run(args) -> int``
 (parses them into a typed config and calls library functions). This module only
-dispatches, and turns the errors a user can fix (bad input, files, settings) into one
-line ``mlip CMD: error: MESSAGE`` and exit status 1; ``--debug`` (or the environment
-variable ``MLIP_DEBUG=1``) shows the traceback instead.
+dispatches, and is the one place that handles errors:
+
+- an error a user can fix (:data:`USER_ERRORS`: bad input, files, settings, a missing
+  optional package) is one line ``mlip CMD: error: MESSAGE``, exit status 1 (or the
+  error's ``exit_status``: 2 for an MD explosion); ``--debug`` (or the environment
+  variable ``MLIP_DEBUG=1``) shows its traceback instead;
+- any other exception (raised inside torch or numpy, out of memory, a bug) keeps its
+  traceback, followed by one line ``mlip CMD: internal error: ...``, exit status 3;
+- a usage error (an unknown option, a bad value) is argparse's, exit status 2.
 """
 
 from __future__ import annotations
@@ -14,6 +20,9 @@ import argparse
 import importlib
 import os
 import sys
+import traceback
+
+from mlip.errors import MissingDependencyError
 
 SUBCOMMANDS = ("train", "eval", "convert", "vib", "phonons", "ts", "md", "label", "learn", "lammps")
 #: the MPI rank under a launcher (MPICH/Hydra, Open MPI, PMIx); absent: not launched by one
@@ -24,6 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mlip",
         description="Machine-learned interatomic potentials (units: eV, Angstrom, amu, fs).",
+        epilog="exit status: 0 done; 1 an error in the input or settings (one line); 2 a "
+        "usage error, or an MD run that blew up; 3 an internal error (with its traceback)",
     )
     parser.add_argument(
         "--debug",
@@ -42,8 +53,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-#: errors that come from the user's input, settings or files: one line, no traceback
-USER_ERRORS = (ValueError, OSError, KeyError, RuntimeError)
+#: errors that come from the user's input, settings, files or installation: one line,
+#: no traceback (the mlip.errors types derive from these)
+USER_ERRORS = (ValueError, OSError, MissingDependencyError)
+#: the exit status of an internal error (a bug, or torch/CUDA/memory)
+INTERNAL_ERROR = 3
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -56,11 +70,21 @@ def main(argv: list[str] | None = None) -> int:
     except USER_ERRORS as err:
         if debug:
             raise
-        message = str(err) if not isinstance(err, KeyError) else f"missing key {err}"
-        if launcher_rank() == 0:
-            print(f"mlip {args.command}: error: {message}", file=sys.stderr)
+        if launcher_rank() == 0:  # every rank meets it alike: one line, not one per rank
+            print(f"mlip {args.command}: error: {err}", file=sys.stderr)
             print("(run with --debug for the traceback)", file=sys.stderr)
-        return 1
+        return int(getattr(err, "exit_status", 1))
+    except Exception as err:  # noqa: BLE001 (not the user's: keep the whole traceback)
+        if debug:
+            raise
+        traceback.print_exc()
+        print(
+            f"mlip {args.command}: internal error: {type(err).__name__}: {err} (the traceback "
+            "is above; not a problem mlip found in the input: please report it with the "
+            "command line)",
+            file=sys.stderr,
+        )
+        return INTERNAL_ERROR
 
 
 def launcher_rank() -> int:

@@ -11,61 +11,31 @@ from __future__ import annotations
 
 import argparse
 
-from mlip.labelling.calculators import KNOWN_SPECS
+from mlip.cli.options import add_command, add_options, given
 from mlip.labelling.label import LabelConfig
 
-D = LabelConfig("", "", "")  # the defaults
+#: the config classes whose fields are this command's options, by dest prefix
+CONFIGS = {"": LabelConfig}
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    parser = subparsers.add_parser(
+    parser = add_command(
+        subparsers,
         "label",
-        help="label structures with any ASE calculator (EMT, xTB, PySCF, ...) into mlip HDF5",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "label structures with any ASE calculator (EMT, xTB, PySCF, ...) into mlip HDF5",
+        __doc__,
     )
-    parser.add_argument("input", metavar="INPUT", help="ASE-readable file or FILE.h5[:GROUP]")
-    parser.add_argument("output", metavar="OUT.h5", help="mlip HDF5 output (resumed if present)")
-    parser.add_argument(
-        "--calculator", required=True, metavar="SPEC", help=f"one of {', '.join(KNOWN_SPECS)}"
-    )
-    parser.add_argument(
-        "--hessian",
-        action="store_true",
-        help="Hessians too: the calculator's own where it has one, else central differences "
-        "of its forces (6N force calls)",
-    )
-    parser.add_argument(
-        "--fd-step", type=float, default=D.fd_step, help="finite-difference step, A"
-    )
-    parser.add_argument("--workers", type=int, default=D.workers, help="processes")
-    parser.add_argument(
-        "--flush-seconds",
-        type=float,
-        default=D.flush_seconds,
-        help="rewrite the output at least this often, s (0: after every structure)",
-    )
-    parser.add_argument(
-        "--force", action="store_true", help="start again instead of resuming an existing OUT"
-    )
-    parser.add_argument("--no-progress", dest="progress", action="store_false")
+    add_options(parser, LabelConfig, positional=("input", "output"))
     parser.set_defaults(run=run)
     return parser
+
+
+def config_from_args(args: argparse.Namespace) -> LabelConfig:
+    return LabelConfig(**given(args, LabelConfig))
 
 
 def run(args: argparse.Namespace) -> int:
     from mlip.labelling.label import describe, label_structures
 
-    config = LabelConfig(
-        input=args.input,
-        output=args.output,
-        calculator=args.calculator,
-        hessian=args.hessian,
-        fd_step=args.fd_step,
-        workers=args.workers,
-        flush_seconds=args.flush_seconds,
-        overwrite=args.force,
-        progress=args.progress,
-    )
-    print(describe(label_structures(config)))
+    print(describe(label_structures(config_from_args(args))))
     return 0

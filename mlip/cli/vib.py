@@ -10,56 +10,32 @@ from __future__ import annotations
 import argparse
 import sys
 
-from mlip.vib.relax import STATIONARY_FMAX
+from mlip.cli.options import add_command, add_options, given
+from mlip.vib.config import VibConfig
+
+DESCRIPTION = (
+    "Harmonic vibrational analysis from the model's analytic Hessian (frequencies in cm^-1, "
+    "energies in eV, temperature in K, forces in eV/A). STRUCTURE is any file ASE reads, or "
+    "an mlip HDF5 conformer FILE.h5[:GROUP[:INDEX]] (GROUP may be left out when the file "
+    "has one group; INDEX defaults to 0)."
+)
+
+
+#: the config classes whose fields are this command's options, by dest prefix
+CONFIGS = {"": VibConfig}
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    parser = subparsers.add_parser(
-        "vib",
-        help="vibrational analysis from the model's exact Hessian",
-        description=(
-            "Harmonic vibrational analysis from the model's analytic Hessian "
-            "(frequencies in cm^-1, energies in eV, temperature in K, forces in eV/A). "
-            "STRUCTURE is any file ASE reads, or an mlip HDF5 conformer FILE.h5[:GROUP[:INDEX]] "
-            "(GROUP may be left out when the file has one group; INDEX defaults to 0)."
-        ),
+    parser = add_command(
+        subparsers, "vib", "vibrational analysis from the model's exact Hessian", DESCRIPTION
     )
-    parser.add_argument("model", help="model file (mlip.model.load_model)")
-    parser.add_argument("structure", help="ASE-readable file or FILE.h5[:GROUP[:INDEX]]")
-    parser.add_argument("--optimize", action="store_true", help="relax first (BFGS + Newton steps)")
-    parser.add_argument(
-        "--fmax", type=float, default=1e-4, help="force threshold for --optimize, eV/A"
-    )
-    parser.add_argument(
-        "--indices",
-        type=int,
-        nargs="+",
-        metavar="I",
-        help="analyse only these atoms (0-based), the others held fixed: only their "
-        "Hessian rows are computed, nothing is projected (ASE's Vibrations(indices=...)); "
-        "default: the atoms no FixAtoms constraint of the input holds",
-    )
-    parser.add_argument(
-        "--warn-fmax",
-        type=float,
-        default=STATIONARY_FMAX,
-        help="warn when the largest force on an analysed atom is above this, eV/A "
-        "(not a stationary point of the model)",
-    )
-    parser.add_argument(
-        "--reference",
-        help="reference Hessian FILE.h5[:GROUP[:INDEX]] (or a JSON written by --json): "
-        "prints a per-mode comparison with MAE and max error in cm^-1",
-    )
-    parser.add_argument("--temperature", type=float, default=298.15, help="K")
-    parser.add_argument("--pressure", type=float, default=101325.0, help="Pa (ideal gas)")
-    parser.add_argument("--symmetry-number", type=int, default=1, help="rotational symmetry")
-    parser.add_argument("--json", metavar="OUT", help="write the analysis as JSON")
-    parser.add_argument("--plot", metavar="OUT.png", help="save a (broadened) stick spectrum")
-    parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
-    parser.add_argument("--dtype", default="float64", choices=["float64", "float32"])
+    add_options(parser, VibConfig, positional=("model", "structure"))
     parser.set_defaults(run=run)
     return parser
+
+
+def config_from_args(args: argparse.Namespace) -> VibConfig:
+    return VibConfig(**given(args, VibConfig))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -75,23 +51,23 @@ def run(args: argparse.Namespace) -> int:
         thermochemistry,
     )
 
-    atoms, _ = read_structure(args.structure)
-    calculator = MLIPCalculator(args.model, device=args.device, dtype=args.dtype)
+    config = config_from_args(args)
+    indices = None if config.indices is None else list(config.indices)
+    atoms, _ = read_structure(config.structure)
+    calculator = MLIPCalculator(config.model, device=config.device, dtype=config.dtype)
     atoms.calc = calculator
-    if args.optimize:
-        outcome = relax(atoms, fmax=args.fmax)
+    if config.optimize:
+        outcome = relax(atoms, fmax=config.fmax)
         status = "converged" if outcome.converged else "NOT converged"
         print(
             f"relaxation {status}: max force {outcome.fmax:.2e} eV/A, energy "
             f"{outcome.energy:.6f} eV, {outcome.optimizer_steps} optimiser + "
             f"{outcome.newton_steps} Newton steps {outcome.note}".rstrip()
         )
-    warning = stationarity_warning(
-        atoms, fmax=args.warn_fmax, indices=args.indices, fix="--optimize"
-    )
+    warning = stationarity_warning(atoms, fmax=config.warn_fmax, indices=indices, fix="--optimize")
     if warning:
         print(f"warning: {warning}", file=sys.stderr)
-    result = analyse_atoms(atoms, calculator, indices=args.indices)
+    result = analyse_atoms(atoms, calculator, indices=indices)
     if result.indices is not None:
         print(
             f"{len(atoms)} atoms, partial analysis of {len(result.indices)} (the others "
@@ -105,26 +81,26 @@ def run(args: argparse.Namespace) -> int:
     thermo = thermochemistry(
         result,
         atoms,
-        temperature=args.temperature,
-        pressure=args.pressure,
-        symmetrynumber=args.symmetry_number,
+        temperature=config.temperature,
+        pressure=config.pressure,
+        symmetrynumber=config.symmetry_number,
     )
     model = {"periodic": "harmonic solid", "partial": "harmonic, fixed atoms left out"}.get(
         result.geometry, "ideal gas, rigid rotor"
     )
-    print(f"harmonic thermochemistry at {args.temperature:g} K ({model}):")
+    print(f"harmonic thermochemistry at {config.temperature:g} K ({model}):")
     for key, value in thermo.items():
         if key not in ("temperature", "pressure"):
             unit = "eV/K" if key == "entropy" else ("" if key == "n_imaginary" else "eV")
             print(f"  {key:<18} {value:.6g} {unit}".rstrip())
-    if args.reference:
-        _, reference = read_reference(args.reference, atomic_numbers=atoms.numbers)
-        print(f"comparison with {args.reference} (cm^-1):")
+    if config.reference:
+        _, reference = read_reference(config.reference, atomic_numbers=atoms.numbers)
+        print(f"comparison with {config.reference} (cm^-1):")
         print(compare_modes(result, reference).table())
-    if args.json:
-        result.to_json(args.json)
-        print(f"wrote {args.json}")
-    if args.plot:
-        plot_spectrum(result.frequencies, args.plot)
-        print(f"wrote {args.plot}")
+    if config.json:
+        result.to_json(config.json)
+        print(f"wrote {config.json}")
+    if config.plot:
+        plot_spectrum(result.frequencies, config.plot)
+        print(f"wrote {config.plot}")
     return 0

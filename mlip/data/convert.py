@@ -37,6 +37,7 @@ from mlip.data.formats.mlip_hdf5 import level_of_theory as mlip_level_of_theory
 from mlip.data.formats.mlip_hdf5 import read_mlip
 from mlip.data.hdf5 import FORMAT_NAME, HDF5_SUFFIXES
 from mlip.data.writer import Group, GroupSummary, check_group, write_mlip_hdf5
+from mlip.fields import option
 
 FORMATS = ("ase", "rmd17", "ani1x", "spice", "mlip")
 
@@ -50,6 +51,62 @@ class ConversionResult:
     level_of_theory: str
     groups: list[GroupSummary] = field(default_factory=list)
     hessians_dropped: int = 0
+
+    def summary(self) -> str:
+        """A line per group and one for the file (``mlip convert`` prints it)."""
+        total = sum(s.num_conformers for s in self.groups)
+        lines = [s.line() for s in self.groups]
+        lines.append(
+            f"wrote {self.output} ({self.output_format}, {len(self.groups)} groups, "
+            f"{total} conformers, level of theory: {self.level_of_theory})"
+        )
+        return "\n".join(lines)
+
+    def warnings(self) -> list[str]:
+        if not self.hessians_dropped:
+            return []
+        return [
+            f"{self.hessians_dropped} Hessians dropped ({self.output_format} cannot store "
+            "them; use .h5)"
+        ]
+
+
+_KEY_HELP = "name of the {} ({}) in an ASE file: a calculator result, info or arrays entry"
+
+
+@dataclass(frozen=True)
+class ConvertConfig:
+    """One conversion (``mlip convert``): each field's help (metadata) is its option."""
+
+    input: str = option(help="input file", metavar="IN")
+    output: str = option(help="output file (.h5 for mlip-hdf5)", metavar="OUT")
+    format: str = option(
+        "auto", "input format (auto: detected from content and extension)",
+        choices=("auto", *FORMATS),
+    )  # fmt: skip
+    level_of_theory: str | None = option(
+        None,
+        "label recorded in the output; for ANI-1x input, the key prefix to read (none: "
+        "wb97x_dz; e.g. wb97x_tz, 'ccsd(t)_cbs')",
+    )
+    energy_key: str = option(
+        DEFAULT_KEYS.energy, _KEY_HELP.format("energy", "eV") + "; MACE/NequIP: REF_energy"
+    )
+    forces_key: str = option(
+        DEFAULT_KEYS.forces, _KEY_HELP.format("forces", "eV/A") + "; MACE/NequIP: REF_forces"
+    )
+    stress_key: str = option(
+        DEFAULT_KEYS.stress, _KEY_HELP.format("stress", "eV/A^3, Voigt or 3x3")
+        + "; MACE/NequIP: REF_stress",
+    )  # fmt: skip
+    hessian_key: str = option(DEFAULT_KEYS.hessian, _KEY_HELP.format("Hessian", "eV/A^2, 3N x 3N"))
+    overwrite: bool = option(False, "overwrite OUT if it exists", flag="--force")
+
+    def run(self) -> ConversionResult:
+        """:func:`convert` with these settings."""
+        keys = LabelKeys(self.energy_key, self.forces_key, self.stress_key, self.hessian_key)
+        return convert(self.input, self.output, self.format, self.level_of_theory,
+                       overwrite=self.overwrite, keys=keys)  # fmt: skip
 
 
 def _detect_hdf5(path: Path) -> str:
@@ -191,6 +248,7 @@ def convert(
 __all__ = [
     "FORMATS",
     "ConversionResult",
+    "ConvertConfig",
     "LabelKeys",
     "convert",
     "detect_format",

@@ -9,7 +9,7 @@ smaller than twice the cutoff, where an atom sees several images of a neighbour)
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -38,6 +38,8 @@ class Structure:
     index: int = -1  # index of the conformer in its source group
     file: str | None = None  # source file and group, for error messages
     group: str | None = None
+    # the last neighbour list computed for this geometry (see :meth:`edges`)
+    _edges: tuple | None = field(default=None, repr=False, compare=False)
 
     @property
     def num_atoms(self) -> int:
@@ -61,6 +63,29 @@ class Structure:
             pbc=pbc if pbc.any() else None,
         )
 
+    def edges(self, r_max: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """:func:`neighbor_list` of this structure within ``r_max`` (A), kept for reuse.
+
+        A training conformer is read once and batched every epoch: its graph is fixed,
+        so it is computed once. The kept list is reused only while ``r_max``, the
+        positions, the cell and ``pbc`` are those it was computed for (a structure moved
+        in place gets a fresh list).
+        """
+        kept = self._edges
+        if kept is not None:
+            r, positions, cell, pbc, found = kept
+            if (
+                r == r_max
+                and np.array_equal(positions, self.positions)
+                and _same(cell, self.cell)
+                and _same(pbc, self.pbc)
+            ):
+                return found
+        found = neighbor_list(self.positions, self.cell, self.pbc, r_max)
+        copy = lambda a: None if a is None else np.array(a)
+        self._edges = (r_max, np.array(self.positions), copy(self.cell), copy(self.pbc), found)
+        return found
+
     def to_atoms(self) -> Atoms:
         """An ``ase.Atoms`` of the geometry (no labels): the one Structure -> Atoms rule.
 
@@ -73,6 +98,12 @@ class Structure:
             cell=np.zeros((3, 3)) if self.cell is None else self.cell,
             pbc=False if self.pbc is None else self.pbc,
         )
+
+
+def _same(a: np.ndarray | None, b: np.ndarray | None) -> bool:
+    if a is None or b is None:
+        return a is None and b is None
+    return np.array_equal(a, b)
 
 
 def neighbor_list(
@@ -126,7 +157,7 @@ def build_batch(
             cells[k] = s.cell
         if s.pbc is not None:
             pbcs[k] = s.pbc
-        i, j, shift = neighbor_list(s.positions, s.cell, s.pbc, r_max)
+        i, j, shift = s.edges(r_max)
         centres.append(i + offsets[k])
         neighbours.append(j + offsets[k])
         shifts.append(shift)
@@ -168,11 +199,16 @@ def _labels(structures: Sequence[Structure], tensor) -> dict[str, torch.Tensor]:
             stress[k] = voigt_to_matrix(s.stress)
     out[keys.STRESS] = tensor(stress)
     out[keys.HAS_STRESS] = tensor(np.array([s.stress is not None for s in structures]), torch.bool)
-    hessians = [
-        s.hessian.reshape(-1) if s.hessian is not None else np.zeros((3 * s.num_atoms) ** 2)
-        for s in structures
-    ]
-    out[keys.HESSIAN] = tensor(np.concatenate(hessians))
+    if any(s.hessian is not None for s in structures):
+        hessians = [
+            s.hessian.reshape(-1) if s.hessian is not None else np.zeros((3 * s.num_atoms) ** 2)
+            for s in structures
+        ]
+        out[keys.HESSIAN] = tensor(np.concatenate(hessians))
+    else:  # no Hessian to copy: zeros made in place (a dense periodic batch's are large)
+        size = sum((3 * s.num_atoms) ** 2 for s in structures)
+        out[keys.HESSIAN] = torch.zeros(size, dtype=out[keys.FORCES].dtype,
+                                        device=out[keys.FORCES].device)  # fmt: skip
     out[keys.HAS_HESSIAN] = tensor(
         np.array([s.hessian is not None for s in structures]), torch.bool
     )

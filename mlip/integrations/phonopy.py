@@ -35,6 +35,8 @@ from dataclasses import dataclass
 import numpy as np
 from ase import Atoms, units
 
+from mlip.errors import MissingDependencyError
+
 #: eV per kJ/mol (phonopy's energy unit for thermal properties, per primitive cell)
 EV_PER_KJ_MOL = float(units.kJ / units.mol)
 METHODS = ("directions", "rows")
@@ -273,7 +275,9 @@ def seekpath_path(phonon) -> tuple[list[tuple[np.ndarray, np.ndarray]], list[str
     try:
         import seekpath
     except ImportError as err:
-        raise RuntimeError(f"the band path needs seekpath ({err}); pip install seekpath") from err
+        raise MissingDependencyError(
+            f"the band path needs seekpath ({err}); pip install seekpath"
+        ) from err
     primitive = phonon.primitive
     path = seekpath.get_path(
         (np.asarray(primitive.cell), np.asarray(primitive.scaled_positions), primitive.numbers)

@@ -20,15 +20,17 @@ from dataclasses import dataclass
 import numpy as np
 from ase import Atoms
 
+from mlip.errors import MissingDependencyError
+
 INSTALL_HINT = "pip install 'mlip[ts]' (or: pip install sella)"
 
 
 def require_sella():  # noqa: ANN201 (the sella module)
-    """The ``sella`` module, or RuntimeError saying how to install it."""
+    """The ``sella`` module, or MissingDependencyError saying how to install it."""
     try:
         import sella
     except ImportError as err:
-        raise RuntimeError(
+        raise MissingDependencyError(
             f"saddle searches need Sella, which is not installed ({err}); {INSTALL_HINT}"
         ) from err
     return sella

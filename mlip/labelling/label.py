@@ -30,16 +30,17 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from mlip.data.graph import Structure
 from mlip.data.hdf5 import H5Dataset
 from mlip.data.spec import read_frames
 from mlip.data.writer import Group, write_mlip_hdf5
 from mlip.errors import DataError
+from mlip.fields import option
 from mlip.fileio import atomic_write_text
-from mlip.labelling.calculators import Labeller, make_labeller
+from mlip.labelling.calculators import KNOWN_SPECS, Labeller, make_labeller
 from mlip.labelling.hessian import DEFAULT_FD_STEP, hessian_of
+from mlip.progress import Progress
 
 SIDE_SUFFIX = ".labelling.json"
 
@@ -53,15 +54,23 @@ class LabelConfig:
     ``overwrite``: start again instead of resuming.
     """
 
-    input: str
-    output: str
-    calculator: str
-    hessian: bool | frozenset[int] = False
-    fd_step: float = DEFAULT_FD_STEP
-    workers: int = 1
-    flush_seconds: float = 10.0
-    overwrite: bool = False
-    progress: bool = True
+    input: str = option(help="ASE-readable file or FILE.h5[:GROUP]")
+    output: str = option(help="mlip HDF5 output (resumed if present)", metavar="OUT.h5")
+    calculator: str = option(help=f"labeller: one of {', '.join(KNOWN_SPECS)}", metavar="SPEC")
+    hessian: bool | frozenset[int] = option(
+        False,
+        "Hessians too: the calculator's own where it has one, else central differences of "
+        "its forces (6N force calls)",
+    )
+    fd_step: float = option(DEFAULT_FD_STEP, "finite-difference step of the Hessians", unit="A")
+    workers: int = option(1, "labelling processes")
+    flush_seconds: float = option(
+        10.0, "rewrite the output at least this often (0: after every structure)", unit="s"
+    )
+    overwrite: bool = option(
+        False, "start again instead of resuming an existing output", flag="--force"
+    )
+    progress: bool = option(True, "progress bar on a terminal; one line per 10 s without one")
 
 
 @dataclass
@@ -206,8 +215,9 @@ def label_structures(config: LabelConfig, labeller: Labeller | None = None) -> L
     def wants_hessian(index: int) -> bool:
         return bool(wants) if isinstance(wants, bool) else index in wants
 
-    bar = tqdm(total=len(frames), initial=len(frames) - len(todo), unit="structure",
-               disable=not config.progress, dynamic_ncols=True)  # fmt: skip
+    # a bar on a terminal; else a line each time the output is rewritten
+    bar = Progress(len(frames), "structure", "label", initial=len(frames) - len(todo),
+                   enabled=config.progress)  # fmt: skip
     new, last = 0, time.monotonic()
 
     def take(index: int, structure: Structure | None, message: str | None) -> None:
@@ -217,11 +227,11 @@ def label_structures(config: LabelConfig, labeller: Labeller | None = None) -> L
         else:
             done[index] = structure
             new += 1
-        bar.update(1)
-        bar.set_postfix(failed=len(failed))
+        bar.update(1, failed=len(failed))
         if time.monotonic() - last >= config.flush_seconds:
             _write(config, frames, done, failed, settings)
             last = time.monotonic()
+            bar.report()
 
     try:
         if config.workers == 1 or len(todo) <= 1:

@@ -8,12 +8,14 @@ force std of a committee, :mod:`mlip.committee`).
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
+from mlip.fields import device_field, option
 from mlip.labelling.hessian import DEFAULT_FD_STEP
-from mlip.learn.select import check_rule
+from mlip.learn.select import RULES, check_rule
 from mlip.md.config import DEFAULTS as MD_DEFAULTS
+from mlip.md.config import MD_GROUP, md_option
 
 #: where a round's MD starts: at the seeds, or where the previous round's systems ended
 EXPLORE_FROM = ("seeds", "last")
@@ -48,7 +50,8 @@ class LearnConfig:
     ``max_force_std``], in the order of the ``selection`` rule, :mod:`mlip.learn.select`:
     most uncertain first or at random; no two closer than ``diversity``); the labels
     (``budget`` labeller calls in all, failed ones included, at most ``per_round`` a
-    round, ``rattles`` rattled copies (``rattle_std``) of each seed in round 0, Hessians
+    round, ``rattles`` rattled copies of each seed in round 0, their Gaussian std
+    growing from ``rattle_std`` to ``rattle_max_std``, Hessians
     on ``hessian_fraction`` of the labels); the committee (``committee`` members,
     ``bootstrap``, ``train``: dotted :class:`TrainConfig` overrides, ``finetune``: later
     rounds start from the previous committee; ``final_epochs`` > 0: when the loop ends
@@ -57,54 +60,109 @@ class LearnConfig:
     :meth:`training` gives the keys a round trains with, :data:`ROUND_TRAINING` under
     ``train``). The defaults are the recipe measured on ethanol with GFN2-xTB
     (benchmarks/active_learning.py, README: 16 replicas a seed and temperature, 1500
-    steps a round, 40 labels a round after 20 rattles, continued MD, trust window
-    0.02-0.3 eV/A, MD stopped at 1.0, no two labels within 0.09 A, 100 epochs of final
-    training).
-    The loop stops when the budget is spent, when a round's largest force std is below
-    ``min_force_std`` (converged) or after ``max_rounds`` rounds of MD.
+    steps a round, 40 labels a round, continued MD, trust window 0.02-0.3 eV/A, MD
+    stopped at 1.0, no two labels within 0.09 A, 100 epochs of final training), with
+    round 0's 40 rattles of 0.02 to 0.15 A measured on other molecules
+    (benchmarks/learn_first_round.py).
+    The loop stops when the budget is spent, when it has converged (no frame above
+    ``min_force_std`` over a full-length MD of every system) or after ``max_rounds``
+    rounds of MD; a round whose MD was cut short and found too few new frames is filled
+    with rattles of where that MD went (:mod:`mlip.learn.loop`).
     """
 
-    start: tuple[str, ...]
-    calculator: str
-    out: str
-    temperature: tuple[float, ...] = (300.0,)
-    ensemble: str = "nvt-langevin"
-    timestep: float = MD_DEFAULTS.timestep
-    friction: float = MD_DEFAULTS.friction
-    tau: float = MD_DEFAULTS.tau
-    replicas: int = 16
-    md_steps: int = 1500
-    sample_every: int = 20
-    budget: int = 300
-    per_round: int = 40
-    rattles: int = 20
-    rattle_std: float = 0.05
-    min_force_std: float = 0.02
+    start: tuple[str, ...] = option(
+        help="seed structures (ASE files, FILE.h5[:GROUP[:INDEX]])", metavar="FILE"
+    )
+    calculator: str = option(
+        help="labeller (mlip label's specs: emt, tblite:GFN2-xTB, ...)", metavar="SPEC"
+    )
+    out: str = option(help="run directory", metavar="DIR")
+    temperature: tuple[float, ...] = option(
+        (300.0,), "MD temperatures: each round runs MD at each", unit="K", group=MD_GROUP
+    )
+    ensemble: str = md_option("ensemble", "nvt-langevin")
+    timestep: float = md_option("timestep", MD_DEFAULTS.timestep)
+    friction: float = md_option("friction", MD_DEFAULTS.friction)
+    tau: float = md_option("tau", MD_DEFAULTS.tau)
+    replicas: int = option(16, "MD replicas per seed and temperature", group=MD_GROUP)
+    md_steps: int = option(1500, "MD steps per round", group=MD_GROUP)
+    sample_every: int = option(20, "MD steps between candidate frames", group=MD_GROUP)
+    budget: int = option(300, "labeller calls in all (failed ones count)")
+    per_round: int = option(40, "labels per round at most")
+    # round 0: wider and more rattles than the seed's thermal spread, so that the first
+    # committee's MD gets past its first femtoseconds (benchmarks/learn_first_round.py)
+    rattles: int = option(40, "round 0: labelled copies of each seed (itself and rattles)")
+    rattle_std: float = option(0.02, "round 0: rattle amplitude (of the first rattle)", unit="A")
+    rattle_max_std: float | None = option(
+        0.15,
+        "round 0: the rattles' std grows evenly from --rattle-std to this (none: every "
+        "rattle at --rattle-std)",
+        unit="A",
+    )
+    min_force_std: float = option(
+        0.02, "frames above are candidates; a round below it ends the loop", unit="eV/A"
+    )
     # trust window and stop: DP-GEN's trust levels (0.05-0.35 eV/A); labels up to 0.3
     # eV/A followed the 500 K energies where 1.0 labelled the hot tail (ethanol, xTB:
     # README, benchmarks/active_learning.py)
-    max_force_std: float = 0.3
-    stop_force_std: float | None = 1.0  # None: max_force_std
+    max_force_std: float = option(
+        0.3,
+        "frames above it are not labelled (unless no frame of the round is below it)",
+        unit="eV/A",
+    )
+    stop_force_std: float | None = option(
+        1.0,
+        "a system's MD stops above it (at least --max-force-std; none: at --max-force-std)",
+        unit="eV/A",
+    )
     # 0.09 A: 300 random 500 K ethanol frames lie a median 0.10 A (10th percentile
     # 0.08) from their nearest neighbour; 0.05 hardly ever bound, and 0.09 was better on
     # validation on four seeds of four (README, sixth try)
-    diversity: float = 0.09
-    selection: str = "uncertain"
-    explore_from: str = "last"
-    hessian_fraction: float = 0.0
-    fd_step: float = DEFAULT_FD_STEP
-    committee: int = 4
-    bootstrap: bool = False
-    finetune: bool = True
-    final_epochs: int = 100
-    max_rounds: int = 20
-    valid_fraction: float = 0.1
-    train: dict[str, Any] = field(default_factory=dict)
-    seed: int = 0
-    workers: int = 1
-    device: str = "cpu"
-    resume: bool = False
-    progress: bool = True
+    diversity: float = option(
+        0.09, "least RMS difference of interatomic distances between selected frames", unit="A"
+    )
+    selection: str = option(
+        "uncertain",
+        "order of the candidates in the trust window: uncertain (largest force std first) "
+        "or window (at random)",
+        choices=RULES,
+    )
+    explore_from: str = option(
+        "last",
+        "where a round's MD starts: the seeds, or where the previous round's systems ended "
+        "(last: trajectories continue across rounds)",
+        choices=EXPLORE_FROM,
+    )
+    hessian_fraction: float = option(
+        0.0,
+        "fraction of the labels with a Hessian (finite differences of the labeller's forces "
+        "unless it has its own)",
+    )
+    fd_step: float = option(DEFAULT_FD_STEP, "Hessian finite-difference step", unit="A")
+    committee: int = option(4, "committee members")
+    bootstrap: bool = option(False, "members train on bootstrap draws")
+    finetune: bool = option(
+        True, "later rounds fine-tune the last committee (off: retrain from scratch)"
+    )
+    final_epochs: int = option(
+        100,
+        "when the loop ends, train the committee once more from scratch on every label for "
+        "this many epochs a member; OUT/model.pt is then that committee (0: the last "
+        "round's, fine-tuned one)",
+    )
+    max_rounds: int = option(20, "MD rounds at most")
+    valid_fraction: float = option(0.1, "labels held out for each training's validation")
+    train: dict[str, Any] = option(
+        help="any training key of a round (dotted, mlip train's --set), repeatable",
+        default_factory=dict,
+    )
+    seed: int = option(0, "seed of the rattles, MD, splits and training")
+    workers: int = option(1, "labelling processes")
+    device: str = device_field("MD and training device")
+    resume: bool = option(False, "continue the run in --out")
+    progress: bool = option(
+        True, "progress bars on a terminal; one line per MD log interval without one"
+    )
 
     def check(self) -> LearnConfig:
         """ValueError naming the first bad value; returns self."""
@@ -148,6 +206,11 @@ class LearnConfig:
             )
         if self.rattle_std < 0 or self.diversity < 0:
             raise ValueError("rattle_std and diversity must be >= 0 A")
+        if self.rattle_max_std is not None and self.rattle_max_std < self.rattle_std:
+            raise ValueError(
+                f"rattle_max_std ({self.rattle_max_std} A) must be at least rattle_std "
+                f"({self.rattle_std} A)"
+            )
         return self
 
     def training(self) -> dict[str, Any]:

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from ase import Atoms
 
+from mlip.fields import resolve_device
 from mlip.learn.config import LearnConfig
 from mlip.learn.select import GROUP_KEY
 from mlip.md import (
@@ -38,6 +39,7 @@ from mlip.md import (
     maxwell_boltzmann,
 )
 from mlip.md.state import ASE_MOMENTUM_PER_AMU_A_FS
+from mlip.progress import Progress
 
 
 @dataclass
@@ -51,6 +53,11 @@ class Exploration:
     exploded: list[str] = field(default_factory=list)
     wall_seconds: float = 0.0
     last: list[Atoms] = field(default_factory=list)  # the systems still running at the end
+
+    @property
+    def cut_short(self) -> bool:
+        """Whether a system stopped (above the stop threshold) or exploded."""
+        return bool(self.stopped or self.exploded)
 
     def row(self) -> dict[str, float]:
         peaks = np.array(list(self.peaks.values()) or [np.nan])
@@ -83,7 +90,8 @@ def explore(
     groups = [group for group, _ in seeds for _ in temps]
     md = MDConfig(
         ensemble=config.ensemble, timestep=config.timestep, friction=config.friction,
-        tau=config.tau, seed=config.seed + 1000 * round_index, device=config.device,
+        tau=config.tau, seed=config.seed + 1000 * round_index,
+        device=resolve_device(config.device),
         temperature=[t for _ in seeds for t in temps], replicas=config.replicas,
     )  # fmt: skip
     state = from_atoms(inputs, md.replicas, md.temperature, md.device, md.dtype)
@@ -98,6 +106,9 @@ def explore(
     reached: dict[str, float] = {}
     exploded: list[str] = []
     start_step, start = sim.state.step, time.perf_counter()
+    # a bar on a terminal; else a line per tenth of the round (at a sample step)
+    bar = Progress(config.md_steps, "step", f"round {round_index} MD", enabled=config.progress,
+                   text_every=max(config.sample_every, config.md_steps // 10))  # fmt: skip
     # the spread of the starting frames, the seeds themselves (labelled in round 0): a
     # system is stopped only once it has moved, so that its last frame is new
     running = watch.check(sim, log_step=False, stop=False)
@@ -106,6 +117,7 @@ def explore(
         try:
             for _ in sim.run(remaining, every=config.sample_every):
                 step = int(sim.state.step - start_step)
+                bar.update(step - bar.count)
                 sample = step % config.sample_every == 0
                 if not sample and step < config.md_steps:
                     continue  # the spread's running maximum goes on to the next sample
@@ -113,6 +125,8 @@ def explore(
                 running = watch.check(sim, log_step=sample)
                 for name in set(names) - set(sim.state.names) if running else names:
                     reached[name] = time_fs  # stopped above stop_force_std
+                if sample:
+                    bar.report(systems=sim.state.n_systems, candidates=len(watch.frames))
                 if not running:
                     break
         except MDExplosionError as err:
@@ -123,6 +137,7 @@ def explore(
             running = bool(keep.any())
             if running:
                 sim.select(keep)
+    bar.close()
     last: list[Atoms] = []
     if running:
         reached.update({n: float(sim.state.time) for n in sim.state.names})

@@ -1,24 +1,30 @@
 """``mlip learn``: from a few structures and a labeller to a trusted committee, in rounds.
 
 Round 0 labels ``rattles`` copies of each seed (the seed itself and Gaussian rattles of
-``rattle_std`` A) and trains the first committee. Each later round
+``rattle_std`` A, growing to ``rattle_max_std``) and trains the first committee. Each
+later round
 
 1. explores: batched MD of the seeds at every temperature with the current committee
    (:mod:`mlip.learn.explore`), frames above ``min_force_std`` are candidates;
 2. selects at most ``per_round`` of them (and no more than the budget left) inside the
-   trust window [``min_force_std``, ``max_force_std``], most uncertain first, no
-   near-duplicates (:mod:`mlip.learn.select`);
+   trust window [``min_force_std``, ``max_force_std``], most uncertain first, then, if
+   the window does not fill the round, above it, nearest first, no near-duplicates
+   (:mod:`mlip.learn.select`); when MD was cut short (a system stopped above the stop
+   threshold or exploded) or found nothing new, rattles of its candidates (of the seeds
+   if it has none) fill the round (:func:`fallback_rattles`): a first committee too
+   unsure for its MD to get anywhere still learns where that MD went;
 3. labels them with the calculator (:mod:`mlip.labelling`; Hessians on
    ``hessian_fraction`` of them) and adds them to ``OUT/data.h5``;
 4. retrains the committee on every label (:mod:`mlip.train.committee`), from the
    previous committee with ``finetune``.
 
 It stops when the budget (labeller calls: labels and failures) is spent, when a round's
-MD finds no frame above ``min_force_std`` (converged: the largest uncertainty fell below
-the threshold) or after ``max_rounds``. With ``final_epochs`` the committee is then trained
-once more, from scratch on every label (``final/committee``): a committee fine-tuned
-round after round on a growing set ends less accurate than one trained on the whole set
-at once (ethanol, 300 xTB labels, four seeds: 33.1 against 30.1 meV/A on validation,
+MD finds no frame above ``min_force_std`` over its full length on every system, none
+stopped or exploded (converged) or after ``max_rounds``: :data:`NORMAL_ENDS`. Any other
+end (no new frame, not even a rattle) is warned about and noted in the round table.
+With ``final_epochs`` the committee is then trained once more, from scratch on every
+label (``final/committee``): a committee fine-tuned round after round on a growing set
+ends less accurate than one trained on the whole set at once (measured on ethanol,
 README). Output ``OUT``: ``model.pt`` (the final committee, else the last round's),
 ``data.h5`` (every label, one group per seed), ``rounds.csv`` and ``rounds.png`` (the
 per-round table, :mod:`mlip.learn.report`), ``round_<k>/`` (candidates, selection,
@@ -48,9 +54,46 @@ from mlip.errors import CheckpointError
 from mlip.fileio import atomic_path, atomic_write_text
 from mlip.labelling import LabelConfig, label_structures, make_labeller
 from mlip.learn.config import RESUMABLE, LearnConfig
-from mlip.learn.explore import explore
+from mlip.learn.explore import Exploration, explore
 from mlip.learn.report import format_table, plot_rounds, write_table
-from mlip.learn.select import GROUP_KEY, descriptor, select_frames
+from mlip.learn.select import GROUP_KEY, STD_KEY, descriptor, distance, select_frames
+
+#: the reasons a loop ends normally (``state["finished"]`` starts with one of them)
+NORMAL_ENDS = ("budget spent", "converged", "max_rounds")
+
+
+def _std(atoms: Atoms) -> float:
+    return float(atoms.info.get(STD_KEY, 0.0))
+
+
+def fallback_rattles(sources: list[Atoms], count: int, config: LearnConfig,
+                     labelled: dict[str, list[np.ndarray]], chosen: list[Atoms],
+                     seed: int) -> list[Atoms]:  # fmt: skip
+    """``count`` Gaussian rattles of ``sources`` (in turn, least uncertain first), each at
+    least ``diversity`` (A) from ``labelled`` and ``chosen`` frames of its group: the std
+    starts at max(``rattle_std``, ``diversity``) and grows 1.5-fold on a near-duplicate
+    (at most 8 tries a frame). Returns fewer only if no try is diverse enough."""
+    rng = np.random.default_rng(seed)
+    known = {k: list(v) for k, v in labelled.items()}
+    for atoms in chosen:
+        known.setdefault(str(atoms.info.get(GROUP_KEY)), []).append(descriptor(atoms))
+    ordered = sorted(sources, key=_std)
+    out: list[Atoms] = []
+    for k in range(count):
+        source = ordered[k % len(ordered)]
+        group = str(source.info.get(GROUP_KEY))
+        std = max(config.rattle_std, config.diversity)
+        for _ in range(8):
+            frame = Atoms(source.numbers, source.positions, cell=source.cell, pbc=source.pbc)
+            frame.positions += rng.normal(0.0, std, frame.positions.shape)
+            d = descriptor(frame)
+            if all(distance(d, other) >= config.diversity for other in known.get(group, [])):
+                frame.info.update({GROUP_KEY: group, "rattle_std": std})
+                known.setdefault(group, []).append(d)
+                out.append(frame)
+                break
+            std *= 1.5
+    return out
 
 
 def _seeds(config: LearnConfig) -> list[tuple[str, Atoms]]:
@@ -68,14 +111,23 @@ def _write_frames(path: str, frames: list[Atoms]) -> None:
         ase.io.write(str(temp), frames, format="extxyz")
 
 
+def rattle_stds(config: LearnConfig) -> np.ndarray:
+    """Round 0's Gaussian std (A) of each of a seed's ``rattles`` copies: 0 for the seed
+    itself, then ``rattle_std``, growing evenly to ``rattle_max_std`` if set."""
+    n = config.rattles - 1
+    top = config.rattle_std if config.rattle_max_std is None else config.rattle_max_std
+    return np.concatenate([[0.0], np.linspace(config.rattle_std, top, n)]) if n else np.zeros(1)
+
+
 def _rattles(seeds: list[tuple[str, Atoms]], config: LearnConfig) -> list[Atoms]:
     rng = np.random.default_rng(config.seed)
+    stds = rattle_stds(config)
     frames = []
     for group, atoms in seeds:
         for k in range(config.rattles):
             frame = atoms.copy()
             if k:
-                frame.positions += rng.normal(0.0, config.rattle_std, frame.positions.shape)
+                frame.positions += rng.normal(0.0, stds[k], frame.positions.shape)
             frame.info[GROUP_KEY] = group
             frames.append(frame)
     return frames
@@ -170,8 +222,14 @@ class Learner:
         os.replace(self.path(".model.pt"), self.path("model.pt"))
 
     def _end(self, reason: str) -> None:
-        """The loop is over (``reason``); the final training follows if there is one."""
+        """The loop is over (``reason``); the final training follows if there is one. An
+        end other than :data:`NORMAL_ENDS` with budget left is warned about."""
         self.state["finished"] = reason
+        if not reason.startswith(NORMAL_ENDS):
+            left = self.config.budget - self.spent()
+            warnings.warn(f"mlip learn stopped early, {left} of {self.config.budget} labels "
+                          f"unspent and the committee not converged: {reason}",
+                          stacklevel=2)  # fmt: skip
         self.state["phase"] = "final" if self.config.final_epochs else "done"
 
     def _save(self, state: dict[str, Any] | None = None) -> None:
@@ -207,21 +265,45 @@ class Learner:
                 _write_frames(os.path.join(folder, "md_last.extxyz"), found.last)
             left = self.config.budget - self.spent()
             c = self.config
-            frames = select_frames(found.candidates, min(c.per_round, left), c.diversity,
-                                   self._descriptors(), rule=c.selection,
-                                   window=(c.min_force_std, c.max_force_std),
+            quota = min(c.per_round, left)
+            labelled = self._descriptors()
+            frames = select_frames(found.candidates, quota, c.diversity, labelled,
+                                   rule=c.selection, window=(c.min_force_std, c.max_force_std),
                                    seed=c.seed + 1000 * r)  # fmt: skip
-            if not found.candidates:
+            row["above_window"] = sum(_std(a) > c.max_force_std for a in frames)
+            if self._converged(found):
                 row["note"] = (f"converged: largest force std {row['md_largest_std']:.3g} "
-                               f"< {self.config.min_force_std} eV/A")  # fmt: skip
+                               f"< {c.min_force_std} eV/A over {c.md_steps} steps")  # fmt: skip
+            elif len(frames) < quota and (not frames or found.cut_short):
+                # MD that did not get far found too few new frames: rattles of where it
+                # went (else of the seeds) fill the round, so the loop still learns
+                extra = fallback_rattles(found.candidates or self._seed_frames(),
+                                         quota - len(frames), c, labelled, frames,
+                                         seed=c.seed + 1000 * r + 1)  # fmt: skip
+                row["rattled"] = len(extra)
+                frames += extra
         if frames:
             _write_frames(os.path.join(folder, "selected.extxyz"), frames)
         row["wall_s"] = time.perf_counter() - start
         self.state["pending"] = row
         self.state["phase"] = "label"
         if not frames:
-            self._end(row.get("note") or "no new frame to label")
+            self._end(row.get("note") or "no new frame to label, not even a rattle")
         self._save()
+
+    def _seed_frames(self) -> list[Atoms]:
+        frames = []
+        for group, atoms in self.seeds:
+            frame = atoms.copy()
+            frame.info[GROUP_KEY] = group
+            frames.append(frame)
+        return frames
+
+    def _converged(self, found: Exploration) -> bool:
+        """No frame above ``min_force_std`` over a full-length MD of every system."""
+        full = self.config.md_steps * self.config.timestep
+        return (not found.candidates and not found.exploded and not found.stopped
+                and all(t >= full - 1e-6 for t in found.reached.values()))  # fmt: skip
 
     def _starts(self, r: int) -> dict[str, Atoms] | None:
         """Round r's continued systems: the previous round's last frames (``explore_from``
@@ -282,10 +364,11 @@ class Learner:
                    for s in g.structures)  # fmt: skip
 
     def _committee(self, r: int):  # noqa: ANN202
+        from mlip.fields import resolve_device
         from mlip.model import load_model
 
         return load_model(self.path(f"round_{r}", "committee", "model.pt"),
-                          device=self.config.device)  # fmt: skip
+                          device=resolve_device(self.config.device))  # fmt: skip
 
     def train_config(self, r: int | None):  # noqa: ANN201 (mlip.train.config.TrainConfig)
         """The training config of round r (None: the final training, from scratch for

@@ -4,7 +4,9 @@ Columns: round, labels (in all so far), new labels, Hessians, failed labels, val
 energy MAE (meV/atom) and force MAE (meV/A) of the round's committee, the largest and
 the mean (over systems) of the largest force std seen in the round's MD (eV/A), the MD
 time reached (mean and least over systems, ps), systems stopped above stop_force_std
-and exploded, candidates, wall seconds of the round and the stop reason, if any.
+and exploded, candidates, the selected frames above the trust window and the rattles
+that filled a round whose MD found too few new frames, wall seconds of the round and
+the stop reason, if any.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from mlip.fileio import atomic_write_text
 
 COLUMNS = ("round", "labels", "new_labels", "hessians", "failed", "valid_energy_mae",
            "valid_forces_mae", "md_largest_std", "md_mean_std", "md_time_ps", "md_min_time_ps",
-           "md_systems", "md_stopped", "md_exploded", "candidates", "wall_s", "note")  # fmt: skip
+           "md_systems", "md_stopped", "md_exploded", "candidates", "above_window", "rattled",
+           "wall_s", "note")  # fmt: skip
 
 
 def _text(value: object) -> str:

@@ -18,9 +18,11 @@ and a label there teaches the model a region MD at that temperature does not vis
 * ``window``: in a random order (``seed``), so that the labels follow the distribution MD
   visits where the model is unsure rather than its tail.
 
-Only when no candidate lies in the window (a committee unsure everywhere it went, as a
-first one trained on a few rattles can be) do both take the frames above it, least
-uncertain first, so that the loop still learns where its MD went.
+When the window holds fewer than ``limit`` frames that pass the diversity rule (a
+committee unsure everywhere it went, as a first one trained on a few rattles can be,
+finds few frames in the window, all near its labels), both go on to the frames above
+it, least uncertain first (the nearest to the window, where MD went next), so that a
+round still learns where its MD went instead of labelling nothing.
 """
 
 from __future__ import annotations
@@ -64,8 +66,9 @@ def select_frames(
     seed: int = 0,
 ) -> list[Atoms]:
     """Up to ``limit`` frames of the trust ``window`` (eV/A) in the order of ``rule``
-    (``seed``: of the random order), no two within ``diversity`` (A) of each other or of
-    a ``labelled`` descriptor of their group (module docstring)."""
+    (``seed``: of the random order), then frames above it, least uncertain first, no two
+    within ``diversity`` (A) of each other or of a ``labelled`` descriptor of their
+    group (module docstring)."""
     check_rule(rule)
     known = {k: list(v) for k, v in (labelled or {}).items()}
     low, high = window
@@ -74,12 +77,12 @@ def select_frames(
         return float(atoms.info.get(STD_KEY, 0.0))
 
     inside = [a for a in candidates if low <= std(a) <= high]
-    if not inside:  # nothing trusted enough to label: the nearest to the window
-        ranked = sorted((a for a in candidates if std(a) > high), key=std)
-    elif rule == "uncertain":
+    if rule == "uncertain":
         ranked = sorted(inside, key=std, reverse=True)
     else:  # "window"
         ranked = [inside[i] for i in np.random.default_rng(seed).permutation(len(inside))]
+    # then, should the window not fill the round: the nearest above it first
+    ranked += sorted((a for a in candidates if std(a) > high), key=std)
     chosen: list[Atoms] = []
     for atoms in ranked:
         if len(chosen) >= limit:

@@ -11,7 +11,8 @@ max_force_std and collect_force_std eV/A.
 config. Which of the ensemble parameters (friction, tau, chain_length, yoshida,
 substeps, pressure, compressibility, tau_p) an ensemble uses is declared by the
 registry; only those are recorded in a trajectory. This module imports nothing from
-the rest of :mod:`mlip.md`.
+the rest of :mod:`mlip.md`. The field metadata (help, unit, group) is what ``mlip md``'s
+options are made of (:mod:`mlip.cli.options`).
 """
 
 from __future__ import annotations
@@ -24,10 +25,49 @@ from typing import Any
 
 import torch
 
+from mlip.fields import device_field, dtype_field, option
+
 PerSystem = float | Sequence[float]  # one value, or one per system of the batch
 
 #: host checks every k steps (:class:`mlip.md.runner.Simulation`): free on a CPU
 CHECK_EVERY_CPU, CHECK_EVERY_GPU = 1, 20
+
+#: the option groups of ``mlip md``'s help; MD_GROUP is shared with ``mlip learn``
+MD_GROUP, OUTPUT, CHECKS, COMMITTEE = "molecular dynamics", "output", "checks", "committee"
+
+#: help and unit of the MD settings, the one declaration of the fields ``mlip md``
+#: (:class:`MDConfig`) and ``mlip learn`` (:class:`mlip.learn.config.LearnConfig`) share
+MD_OPTIONS: dict[str, tuple[str, str | None]] = {
+    "ensemble": (
+        "ensemble: nve (velocity Verlet), nvt-langevin (BAOAB), nvt-bussi (CSVR), nvt-nhc "
+        "(Nose-Hoover chains), npt-langevin, npt-bussi (stochastic cell rescaling; periodic "
+        "cells only)",
+        None,
+    ),
+    "temperature": (
+        "thermostat target and Maxwell-Boltzmann temperature: one value, one per input "
+        "structure or one per system",
+        "K",
+    ),
+    "timestep": ("timestep", "fs"),
+    "friction": ("Langevin friction gamma (nvt-langevin, npt-langevin)", "1/fs"),
+    "tau": ("Bussi / Nose-Hoover relaxation time (nvt-bussi, nvt-nhc, npt-bussi)", "fs"),
+    "chain_length": ("Nose-Hoover thermostats per chain (nvt-nhc)", None),
+    "yoshida": ("Suzuki-Yoshida weights of a Nose-Hoover half-step: 1, 3 or 5 (nvt-nhc)", None),
+    "substeps": ("sub-steps of a Nose-Hoover half-step (nvt-nhc)", None),
+    "pressure": ("NPT target pressure (npt-*)", "GPa"),
+    "compressibility": (
+        "NPT barostat compressibility estimate (~0.01 metals, 0.45 water; npt-*)",
+        "1/GPa",
+    ),
+    "tau_p": ("NPT barostat relaxation time (npt-*)", "fs"),
+}
+
+
+def md_option(name: str, default: Any, help: str | None = None) -> Any:  # noqa: A002
+    """The field of the MD setting ``name`` (:data:`MD_OPTIONS`) with ``default``."""
+    text, unit = MD_OPTIONS[name]
+    return option(default, help or text, unit=unit, group=MD_GROUP)
 
 
 @dataclass(frozen=True)
@@ -40,42 +80,77 @@ class MDConfig:
     """
 
     # --- the ensemble ------------------------------------------------------------------
-    ensemble: str = "nve"  # a name of mlip.md.registry.INTEGRATOR_REGISTRY
-    temperature: PerSystem = 300.0  # K, thermostat target and Maxwell-Boltzmann draw
-    timestep: float = 0.5  # fs
-    friction: PerSystem = 0.01  # 1/fs, Langevin gamma
-    tau: PerSystem = 100.0  # fs, Bussi / Nose-Hoover relaxation time
-    chain_length: int = 3  # Nose-Hoover thermostats per chain
-    yoshida: int = 3  # Suzuki-Yoshida weights of a Nose-Hoover half-step (1, 3 or 5)
-    substeps: int = 1  # sub-steps of a Nose-Hoover half-step
-    pressure: PerSystem = 0.0  # GPa, NPT target
-    compressibility: PerSystem = 0.01  # 1/GPa, barostat estimate (~0.01 metals, 0.45 water)
-    tau_p: PerSystem = 1000.0  # fs, barostat relaxation time
-    seed: int = 0  # Maxwell-Boltzmann velocities and thermostat noise
+    ensemble: str = md_option("ensemble", "nve")
+    temperature: PerSystem = md_option("temperature", 300.0)
+    timestep: float = md_option("timestep", 0.5)
+    friction: PerSystem = md_option("friction", 0.01)
+    tau: PerSystem = md_option("tau", 100.0)
+    chain_length: int = md_option("chain_length", 3)
+    yoshida: int = md_option("yoshida", 3)
+    substeps: int = md_option("substeps", 1)
+    pressure: PerSystem = md_option("pressure", 0.0)
+    compressibility: PerSystem = md_option("compressibility", 0.01)
+    tau_p: PerSystem = md_option("tau_p", 1000.0)
+    seed: int = option(0, "seed of the Maxwell-Boltzmann velocities and thermostat noise")
     # --- the run -----------------------------------------------------------------------
-    steps: int = 1000
-    replicas: int = 1  # copies of each input system
-    device: str | torch.device = "cpu"
-    dtype: str | torch.dtype = torch.float64  # "float64"/"float32" are accepted
-    init_velocities: bool | None = None  # None: draw unless the input carries momenta
-    restart: str | Path | None = None  # trajectory to continue from its last frame
+    steps: int = option(1000, "MD steps")
+    replicas: int = option(1, "copies of each input system")
+    device: str | torch.device = device_field()
+    dtype: str | torch.dtype = dtype_field("float64")  # a torch.dtype after __post_init__
+    init_velocities: bool | None = option(
+        None, "draw Maxwell-Boltzmann velocities (none: unless the input carries momenta)"
+    )
+    restart: str | Path | None = option(
+        None, "trajectory to continue from its last frame", metavar="TRAJ.h5"
+    )
     # --- output ------------------------------------------------------------------------
-    traj: str | Path | None = None  # mlip HDF5 trajectory
-    log: str | Path | None = None  # CSV log
-    log_every: int = 100  # steps between frames and log rows
-    overwrite: bool = False  # replace an existing traj
-    progress: bool = True  # progress bar
+    traj: str | Path | None = option(
+        None, "trajectory file (mlip HDF5 layout)", metavar="OUT.h5", group=OUTPUT
+    )
+    log: str | Path | None = option(
+        None, "CSV log (none: the trajectory's name with .csv)", metavar="OUT.csv", group=OUTPUT
+    )
+    log_every: int = option(100, "steps between frames and log rows", group=OUTPUT)
+    overwrite: bool = option(False, "replace an existing --traj", group=OUTPUT)
+    progress: bool = option(
+        True, "progress bar on a terminal; one line per log row without one", group=OUTPUT
+    )
     # --- engine and checks -------------------------------------------------------------
-    skin: float = 1.0  # A, Verlet-list skin
-    check_every: int | None = None  # steps between host checks, None: check_every_for
-    compile: bool = False  # run the model through torch.compile
-    max_force: float = 100.0  # eV/A, explosion limit
-    min_distance: float = 0.5  # A, explosion limit
-    max_displacement: float | None = None  # A from the start, explosion limit (off)
+    skin: float = option(1.0, "Verlet-list skin", unit="A")
+    check_every: int | None = option(
+        None,
+        f"steps between host checks (none: {CHECK_EVERY_CPU} on a CPU, {CHECK_EVERY_GPU} on a GPU)",
+        group=CHECKS,
+    )
+    compile: bool = option(False, "run the model through torch.compile (the first step compiles)")
+    max_force: float = option(100.0, "explosion limit on a force", unit="eV/A", group=CHECKS)
+    min_distance: float = option(
+        0.5, "explosion limit on an interatomic distance", unit="A", group=CHECKS
+    )
+    max_displacement: float | None = option(
+        None, "explosion limit on the distance from the start", unit="A", group=CHECKS
+    )
     # --- committee uncertainty (mlip.md.uncertainty; a committee model only) ------------
-    max_force_std: float | None = None  # eV/A: stop a system whose largest force std exceeds it
-    collect_force_std: float | None = None  # eV/A: keep frames (at log steps) above it
-    collect: str | Path | None = None  # file (e.g. .extxyz) for the collected frames
+    max_force_std: float | None = option(
+        None,
+        "committee models: stop a system whose largest per-atom force std exceeds this "
+        "(checked at the host checks); the others go on",
+        unit="eV/A",
+        group=COMMITTEE,
+    )
+    collect_force_std: float | None = option(
+        None,
+        "committee models: keep the frames (at log steps) whose largest force std exceeds "
+        "this, written to --collect",
+        unit="eV/A",
+        group=COMMITTEE,
+    )
+    collect: str | Path | None = option(
+        None,
+        "file for the collected frames (any ASE format; 'mlip label' reads it)",
+        metavar="OUT.extxyz",
+        group=COMMITTEE,
+    )
 
     def __post_init__(self) -> None:
         if isinstance(self.dtype, str):

@@ -32,8 +32,13 @@ _REASONS = {
 }
 
 
-class MDExplosionError(RuntimeError):
-    """The simulation of a system blew up; names the system, the step and the reason."""
+class MDExplosionError(ValueError):
+    """The simulation of a system blew up; names the system, the step and the reason.
+
+    A ValueError (the timestep, the temperature or the model's range is the cause, a
+    setting the user changes); ``mlip md`` exits with :attr:`exit_status` 2 on it."""
+
+    exit_status = 2
 
     def __init__(self, message: str, system: int, name: str, step: int) -> None:
         super().__init__(message)

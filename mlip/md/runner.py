@@ -30,9 +30,10 @@ from typing import Any
 import ase
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
+from mlip.allocator import keep_freed_memory
 from mlip.derivatives import EnergyModel
+from mlip.fields import resolve_device
 from mlip.md.config import DEFAULTS, MDConfig, check_every_for
 from mlip.md.forcefield import ForceField
 from mlip.md.io import CSVLog, TrajectoryWriter, read_restart
@@ -48,6 +49,7 @@ from mlip.md.state import (
 )
 from mlip.md.steps import Integrator
 from mlip.md.uncertainty import UncertaintyWatch
+from mlip.progress import Progress
 
 
 @dataclass
@@ -71,10 +73,53 @@ class MDResult:
     # model without spread, and for systems stopped by max_force_std), and the watch
     force_std: np.ndarray | None = None
     uncertainty: UncertaintyWatch | None = None
+    config: MDConfig | None = None  # the settings of the run
 
     @property
     def total(self) -> np.ndarray:
         return self.potential + self.kinetic
+
+    def summary(self) -> str:
+        """What ``mlip md`` prints at the end: speed, final temperature, the largest
+        change of the conserved energy per atom, NPT means, committee spreads, files."""
+        config = self.config or DEFAULTS
+        state = self.state
+        steps_done = int(self.steps[-1] - self.steps[0])
+        wall = max(self.wall_seconds, 1e-9)
+        rate = steps_done * state.n_atoms / wall
+        ns_day = steps_done * config.timestep / wall * 0.0864
+        atoms = state.num_atoms.cpu().numpy()
+        drift = (self.conserved[-1] - self.conserved[0]) / atoms
+        lines = [
+            f"{state.n_systems} systems, {state.n_atoms} atoms, {steps_done} steps of "
+            f"{config.timestep} fs in {self.wall_seconds:.1f} s: {rate:.3g} atom-steps/s, "
+            f"{ns_day:.3g} ns/day, {self.neighbor_builds} neighbour-list builds",
+            f"final T {np.nanmean(self.temperature[-1]):.1f} K (mean over systems), "
+            f"max conserved-energy change {np.nanmax(np.abs(drift)):.3g} eV/atom",
+        ]
+        if np.isfinite(self.pressure).any():
+            half = self.pressure[len(self.pressure) // 2 :]  # second half of the run
+            volume = self.volume[len(self.volume) // 2 :] / atoms
+            lines.append(
+                f"second half: mean pressure {np.nanmean(half):.4g} GPa (target "
+                f"{config.pressure}), mean volume {np.nanmean(volume):.4g} A^3/atom"
+            )
+        watch = self.uncertainty
+        if self.force_std is not None and np.isfinite(self.force_std).any():
+            lines.append("committee force std (largest per-atom, eV/A) per system:")
+            if watch is not None:
+                lines.append(watch.summary())
+            else:
+                largest = np.nanmax(self.force_std, 0)
+                for name, value in zip(state.names, largest, strict=True):
+                    lines.append(f"  {name}: largest logged force std {value:.4g} eV/A")
+        if watch is not None and config.collect is not None:
+            lines.append(f"collected {len(watch.frames)} frames -> {config.collect}")
+        if config.traj is not None or config.restart is not None:
+            lines.append(f"trajectory: {config.traj or config.restart}")
+        if config.log:
+            lines.append(f"log: {config.log}")
+        return "\n".join(lines)
 
 
 def configure_force_field(force_field: ForceField, needs: Needs) -> None:
@@ -185,10 +230,10 @@ class Simulation:
 
 
 def _initial_state(
-    atoms_or_state: ase.Atoms | Sequence | MDState | None, config: MDConfig
+    atoms_or_state: ase.Atoms | Sequence | MDState | None, config: MDConfig, device: torch.device
 ) -> tuple[MDState, bool]:
-    """The starting state and whether it continues a trajectory."""
-    device, dtype, temperature = config.device, config.dtype, config.temperature
+    """The starting state on ``device`` and whether it continues a trajectory."""
+    dtype, temperature = config.dtype, config.temperature
     if config.restart is not None:
         frame = read_restart(config.restart)
         state = from_atoms(frame.atoms, 1, 0.0, device, dtype)
@@ -212,6 +257,15 @@ def _initial_state(
         generator = torch.Generator(device=state.device).manual_seed(config.seed + 7919)
         state = maxwell_boltzmann(state, generator=generator)
     return state, False
+
+
+def _device(model: EnergyModel, name: str | torch.device) -> torch.device:
+    """The device of the run: ``auto`` is the model's (where its tensors are)."""
+    if name == "auto":
+        tensor = next(iter([*model.parameters(), *model.buffers()]), None)
+        if tensor is not None:
+            return tensor.device
+    return resolve_device(name)
 
 
 def _targets(temperature: float | Sequence[float], state: MDState) -> torch.Tensor:
@@ -240,7 +294,8 @@ def run_md(
     config: MDConfig | None = None,
     **options: Any,
 ) -> MDResult:
-    """Run batched MD of ``replicas`` copies of each input system on ``device``.
+    """Run batched MD of ``replicas`` copies of each input system on ``device``
+    (``auto``, the default: the model's device).
 
     The settings are ``config`` (default :data:`~mlip.md.config.DEFAULTS`) with
     ``ensemble`` and any :class:`~mlip.md.config.MDConfig` field given in ``options``
@@ -276,13 +331,14 @@ def run_md(
     if ensemble is not None:
         options["ensemble"] = ensemble
     config = (DEFAULTS if config is None else config).replace(**options)
+    keep_freed_memory()  # every step reallocates the same large buffers
     steps, log_every = config.steps, config.log_every
     if steps < 0 or log_every < 1:
         raise ValueError(f"need steps >= 0 and log_every >= 1, got {steps}, {log_every}")
     if config.restart is None and atoms_or_state is None:
         raise ValueError("give a structure (atoms_or_state) or a restart trajectory")
     spec = ensemble_spec(config.ensemble)
-    state, continuing = _initial_state(atoms_or_state, config)
+    state, continuing = _initial_state(atoms_or_state, config, _device(model, config.device))
     integrator = spec.build(config)
     monitor = ExplosionMonitor(config.max_force, config.min_distance, config.max_displacement)
     force_field = ForceField(model, skin=config.skin, compile=config.compile)
@@ -310,7 +366,13 @@ def run_md(
         )
     csv_log = CSVLog(config.log, append=continuing) if config.log is not None else None
     try:
-        return _loop(sim, steps, log_every, writer, csv_log, config.progress, not same_file, watch)
+        result = _loop(
+            sim, steps, log_every, writer, csv_log, config.progress, not same_file, watch
+        )
+    except MDExplosionError as err:
+        if traj is not None:  # where the frames up to the explosion are
+            err.args = (f"{err}; the trajectory up to the last log step is in {traj}",)
+        raise
     finally:
         if writer is not None:
             writer.close()
@@ -318,6 +380,8 @@ def run_md(
             csv_log.close()
         if watch is not None and config.collect is not None:
             watch.write_frames(config.collect)
+    result.config = config
+    return result
 
 
 def _pressure_postfix(obs: dict[str, np.ndarray]) -> dict[str, str]:
@@ -367,7 +431,7 @@ def _loop(
         return obs
 
     record(write=write_first)
-    bar = tqdm(total=steps, unit="step", disable=not progress, dynamic_ncols=True)
+    bar = Progress(steps, "step", "md", enabled=progress)  # no terminal: a line per log step
     start, last = time.perf_counter(), 0
     try:
         for done in sim.run(steps, every=log_every):
@@ -380,7 +444,7 @@ def _loop(
             if log_step:
                 obs = record()
                 wall = max(time.perf_counter() - start, 1e-9)
-                bar.set_postfix(
+                bar.report(
                     t_ps=f"{sim.state.time / 1000:.3f}",
                     ns_day=f"{done * dt / wall * 0.0864:.3g}",
                     atom_steps_s=f"{done * n_atoms / wall:.3g}",

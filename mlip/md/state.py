@@ -30,6 +30,7 @@ import ase.units
 import numpy as np
 import torch
 
+from mlip.fields import resolve_device
 from mlip.md.config import DEFAULTS
 
 AMU_A2_FS2_PER_EV: float = ase.units.fs**2  # one eV in amu*Angstrom^2/fs^2
@@ -169,6 +170,7 @@ def from_atoms(
     the thermostat target: one value, one per input or one per system. Non-periodic systems get
     a zero cell. ``dof`` is 3N - 3 (3 for one atom) until an integrator sets it.
     """
+    device = resolve_device(device)  # "auto": cuda if torch sees a GPU, else cpu
     if replicas < 1:
         raise ValueError(f"replicas must be >= 1, got {replicas}")
     items = [systems] if isinstance(systems, ase.Atoms) else list(systems)

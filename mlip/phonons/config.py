@@ -9,6 +9,7 @@ import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from mlip.fields import device_field, dtype_field, option
 from mlip.integrations.phonopy import METHODS
 from mlip.vib.relax import STATIONARY_FMAX, STATIONARY_STRESS_GPA
 
@@ -22,34 +23,67 @@ class PhononConfig:
     ``supercell`` repeats the input cell along its three vectors; ``qpoints`` are in
     reduced coordinates of the input cell's reciprocal lattice (without 2 pi); ``mesh``
     is three numbers or a length (A, phonopy's automatic mesh) for the DOS and the
-    thermal properties.
+    thermal properties. Each field's help (metadata) is its ``mlip phonons`` option.
     """
 
-    model: str = ""  # model file (mlip.model.load_model)
-    structure: str = ""  # ASE-readable file or FILE.h5[:GROUP[:INDEX]] with a 3D cell
-    supercell: tuple[int, int, int] = (2, 2, 2)
+    model: str = option("", "model file (mlip.model.load_model)")
+    structure: str = option(
+        "", "crystal with a 3D cell: ASE-readable file or FILE.h5[:GROUP[:INDEX]]"
+    )
+    supercell: tuple[int, int, int] = option(
+        (2, 2, 2),
+        "repeats of the input cell along its vectors (its width should exceed the model's "
+        "num_layers x r_max)",
+        metavar=("A", "B", "C"),
+    )
     # --- relaxation and the checks before it -------------------------------------------
-    relax: bool = False  # relax positions and cell first (FrechetCellFilter)
-    fmax: float = 1e-3  # eV/A, --relax convergence (generalised forces of the filter)
-    relax_steps: int = 500
-    optimizer: str = "BFGS"  # one of OPTIMIZERS (ase.optimize)
-    warn_fmax: float = STATIONARY_FMAX  # eV/A: warn above this force (not stationary)
-    warn_stress: float = STATIONARY_STRESS_GPA  # GPa: warn above this residual stress
+    relax: bool = option(False, "relax positions and cell first (FrechetCellFilter)")
+    fmax: float = option(
+        1e-3, "--relax convergence (generalised forces: eV/A, and eV per atom)", unit="eV/A"
+    )
+    relax_steps: int = option(500, "--relax: optimiser steps at most")
+    optimizer: str = option("BFGS", "--relax: optimiser (ase.optimize)", choices=OPTIMIZERS)
+    warn_fmax: float = option(
+        STATIONARY_FMAX, "warn above this force (not a stationary point)", unit="eV/A"
+    )
+    warn_stress: float = option(
+        STATIONARY_STRESS_GPA, "warn above this residual stress component", unit="GPa"
+    )
     # --- force constants and sampling ----------------------------------------------------
-    method: str = "directions"  # one of mlip.integrations.phonopy.METHODS
-    symprec: float = 1e-5  # A, phonopy's symmetry tolerance
-    band_points: int = 51  # q-points per band-path segment
-    mesh: float | tuple[int, int, int] = 30.0  # A (length) or three mesh numbers
-    qpoints: tuple[tuple[float, float, float], ...] = ()
-    t_min: float = 0.0  # K
-    t_max: float = 1000.0  # K
-    t_step: float = 50.0  # K
-    imaginary_tol: float = 0.02  # THz: frequencies below -tol count as imaginary
+    method: str = option(
+        "directions",
+        "directions: phonopy's symmetry-reduced displacement directions (fewest products); "
+        "rows: the 3 Cartesian Hessian rows of each irreducible atom",
+        choices=METHODS,
+    )
+    symprec: float = option(1e-5, "phonopy's symmetry tolerance", unit="A")
+    band_points: int = option(51, "q-points per band-path segment")
+    mesh: float | tuple[int, int, int] = option(
+        30.0,
+        "DOS and thermal mesh: a length (A, phonopy's automatic mesh) or three numbers N1 N2 N3",
+        metavar="N",
+    )
+    qpoints: tuple[tuple[float, float, float], ...] = option(
+        (),
+        "q-points in reduced coordinates of the input cell's reciprocal lattice, "
+        "'QX QY QZ; ...' (none: the special points of the band path)",
+        metavar='"QX QY QZ; ..."',
+    )
+    t_min: float = option(0.0, "lowest temperature of the thermal table", unit="K", flag="--tmin")
+    t_max: float = option(
+        1000.0, "highest temperature of the thermal table", unit="K", flag="--tmax"
+    )
+    t_step: float = option(50.0, "temperature step of the thermal table", unit="K", flag="--tstep")
+    imaginary_tol: float = option(
+        0.02, "frequencies below minus this count as imaginary", unit="THz"
+    )
     # --- output and device ---------------------------------------------------------------
-    json: str | None = None
-    plot: str | None = None  # PNG of the band structure and DOS
-    device: str = "cpu"
-    dtype: str = "float64"
+    json: str | None = option(
+        None, "q-points, frequencies, thermal table as JSON", metavar="OUT.json"
+    )
+    plot: str | None = option(None, "band structure and DOS (PNG)", metavar="OUT.png")
+    device: str = device_field()
+    dtype: str = dtype_field("float64")
 
     def __post_init__(self) -> None:
         supercell = tuple(int(k) for k in self.supercell)
@@ -67,16 +101,21 @@ class PhononConfig:
             raise ValueError(f"need 0 <= t_min <= t_max (K), got {self.t_min}, {self.t_max}")
         if self.band_points < 2:
             raise ValueError(f"band_points must be >= 2, got {self.band_points}")
-        qpoints = tuple(tuple(float(x) for x in q) for q in self.qpoints)
+        qpoints = self.qpoints
+        if isinstance(qpoints, str):  # the command line's "qx qy qz; ..."
+            qpoints = parse_qpoints(qpoints) if qpoints.strip() else ()
+        qpoints = tuple(tuple(float(x) for x in q) for q in qpoints)
         if any(len(q) != 3 for q in qpoints):
             raise ValueError(f"each q-point needs three reduced coordinates, got {qpoints}")
         object.__setattr__(self, "qpoints", qpoints)
-        if not isinstance(self.mesh, (int, float)):
-            mesh = tuple(int(k) for k in self.mesh)
-            if len(mesh) != 3 or min(mesh) < 1:
-                raise ValueError(f"mesh must be a length or three integers >= 1, got {mesh}")
+        mesh = self.mesh
+        if not isinstance(mesh, (int, float)):
+            mesh = parse_mesh(mesh)
             object.__setattr__(self, "mesh", mesh)
-        elif self.mesh <= 0:
+        if isinstance(mesh, tuple):
+            if min(mesh) < 1:
+                raise ValueError(f"mesh must be a length or three integers >= 1, got {mesh}")
+        elif mesh <= 0:
             raise ValueError(f"mesh length must be > 0 A, got {self.mesh}")
 
     @classmethod
@@ -107,7 +146,7 @@ def parse_qpoints(text: str) -> tuple[tuple[float, float, float], ...]:
 
 
 def parse_mesh(values: Sequence[float]) -> float | tuple[int, int, int]:
-    """``--mesh L`` (a length, A) or ``--mesh N1 N2 N3``."""
+    """``[L]`` (a length, A) -> L, ``[N1, N2, N3]`` (integers) -> the tuple."""
     if len(values) == 1:
         return float(values[0])
     if len(values) == 3 and all(float(v).is_integer() for v in values):

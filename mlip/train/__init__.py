@@ -72,6 +72,8 @@ def describe(trainer: Any) -> str:
         f"model: {n_params} parameters, r_max {trainer.r_max} A, device {trainer.device}, "
         f"{trainer.config.train.dtype}, {trainer.context.world_size} rank(s)",
     ]
+    if getattr(trainer, "width_choice", None) is not None:
+        lines.append(f"width: {trainer.width_choice.describe()}")
     if trainer.config.model.init_from:
         lines.append(f"initialised from {trainer.config.model.init_from} (statistics kept)")
     s = trainer.statistics

@@ -22,7 +22,7 @@ import torch
 
 from mlip.errors import CheckpointError
 from mlip.fileio import atomic_torch_save
-from mlip.train.config import TrainConfig, flatten, incompatible_keys, saved_config
+from mlip.train.config import TrainConfig, flatten, incompatible_keys
 
 CHECKPOINT_FORMAT = "mlip-train-checkpoint"
 CHECKPOINT_VERSION = 1
@@ -82,7 +82,7 @@ def resume_state(path: str, config: TrainConfig, verbose: bool = True) -> dict |
     state = load_checkpoint(path, map_location="cpu")
     bad = incompatible_keys(state["config"], config.to_dict())
     if bad:
-        saved = saved_config(state["config"], "checkpoint").to_dict()
+        saved = TrainConfig.from_dict(state["config"], "checkpoint").to_dict()
         old, new = flatten(saved), flatten(config.to_dict())
         details = "; ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in bad)
         raise CheckpointError(
@@ -142,9 +142,9 @@ def restore_trainer(trainer: Any, state: dict[str, Any], where: str) -> None:
     t.epoch, t.batch_in_epoch, t.step = p["epoch"], p["batch_in_epoch"], p["step"]
     t.epoch_order = None if p["epoch_order"] is None else p["epoch_order"].numpy()
     t.best_loss, t.best_epoch, t.elapsed = p["best_loss"], p["best_epoch"], p["elapsed"]
-    t.pending_losses = list(p.get("pending_losses", []))
-    t.bad_validations = int(p.get("bad_validations", 0))
-    t.stage = int(p.get("stage", 1))
+    t.pending_losses = list(p["pending_losses"])
+    t.bad_validations = int(p["bad_validations"])
+    t.stage = int(p["stage"])
     restore_global_rng(state["rng"]["global"])
     set_generator_state(t.order_rng, state["rng"]["data_order"])
     set_generator_state(t.probes.generator, state["rng"]["probes"])

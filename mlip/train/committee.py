@@ -36,6 +36,7 @@ import torch
 from mlip.committee import Committee, is_committee
 from mlip.data.hdf5 import H5Dataset
 from mlip.errors import CheckpointError
+from mlip.fields import option
 from mlip.fileio import atomic_write_text
 from mlip.train.config import TrainConfig, save_config
 from mlip.train.data import StructureSource
@@ -48,8 +49,16 @@ STATE_FILE = "committee.json"
 class CommitteeConfig:
     """``size``: members K (>= 1); ``bootstrap``: each member on a bootstrap draw."""
 
-    size: int = 4
-    bootstrap: bool = False
+    size: int = option(
+        4,
+        "train a committee of K members (seeds seed..seed+K-1, one split) into one model "
+        "file with force/energy uncertainties",
+        flag="--committee",
+        metavar="K",
+    )
+    bootstrap: bool = option(
+        False, "a committee whose members train on bootstrap draws (of 4 without --committee)"
+    )
 
     def check(self) -> CommitteeConfig:
         if self.size < 1:
@@ -134,6 +143,17 @@ def train_committee(
         d = config.data
         split = make_split(len(dataset), d.train_size, d.valid_size, d.test_size, config.train.seed)
     initial = _initial_members(config.model.init_from, committee.size)
+    cached = np.concatenate([split["train"], split["valid"]])
+    source = StructureSource(dataset, cached if config.data.cache else None)
+    if not resume and initial is None:  # one auto width for every member
+        from mlip.train.distributed import resolve_device
+        from mlip.train.recipe import resolve_width
+
+        device = resolve_device(config.train.device)
+        choice = resolve_width(config, source, split["train"], dataset.elements, device,
+                               getattr(torch, config.train.dtype))  # fmt: skip
+        if choice is not None and config.train.progress:
+            print(f"width: {choice.describe()}")
     os.makedirs(out, exist_ok=True)
     if not resume:
         meta = {"paths": config.data.paths, "groups": config.data.groups,
@@ -143,8 +163,6 @@ def train_committee(
         base.train.out = out
         save_config(base, os.path.join(out, "config.yaml"))
         atomic_write_text(state_path, json.dumps(state, indent=1))
-    cached = np.concatenate([split["train"], split["valid"]])
-    source = StructureSource(dataset, cached if config.data.cache else None)
     rng = np.random.default_rng(config.train.seed + 7)
     draws = [
         np.unique(rng.choice(split["train"], len(split["train"]), replace=True))

@@ -18,6 +18,8 @@ from typing import Any
 
 import yaml
 
+from mlip.fields import device_field, dtype_field, option
+from mlip.loss import PROBE_KINDS
 from mlip.model import Architecture
 from mlip.train.optim import KINDS
 
@@ -33,16 +35,26 @@ class DataConfig:
     ``groups: null`` selects every group of the files.
     """
 
-    paths: list[str] = field(default_factory=list)
-    groups: list[str] | None = None
-    train_size: float = 0.8
-    valid_size: float = 0.1
-    test_size: float | None = None
-    split_file: str | None = None  # explicit split (JSON); overrides the sizes
-    batch_size: int = 10
-    valid_batch_size: int = 32
-    cache: bool = True  # hold the train/valid conformers in memory
-    allow_missing_labels: bool = False  # drop a weighted term for groups that lack its label
+    paths: list[str] = option(
+        help="mlip-HDF5 file(s)", default_factory=list, flag="--data", metavar="FILE"
+    )
+    groups: list[str] | None = option(
+        None, "group(s) to train on; 'all' (the default with --data)", flag="--group"
+    )
+    train_size: float = option(0.8, "training conformers: count or fraction")
+    valid_size: float = option(0.1, "validation conformers: count or fraction")
+    test_size: float | None = option(None, "test conformers: count or fraction (none: the rest)")
+    split_file: str | None = option(
+        None,
+        "JSON file with 'train'/'valid'/'test' index lists over the selected conformers "
+        "(like a run's split.json); replaces the sizes",
+    )
+    batch_size: int = option(10, "global batch size (conformers per step)")
+    valid_batch_size: int = option(32, "conformers per validation batch")
+    cache: bool = option(True, "hold the train/valid conformers in memory")
+    allow_missing_labels: bool = option(
+        False, "train the force term only on groups that have forces, instead of an error"
+    )
 
 
 @dataclass
@@ -50,14 +62,30 @@ class ModelSection(Architecture):
     """The model to train: the fields of :class:`mlip.model.Architecture` (same names,
     same defaults; r_max in Angstrom) and two training-only keys.
 
+    ``num_channels: null`` (the default) lets the trainer choose the width from the
+    measured cost of a step on the data and the time budget (:mod:`mlip.train.recipe`);
+    the chosen width is written to the run's ``config.yaml``.
     ``atomic_energies`` (eV per element, e.g. ``{1: -13.6}``) replaces the least-squares
     fit. ``init_from``: a model file to start from (fine-tuning, e.g. adding Hessian
     labels to a model trained on energies and forces): its architecture, weights,
     reference energies and scale are kept, and the architecture keys are not used.
     """
 
-    atomic_energies: dict[int, float] | None = None
-    init_from: str | None = None
+    num_channels: int | None = option(
+        None,
+        "channels per irrep; none: chosen from the measured step cost and --max-time "
+        "(mlip.train.recipe; 64 without a time budget)",
+    )
+    atomic_energies: dict[int, float] | None = option(
+        None,
+        "reference energy per element, Z=ENERGY (replaces the least-squares fit)",
+        unit="eV",
+    )
+    init_from: str | None = option(
+        None,
+        "model file to fine-tune (e.g. add Hessian labels to an E+F model): its "
+        "architecture, weights, E0 and scale are kept",
+    )
 
 
 @dataclass
@@ -73,22 +101,30 @@ class LossConfig:
     carry units: (eV/atom)^-2, (eV/A)^-2, (eV/A^3)^-2, (eV/A^2)^-2.
     """
 
-    energy_weight: float = 0.01
-    forces_weight: float = 1.0
-    hessian_weight: float = 3.0
-    stress_weight: float = 1.0
-    normalize: bool = True
+    energy_weight: float = option(0.01, "weight of the per-atom energy term")
+    forces_weight: float = option(1.0, "weight of the force term")
+    hessian_weight: float = option(3.0, "weight of the Hessian term (0: off)")
+    stress_weight: float = option(1.0, "weight of the stress term")
+    normalize: bool = option(True, "divide each term by the square of its label scale")
     # stage two (MACE's "SWA" stage): from this fraction of the budget on (without a
     # budget: from the first validation plateau) the energy weight is stage_two_energy_weight
     # and the best model is tracked anew; None: one stage
-    stage_two_start: float | None = None
-    stage_two_energy_weight: float = 1.0
-    hessian_probes: int = 1
-    hessian_every: int = 1  # the Hessian term on every k-th training step
+    stage_two_start: float | None = option(
+        None, "fraction of the budget where stage two starts (none: one stage)"
+    )
+    stage_two_energy_weight: float = option(1.0, "energy weight of stage two")
+    hessian_probes: int = option(1, "probe vectors per conformer and step")
+    hessian_every: int = option(1, "the Hessian term on every k-th step")
     # frequency-scaled normal modes: soft torsions weigh like stiff stretches
-    # (validation frequency error 2x lower than gaussian probes; README Results)
-    probe_kind: str = "frequencies"  # see mlip.loss.PROBE_KINDS
-    huber_delta: float | None = None  # None: squared error
+    probe_kind: str = option(
+        "frequencies",
+        "Hessian probes: gaussian (unit directions), onehot (rows), modes (normal modes) "
+        "or frequencies (normal modes scaled by frequency)",
+        choices=PROBE_KINDS,
+    )
+    huber_delta: float | None = option(
+        None, "Huber loss threshold, in label scales (none: squared error)"
+    )
 
 
 @dataclass
@@ -100,22 +136,27 @@ class OptimConfig:
     schedule (the run then stops at a validation plateau, ``train.patience``).
     """
 
-    optimizer: str = "adam"  # "adam" or "adamw"
-    lr: float = 0.02
-    weight_decay: float = 0.0
-    amsgrad: bool = True
-    scheduler: str = "auto"  # see mlip.train.optim.KINDS
-    warmup_epochs: float = 1.0  # linear warm-up from 1% of lr
-    plateau_patience: int = 5
-    plateau_factor: float = 0.5
-    min_lr: float = 1e-5
-    ema_decay: float = 0.99  # 0 switches EMA off
+    optimizer: str = option("adam", "optimiser", choices=("adam", "adamw"))
+    lr: float = option(0.02, "learning rate")
+    weight_decay: float = option(0.0, "weight decay (L2 with adam, decoupled with adamw)")
+    amsgrad: bool = option(True, "AMSGrad variant of Adam")
+    scheduler: str = option(
+        "auto",
+        "learning-rate schedule: auto (cosine over the budget, plateau without one), "
+        "plateau, cosine or constant",
+        choices=KINDS,
+    )
+    warmup_epochs: float = option(1.0, "linear warm-up from 1% of lr", unit="epochs")
+    plateau_patience: int = option(5, "plateau schedule: validations without improvement")
+    plateau_factor: float = option(0.5, "plateau schedule: factor of each reduction")
+    min_lr: float = option(1e-5, "smallest learning rate of the plateau schedule")
+    ema_decay: float = option(0.99, "EMA decay of the weights (0: off)")
     # max global norm of the gradient of the normalised loss; None: no clipping. Clipping
     # keeps AMSGrad's running maximum of the squared gradients from being set by the
     # first, largest steps (ethanol validation forces, 10 min at lr 0.02: clip 0.066
     # 16.9 meV/A, 0.02 18.4; at lr 0.01 without clipping 23.9). 0.066 is the clip of 10
     # of the previous release's un-normalised loss on ethanol.
-    clip_grad: float | None = 0.066
+    clip_grad: float | None = option(0.066, "max gradient norm (none: no clipping)")
 
 
 @dataclass
@@ -130,25 +171,35 @@ class RunConfig:
     are float64.
     """
 
-    max_epochs: int | None = None
-    max_time: float | None = None
-    patience: int = 25  # validations without improvement (only without a budget)
-    # epochs between validations (the last epoch and a stop always validate); None: every
-    # epoch, or every ceil(MIN_STEPS_BETWEEN_VALIDATIONS / steps per epoch) epochs when an
-    # epoch is shorter than that (small training sets)
-    valid_every: int | None = None
-    device: str = "auto"  # "auto" (cuda if available), "cpu", "cuda", "cuda:1", ...
-    dtype: str = "float32"
-    out: str | None = None  # run directory; None: runs/<date-time>
-    resume: bool = False
-    seed: int = 0
-    progress: bool = True
-    tensorboard: bool = True
-    evaluate: bool = True  # error table and parity plots at the end
+    max_epochs: int | None = option(None, "epoch budget (none: no epoch limit)")
+    max_time: float | None = option(
+        None,
+        "time budget of training (a resumed run counts its earlier time); without "
+        "--max-time and --max-epochs the run stops at a validation plateau",
+        unit="s",
+    )
+    patience: int = option(
+        25, "without a budget: stop after this many validations without improvement"
+    )
+    valid_every: int | None = option(
+        None,
+        "epochs between validations; the last epoch and a stop always validate (none: every "
+        "epoch, or fewer when an epoch is shorter than MIN_STEPS_BETWEEN_VALIDATIONS steps)",
+    )
+    device: str = device_field("training device")
+    dtype: str = dtype_field("float32", "training dtype (evaluation: float64)")
+    out: str | None = option(None, "run directory (none: runs/<date-time>)")
+    resume: bool = option(False, "continue the run in --out from its last.ckpt")
+    seed: int = option(0, "seed of the split, initialisation, order and probes")
+    progress: bool = option(True, "progress bar on a terminal; one line per validation without one")
+    tensorboard: bool = option(True, "TensorBoard event files in the run directory")
+    evaluate: bool = option(True, "error table and parity plots at the end", flag="--eval")
     # at the end, shift E0 by the least-squares fit of the best model's training-set
     # energy residuals (the common per-atom offset forces leave free)
-    refit_atomic_energies: bool = True
-    stats_max_structures: int = 5000  # conformers used for the dataset statistics
+    refit_atomic_energies: bool = option(
+        True, "at the end, refit E0 to the best model's training-set energy residuals"
+    )
+    stats_max_structures: int = option(5000, "conformers used for the dataset statistics")
 
 
 @dataclass
@@ -204,7 +255,10 @@ class TrainConfig:
                 )
         _check_choice("train.dtype", self.train.dtype, ("float32", "float64"))
         try:
-            Architecture(**{k: getattr(self.model, k) for k in Architecture.field_names()}).check()
+            values = {k: getattr(self.model, k) for k in Architecture.field_names()}
+            if values["num_channels"] is None:  # chosen later (mlip.train.recipe)
+                values["num_channels"] = Architecture.num_channels
+            Architecture(**values).check()
         except ValueError as err:
             raise ValueError(f"model.{str(err).split('hyperparameter ', 1)[-1]}") from None
         positive = {
@@ -234,29 +288,13 @@ class TrainConfig:
         return self
 
 
+def section_classes() -> dict[str, type]:
+    """The sections of :class:`TrainConfig` and their dataclasses, in order."""
+    hints = typing.get_type_hints(TrainConfig)
+    return {f.name: hints[f.name] for f in dataclasses.fields(TrainConfig)}
+
+
 # -- loading and overriding ---------------------------------------------------------
-
-#: keys a run's saved config lacks when it was written before they existed, with the
-#: value that reproduces how that run trained
-# keys newer than some saved runs, with the value those runs trained with
-LEGACY_VALUES = {
-    "loss.normalize": False,
-    "loss.probe_kind": "gaussian",
-    "train.refit_atomic_energies": False,
-}
-
-
-def saved_config(values: dict[str, Any], source: str) -> TrainConfig:
-    """A run's own saved config (``config.yaml``, a checkpoint's ``config``): keys it
-    predates take the value the run trained with (:data:`LEGACY_VALUES`), not today's
-    default."""
-    config = TrainConfig.from_dict(values, source)
-    present = flatten(values)
-    for key, value in LEGACY_VALUES.items():
-        if key not in present:
-            set_value(config, key, value, source)
-    return config
-
 
 _NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
 
@@ -296,7 +334,7 @@ def resolve_config(path: str | os.PathLike | None, overrides: dict | None = None
             base[name] = {**base[name], **update}
         else:
             base[name] = update
-    config = saved_config(base, os.fspath(saved))
+    config = TrainConfig.from_dict(base, os.fspath(saved))
     apply_overrides(config, overrides)
     return config.validate()
 
@@ -354,22 +392,7 @@ def flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-#: old key names still accepted (config files and checkpoints of earlier versions)
-KEY_ALIASES = {"model.channels": "model.num_channels", "model.layers": "model.num_layers"}
-#: old values still accepted: ``cosine`` follows max_time as ``cosine_time`` did
-VALUE_ALIASES = {("optim.scheduler", "cosine_time"): "cosine"}
-
-
 def set_value(config: TrainConfig, dotted: str, value: Any, source: str) -> None:
-    dotted = KEY_ALIASES.get(dotted, dotted)
-    if dotted == "model.extra":  # old escape hatch: a mapping of model keys
-        if not isinstance(value, dict):
-            raise ValueError(f"{source}: model.extra = {value!r} is not a mapping")
-        for key, item in value.items():
-            set_value(config, f"model.{key}", item, source)
-        return
-    if isinstance(value, str):
-        value = VALUE_ALIASES.get((dotted, value), value)
     parts = dotted.split(".")
     sections = {f.name for f in dataclasses.fields(TrainConfig)}
     if len(parts) != 2 or parts[0] not in sections:
@@ -467,8 +490,8 @@ RESUMABLE_KEYS = frozenset(
 
 def incompatible_keys(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
     """Dotted keys whose values differ and that a resume may not change (the saved config
-    is read with today's key names and defaults first)."""
-    old = flatten(saved_config(saved, "checkpoint").to_dict())
+    is read with the defaults first)."""
+    old = flatten(TrainConfig.from_dict(saved, "checkpoint").to_dict())
     new = flatten(current)
     keys = sorted(set(old) | set(new))
     return [k for k in keys if k not in RESUMABLE_KEYS and old.get(k) != new.get(k)]

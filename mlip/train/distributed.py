@@ -18,6 +18,8 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from mlip import fields
+
 
 @dataclass
 class DistContext:
@@ -83,15 +85,11 @@ class DistContext:
 
 
 def resolve_device(name: str) -> torch.device:
-    """ "auto" -> cuda (this process's LOCAL_RANK GPU) if available, else cpu."""
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device(name)
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError(f"device {name!r} requested but CUDA is not available")
-        if device.index is None:
-            device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+    """:func:`mlip.fields.resolve_device` ("auto" -> cuda if available, else cpu), with
+    this process's LOCAL_RANK GPU for a CUDA device without an index."""
+    device = fields.resolve_device(name)
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
     return device
 
 

@@ -4,7 +4,8 @@ Per split: MAE and RMSE of the energy (meV/atom and meV), force components (meV/
 elements of the full Hessian (meV/A^2; exact model Hessians by
 ``derivatives.compute(..., hessian=True)`` on the conformers that carry a reference
 Hessian), stress components (meV/A^3, all and per Voigt component) and the pressure
-(GPa, with its mean bias), each over the conformers carrying the label.
+(GPa, with its mean bias and the relative error of the cells' energy-volume slope
+dE/dV = -P, :mod:`mlip.train.metrics`), each over the conformers carrying the label.
 A run directory is evaluated on the train/valid/test split of its ``split.json``.
 """
 
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,11 +24,38 @@ from mlip import keys
 from mlip.data.graph import Structure, build_batch
 from mlip.data.hdf5 import H5Dataset
 from mlip.derivatives import compute
+from mlip.fields import device_field, dtype_field, option, resolve_device
 from mlip.train.config import read_yaml
 from mlip.train.metrics import QUANTITIES, ErrorStats, accumulate_errors, format_table
 from mlip.train.split import SPLITS, check_split, load_split
 
 PARITY = ("energy_per_atom", "forces", "hessian", "stress")
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """One evaluation (``mlip eval``): a model file or run directory, the data (none: a
+    run directory's own data and split), the outputs. Each field's help (metadata) is
+    its ``mlip eval`` option."""
+
+    model: str = option("", "model file (model.pt) or run directory")
+    data: tuple[str, ...] = option(
+        (), "mlip-HDF5 file(s) (none: the run directory's data and split)"
+    )
+    groups: tuple[str, ...] | None = option(None, "group(s) (none: all)", flag="--group")
+    json: str | None = option(None, "write the metrics as JSON", metavar="OUT.json")
+    plot: str | None = option(None, "write parity plots (PNG) into this folder", metavar="DIR")
+    batch_size: int = option(16, "conformers per batch")
+    hessian: bool = option(True, "errors of the full Hessians (where labelled)")
+    device: str = device_field()
+    dtype: str = dtype_field("float64")
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "data", tuple(self.data))
+        if self.groups is not None:
+            object.__setattr__(self, "groups", tuple(self.groups))
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
 
 
 @dataclass
@@ -211,3 +239,48 @@ def parity_plots(results: dict[str, EvalResult], directory: str) -> list[str]:
 def report(results: dict[str, EvalResult]) -> str:
     """The error table of :func:`mlip.train.metrics.format_table`."""
     return format_table(summary(results))
+
+
+def run_evaluation(config: EvalConfig, log: Callable[[str], None] = print) -> list[str]:
+    """``mlip eval``: the error table of ``config.model`` (a committee's calibration too)
+    sent to ``log``; writes the JSON and the parity plots asked for and returns their
+    paths. A run directory without data is evaluated on its own data and split."""
+    from mlip.committee import is_committee
+    from mlip.model import load_model
+    from mlip.train.calibration import committee_calibration, format_calibration
+
+    device, dtype = resolve_device(config.device), getattr(torch, config.dtype)
+    groups = None if config.groups is None else list(config.groups)
+    is_run = os.path.isdir(config.model)
+    model_path = os.path.join(config.model, "model.pt") if is_run else config.model
+    model = load_model(model_path, device, dtype)
+    if is_run:
+        dataset, split = run_dataset(config.model, list(config.data) or None, groups)
+    elif config.data:
+        dataset, split = H5Dataset(list(config.data), groups), None
+    else:
+        raise ValueError("give DATA (mlip-HDF5 file) to evaluate a model file on")
+    results = evaluate_splits(
+        model, dataset, split, config.batch_size, device, dtype, config.hessian
+    )
+    log(report(results))
+    extra = None
+    if is_committee(model):  # calibration of the spread against the error of the mean
+        parts = split if split is not None else {"all": np.arange(len(dataset))}
+        calibration = {
+            name: committee_calibration(
+                model, dataset.iterate(idx), config.batch_size, device, dtype
+            )
+            for name, idx in parts.items()
+            if len(idx)
+        }
+        log(format_calibration(calibration))
+        extra = {"calibration": calibration}
+    written = []
+    if config.json:
+        meta = {"model": model_path, "data": dataset.paths,
+                "groups": [g.name for g in dataset.groups]}  # fmt: skip
+        write_json(results, config.json, meta, extra=extra)
+    if config.plot:
+        written += parity_plots(results, config.plot)
+    return written

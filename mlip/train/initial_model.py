@@ -11,10 +11,13 @@ from mlip.train.config import TrainConfig
 
 
 def build_model(config: TrainConfig, elements: list[int]) -> torch.nn.Module:
-    """The :class:`mlip.model.MLIPModel` of the config's ``model`` section."""
+    """The :class:`mlip.model.MLIPModel` of the config's ``model`` section (a width not
+    chosen yet, ``num_channels: None``, is the architecture's default)."""
     from mlip.model import Architecture, MLIPModel, ModelConfig
 
     values = {name: getattr(config.model, name) for name in Architecture.field_names()}
+    if values["num_channels"] is None:
+        values["num_channels"] = Architecture.num_channels
     return MLIPModel(ModelConfig(atomic_numbers=list(elements), **values))
 
 

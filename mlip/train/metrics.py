@@ -6,7 +6,10 @@ meV-based: energy meV/atom and meV, forces meV/A, Hessians meV/A^2 (elements of 
 Hessian, or components of H v for unit probe vectors v), stress meV/A^3 (all nine
 components, and each Voigt component xx yy zz yz xz xy), and the pressure
 P = -trace(sigma)/3 in GPa, whose mean bias (prediction - reference) shows an error in
-the equation of state that a stress MAE over all components hides.
+the equation of state that a stress MAE over all components hides. The slope of the
+predicted against the reference pressure over the cells (least squares, in %: 100 (slope
+- 1)) is the relative error of the cells' energy-volume slope dE/dV = -P: a model whose
+E(V) is too soft (bulk modulus too low) has it negative even when the bias is zero.
 """
 
 from __future__ import annotations
@@ -56,6 +59,9 @@ class ErrorStats:
     def __init__(self) -> None:
         self.sums = torch.zeros(len(QUANTITIES), 4, dtype=torch.float64)
         self._row = {name: k for k, name in enumerate(QUANTITIES)}
+        # pressures of the cells, reference r and prediction p: n, sum r, sum p, sum r^2,
+        # sum r p (eV/A^3), for the slope of p against r
+        self.pressure_sums = torch.zeros(5, dtype=torch.float64)
 
     def add(self, name: str, residual: torch.Tensor) -> None:
         """Add the residuals (any shape, eV-based units) of quantity ``name``."""
@@ -75,13 +81,20 @@ class ErrorStats:
         for name, i, j in VOIGT:
             self.add(f"stress_{name}", residual[:, i, j])
         self.add("pressure", -torch.diagonal(residual, dim1=1, dim2=2).sum(-1) / 3.0)
+        r, p = (-torch.diagonal(t.detach(), dim1=1, dim2=2).sum(-1).to("cpu", torch.float64) / 3
+                for t in (reference, predicted))  # fmt: skip
+        self.pressure_sums += torch.stack(
+            [r.new_tensor(float(r.numel())), r.sum(), p.sum(), (r * r).sum(), (r * p).sum()]
+        )
 
     def reduce(self, context: Any) -> ErrorStats:
         """Sum over data-parallel ranks (``context``: a DistContext); returns self."""
         if getattr(context, "enabled", False):
-            buffer = self.sums.to(context.device)
+            buffer = torch.cat([self.sums.reshape(-1), self.pressure_sums]).to(context.device)
             context.all_reduce(buffer)
-            self.sums = buffer.cpu()
+            buffer = buffer.cpu()
+            self.sums = buffer[: self.sums.numel()].reshape(self.sums.shape)
+            self.pressure_sums = buffer[self.sums.numel() :]
         return self
 
     def summary(self) -> dict[str, float]:
@@ -95,7 +108,19 @@ class ErrorStats:
                 out[f"{name}_rmse"] = factor * math.sqrt(sq_sum / count)
                 out[f"{name}_bias"] = factor * total / count
                 out[f"{name}_count"] = count
+        slope = self.pressure_slope()
+        if slope is not None:
+            out["pressure_slope_error"] = 100.0 * (slope - 1.0)
         return out
+
+    def pressure_slope(self) -> float | None:
+        """Least-squares slope of the predicted against the reference pressure over the
+        cells (None for fewer than three cells or reference pressures all equal)."""
+        n, r, p, rr, rp = self.pressure_sums.tolist()
+        spread = rr - r * r / n if n >= 3 else 0.0
+        if spread <= 1e-12 * max(rr, 1e-30):
+            return None
+        return (rp - r * p / n) / spread
 
 
 class MetricsLog:
@@ -179,8 +204,8 @@ def progress_postfix(metrics: dict[str, float]) -> dict[str, str]:
 
 def format_table(results: dict[str, dict[str, float]]) -> str:
     """Fixed-width table of MAE / RMSE per split (rows) and quantity (columns); the
-    pressure column also gives the mean bias, and a line per split lists the stress
-    MAE of each Voigt component."""
+    pressure column also gives the mean bias, and lines per split list the stress
+    MAE of each Voigt component and the error of the energy-volume slope."""
     names = [n for n in TABLE if any(f"{n}_mae" in r for r in results.values())]
     headers = ["split", "N"] + [f"{LABELS[n]} MAE/RMSE [{QUANTITIES[n][0]}]" for n in names]
     if "pressure" in names:
@@ -209,6 +234,11 @@ def format_table(results: dict[str, dict[str, float]]) -> str:
         ]
         if parts:
             lines.append(f"{split}: stress MAE per component [meV/A^3]: " + ", ".join(parts))
+        if "pressure_slope_error" in metrics:
+            lines.append(
+                f"{split}: energy-volume slope dE/dV = -P against the reference's, over the "
+                f"cells: {metrics['pressure_slope_error']:+.2f} %"
+            )
     return "\n".join(lines)
 
 

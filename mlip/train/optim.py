@@ -134,9 +134,6 @@ class LRSchedule:
         return {k: getattr(self, k) for k in names}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        state = dict(state)
-        if "time_fraction" in state:  # checkpoints of earlier versions
-            state["progress"] = state.pop("time_fraction")
         for key, value in state.items():
             setattr(self, key, value)
         self._apply()

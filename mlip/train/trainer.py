@@ -31,12 +31,13 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
+from mlip.allocator import keep_freed_memory
 from mlip.data.hdf5 import H5Dataset
 from mlip.errors import CheckpointError
 from mlip.fileio import atomic_torch_save
 from mlip.loss import TERMS, ProbeSampler, SobolevLoss, hessian_response_rms
+from mlip.progress import Progress
 from mlip.train import checkpoint as ckpt
 from mlip.train import distributed
 from mlip.train.config import MIN_STEPS_BETWEEN_VALIDATIONS, TrainConfig, save_config
@@ -44,6 +45,7 @@ from mlip.train.data import StructureSource, check_labels
 from mlip.train.initial_model import build_model, load_initial_model
 from mlip.train.metrics import ErrorStats, MetricsLog, accumulate_errors, progress_postfix
 from mlip.train.optim import EMA, LRSchedule, build_optimizer, resolve_kind
+from mlip.train.recipe import resolve_width
 from mlip.train.refit import atomic_energy_shifts
 from mlip.train.signals import StopOnSignal
 from mlip.train.split import check_split, load_split, make_split, read_split_file, save_split
@@ -75,6 +77,7 @@ class Trainer:
         self.device = self.context.device
         self.dtype = getattr(torch, config.train.dtype)
         self.callbacks = list(callbacks or [])
+        keep_freed_memory()  # every step reallocates the same large per-edge buffers
         self.out = self._run_directory()
         seed = config.train.seed
         random.seed(seed)
@@ -103,6 +106,12 @@ class Trainer:
         init_from = config.model.init_from
         if model is None and init_from:
             model = load_initial_model(init_from, self.dataset.elements)
+        self.width_choice = None
+        if model is None:  # an auto width is chosen before the config is written
+            self.width_choice = resolve_width(
+                config, source, self.split["train"], self.dataset.elements, self.device,
+                self.dtype, self.context,
+            )  # fmt: skip
         self.model = model if model is not None else build_model(config, self.dataset.elements)
         self.r_max = float(self.model.r_max)
         self.statistics = self._statistics()
@@ -323,13 +332,12 @@ class Trainer:
                 self.epochs_done() if self.step > 0 else None,
                 cfg.tensorboard,
             )
-        bar = tqdm(
-            total=None if cfg.max_epochs is None else cfg.max_epochs * self.steps_per_epoch,
+        bar = Progress(
+            None if cfg.max_epochs is None else cfg.max_epochs * self.steps_per_epoch,
+            "step",
             initial=self.step,
-            unit="step",
-            disable=not (cfg.progress and self.context.is_main),
-            dynamic_ncols=True,
-        )
+            enabled=cfg.progress and self.context.is_main,
+        )  # a bar on a terminal, else a line per validation
         stop_flag = StopOnSignal().install()
         self._session = (time.monotonic(), self.elapsed)
         stop_reason = "max_epochs"
@@ -354,7 +362,7 @@ class Trainer:
                 complete = self.batch_in_epoch >= self.steps_per_epoch
                 if stop or not complete or self._validation_due():
                     row = self._end_of_period(log)
-                    bar.set_postfix(progress_postfix(row))
+                    bar.report(**progress_postfix(row))
                     for callback in self.callbacks:
                         callback(self, row)
                     if not stop and self._stage_two_due():

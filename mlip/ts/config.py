@@ -8,26 +8,40 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+from mlip.fields import device_field, dtype_field, option
+
 
 @dataclass(frozen=True)
 class TSConfig:
-    """One transition-state search: the guess, Sella's settings, the checks, the outputs."""
+    """One transition-state search: the guess, Sella's settings, the checks, the outputs.
 
-    model: str = ""  # model file (mlip.model.load_model)
-    guess: str = ""  # ASE-readable file or FILE.h5[:GROUP[:INDEX]]
-    fmax: float = 1e-3  # eV/A, saddle convergence (largest force)
-    steps: int = 500  # Sella steps at most
-    internal: bool = False  # Sella's internal coordinates (molecules)
-    hessian_every: int | None = None  # exact Hessian every k steps (None: Sella decides)
-    imaginary_tol: float = 5.0  # cm^-1: frequencies below -tol count as imaginary
-    displacement: float = 0.1  # A, largest atomic step along +/- the imaginary mode
-    minimum_fmax: float = 1e-4  # eV/A, relaxation of the two minima (BFGS + Newton)
-    minimum_steps: int = 2000
-    json: str | None = None  # the result (energies, barriers, frequencies)
-    traj: str | None = None  # ASE trajectory of the saddle search
-    path: str | None = None  # extxyz: reverse minimum, saddle, forward minimum
-    device: str = "cpu"
-    dtype: str = "float64"
+    Each field's help (metadata) is its ``mlip ts`` option."""
+
+    model: str = option("", "model file (mlip.model.load_model)")
+    guess: str = option("", "ASE-readable file or FILE.h5[:GROUP[:INDEX]]")
+    fmax: float = option(1e-3, "saddle convergence (largest force)", unit="eV/A")
+    steps: int = option(500, "Sella steps at most")
+    internal: bool = option(False, "Sella's internal coordinates (molecules)")
+    hessian_every: int | None = option(
+        None, "recompute the exact Hessian every k steps (none: when Sella needs it)"
+    )
+    imaginary_tol: float = option(
+        5.0, "frequencies below minus this count as imaginary", unit="cm^-1"
+    )
+    displacement: float = option(
+        0.1, "largest atomic step along +/- the imaginary mode before relaxing", unit="A"
+    )
+    minimum_fmax: float = option(
+        1e-4, "convergence of the two minima (BFGS + Newton steps)", unit="eV/A"
+    )
+    minimum_steps: int = option(2000, "optimiser steps of each minimum at most")
+    json: str | None = option(None, "energies, barriers, frequencies", metavar="OUT.json")
+    traj: str | None = option(None, "ASE trajectory of the search", metavar="OUT.traj")
+    path: str | None = option(
+        None, "reverse minimum, saddle, forward minimum", metavar="OUT.extxyz"
+    )
+    device: str = device_field()
+    dtype: str = dtype_field("float64")
 
     def __post_init__(self) -> None:
         for name in ("fmax", "imaginary_tol", "displacement", "minimum_fmax"):

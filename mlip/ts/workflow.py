@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from ase import Atoms
 
-from mlip.errors import UnknownElementError, check_known_elements
+from mlip.errors import ConvergenceError, UnknownElementError, check_known_elements
 from mlip.fileio import atomic_path, atomic_write_text
 from mlip.integrations.sella import find_saddle
 from mlip.ts.config import TSConfig
@@ -171,7 +171,7 @@ def find_transition_state(
         hessian_every=config.hessian_every,
     )
     if not search.converged:
-        raise RuntimeError(
+        raise ConvergenceError(
             f"{config.guess}: the saddle search did not converge after {search.steps} steps "
             f"(largest force {search.fmax:.2e} eV/A, fmax {config.fmax:g} eV/A); try another "
             f"guess, more --steps or --internal"
@@ -180,7 +180,7 @@ def find_transition_state(
     imaginary = vibrations.frequencies < -config.imaginary_tol
     if int(imaginary.sum()) != 1:
         listed = ", ".join(format_frequency(f) for f in vibrations.frequencies[imaginary])
-        raise RuntimeError(
+        raise ConvergenceError(
             f"{config.guess}: the stationary point found has {int(imaginary.sum())} imaginary "
             f"modes (below -{config.imaginary_tol:g} cm^-1{': ' + listed if listed else ''}), "
             f"not exactly one: not a first-order saddle"
@@ -235,7 +235,7 @@ def _relax_side(
     atoms.positions += config.displacement * mode
     outcome = relax(atoms, calculator, fmax=config.minimum_fmax, steps=config.minimum_steps)
     if not outcome.converged:
-        raise RuntimeError(
+        raise ConvergenceError(
             f"{config.guess}: the relaxation along the {side} side of the imaginary mode did "
             f"not converge after {outcome.optimizer_steps} steps (largest force "
             f"{outcome.fmax:.2e} eV/A, fmax {config.minimum_fmax:g} eV/A)"

@@ -1,0 +1,130 @@
+"""Smoke tests of benchmarks/materials.py and benchmarks/make_materials_data.py.
+
+The bench in its ``--quick`` settings on tiny data sets made by the data script:
+EMT against EMT must give zero error on every row (the same code runs for model and
+reference), the shipped tiny Cu model against EMT must give the same rows with
+errors, and held-out cells labelled by another spec than the reference's are labelled
+again.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+
+import h5py
+import numpy as np
+import pytest
+from ase.calculators.emt import EMT
+from support.benchmarks import load_benchmark
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CU_TINY = os.path.join(ROOT, "datasets", "cu_tiny.pt")
+CU_QUANTITIES = ["lattice constant", "bulk modulus (EOS)", "C11", "C12", "C44",
+                 "vacancy formation energy", "surface energy (100)", "surface energy (111)",
+                 "phonons at X", "phonons at L", "force MAE", "pressure mean bias"]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def tiny_sets(tmp_path_factory) -> str:
+    """cu_test_emt.h5 and cuau_test_emt.h5, a few 108- and 256-atom cells each."""
+    data = load_benchmark("make_materials_data")
+    out = str(tmp_path_factory.mktemp("materials"))
+    for name in ("cu_test_emt", "cuau_test_emt"):
+        data.make_set(name, out, tiny=True, progress=False)
+    return out
+
+
+def test_data_sets_are_labelled_by_emt_and_reproducible(tiny_sets):
+    data = load_benchmark("make_materials_data")
+    path = os.path.join(tiny_sets, "cuau_test_emt.h5")
+    with h5py.File(path, "r") as handle:
+        assert handle.attrs["level_of_theory"] == "emt"
+        groups = list(handle)
+        sizes = {len(handle[g]["atomic_numbers"]) for g in groups}
+        assert {108, 256} <= sizes and {107, 255} & sizes  # larger cells, vacancies
+        group = handle[groups[0]]
+        assert {"energy", "forces", "stress", "cell"} <= set(group)
+        numbers = group["atomic_numbers"][:]
+        assert np.all(np.diff(numbers) >= 0)  # sorted by element: one group per formula
+        atoms_positions, cell = group["positions"][0], group["cell"][0]
+        energy = group["energy"][0]
+    from ase import Atoms
+
+    atoms = Atoms(numbers=numbers, positions=atoms_positions, cell=cell, pbc=True)
+    atoms.calc = EMT()
+    assert atoms.get_potential_energy() == pytest.approx(energy, abs=1e-8)
+    recipe = data.recipes("cuau_emt", tiny=True)[1]  # an MD recipe of the training pool
+    first, again = data.make_frames(recipe), data.make_frames(recipe)
+    assert len(first[0]) == 32
+    np.testing.assert_array_equal(first[0].positions, again[0].positions)
+
+
+def _errors(result: dict) -> list[float]:
+    values = []
+    for row in result["rows"]:
+        if row["reference"] is None:  # an MAE row: the model's error itself
+            values.append(row["model"])
+        else:
+            values.append(row["error"])
+            values.append(row.get("max_error", 0.0))
+    return values
+
+
+def test_emt_against_emt_has_zero_error(tiny_sets, tmp_path, capsys):
+    bench = load_benchmark("materials")
+    out = str(tmp_path / "cu.json")
+    test_data = os.path.join(tiny_sets, "cu_test_emt.h5")
+    result = bench.main(["emt", "--reference", "emt", "--quick", "--test-data", test_data,
+                         "--json", out])  # fmt: skip
+    with open(out) as handle:
+        written = json.load(handle)
+    assert written["rows"] == json.loads(json.dumps(result["rows"]))
+    names = [row["quantity"] for row in result["rows"]]
+    for quantity in CU_QUANTITIES:
+        assert any(quantity in name for name in names), quantity
+    assert any("108-atom" in name for name in names) and any("256-atom" in name for name in names)
+    assert all(abs(value) < 1e-9 for value in _errors(result))
+    lattice = next(r for r in result["rows"] if "lattice constant" in r["quantity"])
+    assert lattice["reference"] == pytest.approx(3.59, abs=0.01)  # EMT's own Cu
+    table = capsys.readouterr().out
+    assert table.count("\n| ") == len(result["rows"]) + 2  # header, rule, one line a row
+
+
+def test_cu_tiny_model_against_emt(tiny_sets):
+    bench = load_benchmark("materials")
+    test_data = os.path.join(tiny_sets, "cu_test_emt.h5")
+    result = bench.main([CU_TINY, "--reference", "emt", "--quick", "--test-data", test_data])
+    reference = bench.main(["emt", "--reference", "emt", "--quick", "--test-data", test_data])
+    assert [r["quantity"] for r in result["rows"]] == [r["quantity"] for r in reference["rows"]]
+    errors = _errors(result)
+    assert all(math.isfinite(value) for value in errors)
+    assert max(abs(value) for value in errors) > 0.1  # a model, not the reference itself
+    rows = {r["quantity"]: r for r in result["rows"]}
+    lattice = rows["fcc Cu: lattice constant"]
+    assert abs(lattice["error"]) < 2.0  # % : trained on EMT copper
+    forces = [r for q, r in rows.items() if "force MAE" in q]
+    assert all(0.0 < r["model"] < 500.0 for r in forces)  # meV/A
+
+
+def test_alloy_and_relabelled_cells(tiny_sets):
+    """Cu3Au, random-alloy and formation-energy rows are zero for EMT against EMT; held-out
+    cells whose file was labelled by another spec are labelled again."""
+    bench = load_benchmark("materials")
+    test_data = os.path.join(tiny_sets, "cuau_test_emt.h5")
+    result = bench.main(["emt", "--reference", "ase.calculators.emt:EMT", "--system", "cuau",
+                         "--quick", "--test-data", test_data])  # fmt: skip
+    names = [row["quantity"] for row in result["rows"]]
+    for quantity in ("L1_2 Cu3Au: C44", "Au site", "phonons at R", "random Cu50Au50",
+                     "formation energy, L1_0 CuAu", "formation energy MAE"):  # fmt: skip
+        assert any(quantity in name for name in names), quantity
+    assert any("labelled again by ase.calculators.emt:EMT" in name for name in names)
+    assert all(abs(value) < 1e-9 for value in _errors(result))
+
+
+def test_missing_held_out_cells_is_a_clear_error(tmp_path):
+    bench = load_benchmark("materials")
+    missing = str(tmp_path / "nothing.h5")
+    with pytest.raises(SystemExit, match="held-out cells not found: .*nothing.h5"):
+        bench.main(["emt", "--quick", "--test-data", missing])
