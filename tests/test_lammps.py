@@ -274,7 +274,7 @@ def test_an_exception_in_the_model_stops_lammps(files, tmp_path):
     spec = tmp_path / "spec.json"
     spec.write_text(json.dumps({"jobs": [job]}))
     result = run_worker(2, [str(spec), str(tmp_path / "out.npz")], tmp_path)
-    assert result.returncode != 0
-    assert "error: step 2, rank" in result.stderr
+    assert result.returncode == 3  # not the user's: an internal error, with its traceback
+    assert "internal error: step 2, rank" in result.stderr and "Traceback" in result.stderr
     assert "model failed on purpose at call 3" in result.stderr
     assert not (tmp_path / "out.npz").exists()

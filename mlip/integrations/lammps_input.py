@@ -39,6 +39,8 @@ from pathlib import Path
 
 import torch
 
+from mlip.fields import device_field, dtype_field, option
+
 #: the fix external of the coupling, and the per-atom committee force spread it fills
 FIX_ID = "mlip"
 FORCE_STD = "d_mlip_force_std"
@@ -49,36 +51,45 @@ MAX_INCLUDE_DEPTH = 16
 
 @dataclass(frozen=True)
 class LammpsConfig:
-    """One ``mlip lammps`` run: a LAMMPS input with ``pair_style mlip MODEL``."""
+    """One ``mlip lammps`` run: a LAMMPS input with ``pair_style mlip MODEL``.
 
-    input: str = field(
-        default="",
-        metadata={"help": "LAMMPS input file declaring 'pair_style mlip MODEL.pt' and "
-                  "'pair_coeff * * ELEMENT ...' (units metal: eV, A, ps, bar)"},
-    )  # fmt: skip
-    variables: tuple[tuple[str, ...], ...] = field(
-        default=(),
-        metadata={"help": "LAMMPS index variables NAME VALUE... (as lmp -var)"},
+    Units: the input is LAMMPS ``units metal`` (eV, Angstrom, ps, bar: thermo pressure
+    in bar, timesteps in ps); the model works in eV and Angstrom (the coupling passes
+    energies, forces and the virial unchanged); ``skin`` is in Angstrom. The field
+    metadata is ``mlip lammps``'s options (:mod:`mlip.cli.options`).
+    """
+
+    input: str = option(
+        help="LAMMPS input declaring 'pair_style mlip MODEL.pt' and 'pair_coeff * * ELEMENT "
+        "...' (units metal: eV, A, ps, bar)",
+        metavar="IN.lmp",
     )
-    device: str = field(
-        default="cpu",
-        metadata={"help": "torch device of the model; 'cuda' puts each MPI rank on a local GPU"},
+    variables: tuple[tuple[str, ...], ...] = option(
+        (),
+        "LAMMPS index variable NAME with its VALUE(s), as lmp -var; repeatable",
+        flag="-var",
+        metavar=("NAME", "VALUE"),
     )
-    dtype: str = field(
-        default="float64",
-        metadata={"help": "model precision", "choices": ("float64", "float32")},
+    device: str = device_field(
+        "torch device of each MPI rank's model ('cuda': GPU local rank mod the node's GPUs)"
     )
-    log: str | None = field(
-        default=None, metadata={"help": "LAMMPS log file (LAMMPS's default: log.lammps)"}
+    dtype: str = dtype_field()
+    log: str | None = option(None, "LAMMPS log file; none: LAMMPS's log.lammps", metavar="FILE")
+    threads: int | None = option(
+        None, "torch threads per MPI rank; none: the CPU cores of the node over its ranks"
     )
-    threads: int | None = field(
-        default=None,
-        metadata={"help": "torch threads per MPI rank (default: CPU cores / ranks on the node)"},
+    skin: float = option(
+        1.0, "the coupling's edge list is rebuilt when an atom moved skin / 2", unit="A"
     )
-    skin: float = field(
-        default=1.0,
-        metadata={"help": "skin of the model's own edge list between rebuilds", "unit": "A"},
-    )
+
+    def __post_init__(self) -> None:
+        for variable in self.variables:
+            if len(variable) < 2:
+                raise ValueError(f"-var {' '.join(variable)}: give a NAME and its VALUE(s)")
+        if self.threads is not None and self.threads < 1:
+            raise ValueError(f"threads must be at least 1, not {self.threads}")
+        if not self.skin >= 0:
+            raise ValueError(f"skin must be >= 0 A, not {self.skin}")
 
 
 def rank_device(device: str | torch.device, local_rank: int, n_devices: int) -> torch.device:

@@ -3,7 +3,8 @@
 A width that is right for small molecules is wrong for dense periodic cells: an fcc
 metal atom has about 50 neighbours within 5 A where an organic molecule's has about 8,
 and the cost of a training step grows with the edges times the channels. Under a time
-budget, the molecular width on dense cells gets too few optimiser steps to learn. So, when ``model.num_channels`` is
+budget, the molecular width on dense cells gets too few optimiser steps to learn. So, when
+``model.num_channels`` is
 ``null`` (the default) and the run has a time budget (``train.max_time``), the trainer
 times a few training steps on the run's own batches at each width of :data:`WIDTHS`,
 widest first, and keeps the widest whose number of optimiser steps in the budget is at
