@@ -55,8 +55,8 @@ REFERENCE_FILE = "ethanol_xtb.h5"
 #: the folder of benchmarks/learn_molecules.py's files (``--molecule-dir``)
 MOLECULE_DIR = "/work/data/learn_molecules"
 SPEC = "tblite:GFN2-xTB"
-#: --short: a small version of the full run (same code path; 40 labels). It took 51 min
-#: of wall time on a 2-core CPU shared with other jobs (the loop 8.6 min of it)
+#: --short: a small version of the full run (same code path; 40 labels; its wall time
+#: is on docs/benchmarks/active_learning.md)
 SHORT = {"budget": 40, "per_round": 10, "rattles": 10, "md_steps": 400, "committee": 2,
          "num_channels": 8, "max_epochs": 100, "test_ps": 0.5, "stability_ps": 1.0,
          "stability_replicas": 4}  # fmt: skip

@@ -18,8 +18,8 @@ MD_COMPILE=${MD_COMPILE---compile}     # MD_COMPILE= (empty) leaves the compiled
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1
 (nvidia-smi || true) > "$OUT/device.txt" 2>&1
-python benchmarks/accuracy.py --molecule ethanol --minutes "$MINUTES" --device "$DEVICE" \
-    --data-dir "$DATA_DIR" --out "$OUT/train" 2>&1 | tail -n 8 | tee "$OUT/accuracy.txt"
+python benchmarks/accuracy.py --molecule ethanol --minutes "$MINUTES" \
+    --data-dir "$DATA_DIR" --out "$OUT/train" -- --device "$DEVICE" 2>&1 | tail -n 8 | tee "$OUT/accuracy.txt"
 MODEL="$OUT/train/model.pt"
 python benchmarks/md_throughput.py --device "$DEVICE" --model "$MODEL" \
     --replicas "$MD_REPLICAS" $MD_COMPILE 2>&1 | tee "$OUT/md_throughput.txt"

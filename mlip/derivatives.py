@@ -137,9 +137,9 @@ def _committee_members(
     Energy, forces, virial, stress and Hessians are linear in E, so those of the mean
     energy E = (1/K) sum_k E_k are the means of the members'. Each member has its own
     forward and reverse pass: reverse passes from rows of the stacked member energies of
-    one joint graph cost K times as much, since each walks every member's graph (a
-    4-member committee, 16 ethanol, float64, one thread: 270 against 115 ms), and a
-    member's graph is freed before the next one is built.
+    one joint graph cost K times as much, since each walks every member's graph
+    (benchmarks/committee_md.py measures both), and a member's graph is freed before the
+    next one is built.
     """
     outs = [
         compute(
@@ -168,8 +168,8 @@ def _hessian_vector_products(
 
     Several probes are one reverse pass each when training: the vectorised product
     (``is_grads_batched``) of a graph that is differentiated once more was slower than a
-    loop (ethanol, batch 10, K = 2, float32, one CPU thread: 170 against 155 ms a
-    step); without a weight gradient the vectorised pass is kept.
+    loop in training steps (benchmarks/training_throughput.py); without a weight
+    gradient the vectorised pass is kept.
     """
 
     def product(v: torch.Tensor, batched: bool) -> torch.Tensor:
@@ -225,7 +225,7 @@ def _strained(
 
 def auto_hessian_chunk(num_edges: int, budget: int = 20_000) -> int:
     """Rows per vectorised product: vmap memory grows as rows x edges, so large graphs
-    take fewer rows at a time (measured: 108-atom Cu is 2x faster with 4 rows than 16)."""
+    take fewer rows at a time (a 108-atom Cu cell was faster with fewer rows at once)."""
     return max(1, min(64, budget // max(1, num_edges)))
 
 

@@ -3,11 +3,13 @@
 From seed structures and a labeller: round 0 labels rattles of the seeds and trains a
 committee; each later round runs batched MD with the committee at the given
 temperatures, selects the most uncertain frames (largest per-atom force std, eV/A)
-below --max-force-std that are not near-duplicates, labels them and retrains, until
-the label budget is spent or the largest uncertainty of a round falls below
---min-force-std. Writes DIR/model.pt (the committee), DIR/data.h5 (every label),
-DIR/rounds.csv and DIR/rounds.png; --resume continues a stopped run
-(:mod:`mlip.learn.loop`). Units: K, fs, 1/fs, A, eV/A.
+below --max-force-std that are not near-duplicates (then the nearest above it, and
+rattles of where MD went when it was cut short, should the round not fill), labels
+them and retrains, until the label budget is spent, the loop has converged (a
+full-length MD of every system finds no frame above --min-force-std) or --max-rounds
+have run; any other end is a warning, with a note in rounds.csv. Writes DIR/model.pt
+(the committee), DIR/data.h5 (every label), DIR/rounds.csv and DIR/rounds.png;
+--resume continues a stopped run (:mod:`mlip.learn.loop`). Units: K, fs, 1/fs, A, eV/A.
 """
 
 from __future__ import annotations

@@ -224,7 +224,7 @@ def convert(
     ``LabelKeys(energy="REF_energy", forces="REF_forces")`` for MACE/NequIP files).
 
     The output is mlip-hdf5 when its suffix is .h5/.hdf5/.hdf, else an ASE format
-    guessed from its name. Bad input raises :class:`DataError` naming file, group and
+    guessed from its name. Bad input raises :class:`~mlip.errors.DataError` naming file, group and
     field; an existing output raises FileExistsError unless ``overwrite``. No partial
     output is left on failure.
     """

@@ -25,7 +25,7 @@ EXPLORE_FROM = ("seeds", "last")
 #: last committee. The trainer's own defaults (64 channels, early stopping at a plateau)
 #: suit one large data set, not a committee retrained on a few dozen to a few hundred
 #: labels every round. These are the settings measured in benchmarks/active_learning.py
-#: (ethanol, GFN2-xTB, 300 labels, README). ``train.max_epochs`` is dropped when the
+#: (ethanol, GFN2-xTB, 300 labels; its page in docs/). ``train.max_epochs`` is dropped when the
 #: user sets ``train.max_time`` alone, so a time budget is never cut short by it.
 ROUND_TRAINING: dict[str, Any] = {
     "model.num_channels": 32,
@@ -53,13 +53,14 @@ class LearnConfig:
     round, ``rattles`` rattled copies of each seed in round 0, their Gaussian std
     growing from ``rattle_std`` to ``rattle_max_std``, Hessians
     on ``hessian_fraction`` of the labels); the committee (``committee`` members,
-    ``bootstrap``, ``train``: dotted :class:`TrainConfig` overrides, ``finetune``: later
+    ``bootstrap``, ``train``: dotted :class:`~mlip.train.config.TrainConfig`
+    overrides, ``finetune``: later
     rounds start from the previous committee; ``final_epochs`` > 0: when the loop ends
     the committee is trained once more, from scratch on every label, for that many epochs
     a member, and that is the run's ``model.pt``; 0: the loop's last committee is;
     :meth:`training` gives the keys a round trains with, :data:`ROUND_TRAINING` under
     ``train``). The defaults are the recipe measured on ethanol with GFN2-xTB
-    (benchmarks/active_learning.py, README: 16 replicas a seed and temperature, 1500
+    (benchmarks/active_learning.py and its page in docs/: 16 replicas a seed and temperature, 1500
     steps a round, 40 labels a round, continued MD, trust window 0.02-0.3 eV/A, MD
     stopped at 1.0, no two labels within 0.09 A, 100 epochs of final training), with
     round 0's 40 rattles of 0.02 to 0.15 A measured on other molecules
@@ -100,11 +101,13 @@ class LearnConfig:
         unit="A",
     )
     min_force_std: float = option(
-        0.02, "frames above are candidates; a round below it ends the loop", unit="eV/A"
+        0.02,
+        "frames above are candidates; a round of full-length MD below it ends the loop",
+        unit="eV/A",
     )
     # trust window and stop: DP-GEN's trust levels (0.05-0.35 eV/A); labels up to 0.3
     # eV/A followed the 500 K energies where 1.0 labelled the hot tail (ethanol, xTB:
-    # README, benchmarks/active_learning.py)
+    # docs/benchmarks/active_learning.md)
     max_force_std: float = option(
         0.3,
         "frames above it are not labelled (unless no frame of the round is below it)",
@@ -115,9 +118,9 @@ class LearnConfig:
         "a system's MD stops above it (at least --max-force-std; none: at --max-force-std)",
         unit="eV/A",
     )
-    # 0.09 A: 300 random 500 K ethanol frames lie a median 0.10 A (10th percentile
-    # 0.08) from their nearest neighbour; 0.05 hardly ever bound, and 0.09 was better on
-    # validation on four seeds of four (README, sixth try)
+    # 0.09 A: just below the usual distance between neighbouring frames of 500 K ethanol
+    # MD, so the rule binds (a smaller value hardly ever did), and it was better on
+    # validation (docs/benchmarks/active_learning.md, sixth try)
     diversity: float = option(
         0.09, "least RMS difference of interatomic distances between selected frames", unit="A"
     )

@@ -24,8 +24,9 @@ stopped or exploded (converged) or after ``max_rounds``: :data:`NORMAL_ENDS`. An
 end (no new frame, not even a rattle) is warned about and noted in the round table.
 With ``final_epochs`` the committee is then trained once more, from scratch on every
 label (``final/committee``): a committee fine-tuned round after round on a growing set
-ends less accurate than one trained on the whole set at once (measured on ethanol,
-README). Output ``OUT``: ``model.pt`` (the final committee, else the last round's),
+ends less accurate than one trained on the whole set at once (measured on ethanol with
+xTB labels: docs/benchmarks/active_learning.md). Output ``OUT``: ``model.pt`` (the final
+committee, else the last round's),
 ``data.h5`` (every label, one group per seed), ``rounds.csv`` and ``rounds.png`` (the
 per-round table, :mod:`mlip.learn.report`), ``round_<k>/`` (candidates, selection,
 labels, committee run), ``config.json`` and ``state.json`` (the phase reached:

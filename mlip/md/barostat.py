@@ -55,10 +55,10 @@ effective energy). ``state.heat`` accumulates
 hence the runner's ``conserved = potential + kinetic - heat`` is, for NPT, the
 effective energy K + U + P_0 (V - V_0) - c k_B T ln(V / V_0) - (thermostat heat) + W
 (V_0: volume at the start); its drift measures the time-step error. In equilibrium it
-is small (measured: <= 1.5e-3 k_B T per atom over 4 ps at dt = 5 fs, argon at 40 K).
+is small (tests/test_md_npt.py bounds it over picoseconds of argon at large time steps).
 The volume step is Euler-Maruyama in lambda, so while the volume relaxes far from
-equilibrium the error is first order in dt (T = 0, deterministic limit: 1% of the
-dissipated energy at dt = 2 fs, halving with dt); the particle part is second order.
+equilibrium the error is first order in dt (in the deterministic T = 0 limit it halves
+with dt, as the same tests check); the particle part is second order.
 
 Integrators: :class:`NPTBussi` is R(dt/2) B(dt/2) C.A(dt) B(dt/2) R(dt/2) with the
 Bussi velocity rescaling R (:class:`~mlip.md.steps.BussiRescale`);

@@ -14,7 +14,7 @@ small vectors to the host, once, clears the running maximum and
 * with ``collect_force_std``: at log steps, keeps the frames of the systems whose force
   std exceeds it, and the last frame of every system stopped (``frames``: ``ase.Atoms``
   with ``info`` system, step, time_fs, force_std_eVA, stopped), written by
-  :meth:`write_frames` to any ASE format (extxyz).
+  :meth:`UncertaintyWatch.write_frames` to any ASE format (extxyz).
 
 Nothing here runs inside a chunk, so MD stays free of host syncs between checks.
 """

@@ -6,7 +6,7 @@
   :mod:`mlip.integrations.phonopy`, band structure, DOS, thermal properties, imaginary
   modes by q-point, the stationarity and supercell-size warnings) and
   :func:`write_outputs` (JSON and PNG, atomic);
-* :mod:`mlip.phonons.plot`: :func:`plot_bands_and_dos`.
+* :mod:`mlip.phonons.plot`: :func:`~mlip.phonons.plot.plot_bands_and_dos`.
 
 Units: Angstrom, eV, THz, K; thermal properties per primitive cell in eV and eV/K.
 """

@@ -9,7 +9,7 @@ the data (one :class:`~mlip.train.data.StructureSource`).
 
 Run directory ``OUT``: ``member_<k>/`` (a complete run directory per member: its
 ``model.pt``, ``last.ckpt``, ``metrics.csv``...), ``model.pt`` (the committee,
-:class:`mlip.committee.Committee`, readable by :func:`mlip.load_model` and
+:class:`mlip.committee.Committee`, readable by :func:`mlip.model.load_model` and
 :class:`mlip.calculator.MLIPCalculator`), ``committee.json`` (size, bootstrap, finished
 members), ``config.yaml``, ``split.json`` and, at the end, ``eval.json`` with the
 committee's errors and its calibration (:mod:`mlip.train.calibration`). ``--resume``

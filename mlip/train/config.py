@@ -153,9 +153,9 @@ class OptimConfig:
     ema_decay: float = option(0.99, "EMA decay of the weights (0: off)")
     # max global norm of the gradient of the normalised loss; None: no clipping. Clipping
     # keeps AMSGrad's running maximum of the squared gradients from being set by the
-    # first, largest steps (ethanol validation forces, 10 min at lr 0.02: clip 0.066
-    # 16.9 meV/A, 0.02 18.4; at lr 0.01 without clipping 23.9). 0.066 is the clip of 10
-    # of the previous release's un-normalised loss on ethanol.
+    # first, largest steps; 0.066 was better on validation forces than a tighter clip or
+    # none (docs/benchmarks/accuracy.md). It is the clip of 10 of the previous release's
+    # un-normalised loss on ethanol.
     clip_grad: float | None = option(0.066, "max gradient norm (none: no clipping)")
 
 
@@ -167,7 +167,7 @@ class RunConfig:
     and ``max_epochs``; the run stops at the first one reached, and the learning-rate
     schedule follows it. With neither, the run stops when the validation loss has not
     improved for ``patience`` validations (early stopping). Training runs in ``dtype``;
-    the final evaluation, ``eval.json`` and models loaded with :func:`mlip.load_model`
+    the final evaluation, ``eval.json`` and models loaded with :func:`mlip.model.load_model`
     are float64.
     """
 

@@ -22,7 +22,7 @@ def build_model(config: TrainConfig, elements: list[int]) -> torch.nn.Module:
 
 
 def load_initial_model(path: str, elements: list[int]) -> torch.nn.Module:
-    """The model of ``model.init_from`` (a :func:`mlip.model.save` file) for fine-tuning.
+    """The model of ``model.init_from`` (a :meth:`mlip.model.MLIPModel.save` file) for fine-tuning.
 
     Raises :class:`~mlip.errors.CheckpointError` for a missing or corrupt file and
     ``ValueError`` when the data holds elements the model was not built for.

@@ -3,20 +3,21 @@
 A width that is right for small molecules is wrong for dense periodic cells: an fcc
 metal atom has about 50 neighbours within 5 A where an organic molecule's has about 8,
 and the cost of a training step grows with the edges times the channels. Under a time
-budget, the molecular width on dense cells gets too few optimiser steps to learn. So, when
-``model.num_channels`` is
-``null`` (the default) and the run has a time budget (``train.max_time``), the trainer
-times a few training steps on the run's own batches at each width of :data:`WIDTHS`,
-widest first, and keeps the widest whose number of optimiser steps in the budget is at
-least :data:`MIN_STEPS`; if none is, the narrowest. Without a time budget nothing limits
-the cost and the width is :data:`DEFAULT_WIDTH`. The choice is written to the run's
-``config.yaml``, so a resumed run, each member of a committee and each data-parallel
-rank use the same width; the run's first lines print it with the measured step times.
-Timing costs a few seconds before training starts (not counted in the budget).
+budget, the molecular width on dense cells gets too few optimiser steps to learn. So,
+when ``model.num_channels`` is ``null`` (the default) and the run has a time budget
+(``train.max_time``), the trainer times a few training steps on the run's own batches
+at each width of :data:`WIDTHS`, widest first, and keeps the widest whose number of
+optimiser steps in the budget is at least :data:`MIN_STEPS`; if none is, the narrowest.
+Without a time budget nothing limits the cost and the width is :data:`DEFAULT_WIDTH`.
+The choice is written to the run's ``config.yaml``, so a resumed run, each member of a
+committee and each data-parallel rank use the same width; the run's first lines print
+it with the measured step times. Timing costs a few seconds before training starts
+(not counted in the budget).
 
 The rule only narrows: no width above :data:`DEFAULT_WIDTH` is offered, because 128
 channels, timed and trained for the same wall time as 64 on ethanol and aspirin, trailed
-64 on validation forces all the way through (see the training benchmark page).
+64 on validation forces all the way through (docs/benchmarks/accuracy.md, the width
+rule).
 """
 
 from __future__ import annotations

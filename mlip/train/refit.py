@@ -2,7 +2,7 @@
 
 Forces fix the energy only up to a constant per atom, and the default energy weight
 (1:100) pins that constant loosely: the per-atom energy error of a trained model is
-mostly a common offset (10 meV/atom on Cu, 2.5 on ethanol before this refit). The least-
+mostly a common offset (docs/benchmarks/accuracy.md). The least-
 squares fit of the residuals E_ref - E_model on the element counts, added to the model's
 E0, removes it and changes no force, stress or Hessian.
 """
