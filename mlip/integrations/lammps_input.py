@@ -74,7 +74,9 @@ class LammpsConfig:
         "torch device of each MPI rank's model ('cuda': GPU local rank mod the node's GPUs)"
     )
     dtype: str = dtype_field()
-    log: str | None = option(None, "LAMMPS log file; none: LAMMPS's log.lammps", metavar="FILE")
+    log: str = option(
+        "log.lammps", "LAMMPS log file ('none': no log file, as lmp -log none)", metavar="FILE"
+    )
     threads: int | None = option(
         None, "torch threads per MPI rank; none: the CPU cores of the node over its ranks"
     )
