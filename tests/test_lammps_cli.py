@@ -3,8 +3,9 @@
 An ordinary LAMMPS input with ``pair_style mlip ${model}`` in an included file, command
 line variables, a loop, a dump and a committee's force spread runs on two ranks and its
 dumped forces, per-atom energies and spreads equal the calculator's; a missing element
-mapping and an element the model does not know are one-line errors before any step; a
-model that returns NaN stops the run; the example inputs of md/lammps run.
+mapping and an element the model does not know are one-line errors before any step, as
+is an error in the input on two ranks (printed once); a model that returns NaN stops the
+run (exit status 2); the example inputs of md/lammps run.
 """
 
 from __future__ import annotations
@@ -123,6 +124,17 @@ def test_element_mapping_errors_are_one_line_before_any_step(folder, elements, m
     assert error[0].startswith("mlip lammps: error: ") and "potential.mod:2: " in error[0]
     assert message in error[0]
     assert "Step" not in result.stdout  # no run began
+
+
+def test_an_input_error_on_two_ranks_is_one_line(folder):
+    """Every rank meets it alike; only rank 0 prints it (the dispatcher), exit status 1."""
+    (folder / "bad.lmp").write_text("units metal\nno_such_command 1\n")
+    for args in (["missing.lmp"], ["bad.lmp", "--log", "none"]):
+        result = mlip_lammps(2, args, folder)
+        assert result.returncode == 1
+        errors = [line for line in result.stderr.splitlines() if "error" in line]
+        assert len(errors) == 1 and errors[0].startswith("mlip lammps: error: "), errors
+    assert "Unknown command: no_such_command" in errors[0]
 
 
 def test_a_non_finite_model_stops_the_run(folder):
