@@ -141,8 +141,9 @@ class MLIPCalculator(Calculator):
         """Receptive field, Angstrom: num_layers x r_max for a message-passing model
         (``model.config.num_layers``), r_max for a model without layers. An atom's energy
         depends on the atoms within this distance (force constants reach up to twice it)."""
-        layers = getattr(getattr(self.model, "config", None), "num_layers", 1)
-        return float(layers) * self.cutoff
+        from mlip.model import interaction_layers  # lazy: the model module is optional here
+
+        return float(interaction_layers(self.model)) * self.cutoff
 
     def calculate(
         self,

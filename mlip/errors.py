@@ -4,6 +4,9 @@ Errors a user can fix are ValueError or OSError (every class here but
 :class:`MissingDependencyError`, an ImportError, derives from ValueError): the ``mlip``
 command prints them as one line and exits with status 1 (or the error's
 ``exit_status``). Any other exception is a bug and keeps its traceback.
+:func:`error_line` is the one wording of both kinds, used by the ``mlip`` dispatcher
+and where an error cannot reach it (inside a LAMMPS callback, on one MPI rank of
+several, which must stop all of them).
 """
 
 from __future__ import annotations
@@ -74,3 +77,28 @@ class ConvergenceError(ValueError):
 class MissingDependencyError(ImportError):
     """An optional package a feature needs is not installed; the message says how to
     install it (``pip install 'mlip[ts]'``)."""
+
+
+#: errors that come from the user's input, settings, files or installation: one line,
+#: no traceback (the types of this module derive from these)
+USER_ERRORS = (ValueError, OSError, MissingDependencyError)
+#: the exit status of an internal error (a bug, or torch/CUDA/memory)
+INTERNAL_ERROR = 3
+
+
+def error_line(prefix: str, err: BaseException, where: str = "") -> tuple[str, int]:
+    """The line that reports ``err`` and the exit status that goes with it.
+
+    A user error (:data:`USER_ERRORS`): ``PREFIX: error: [WHERE: ]MESSAGE`` and status 1
+    (or the error's ``exit_status``); anything else: ``PREFIX: internal error:
+    [WHERE: ]TYPE: MESSAGE (...)`` and :data:`INTERNAL_ERROR`, to be printed after the
+    traceback. ``prefix``: ``mlip md``; ``where``: ``step 3, rank 1``.
+    """
+    at = f"{where}: " if where else ""
+    if isinstance(err, USER_ERRORS):
+        return f"{prefix}: error: {at}{err}", int(getattr(err, "exit_status", 1))
+    return (
+        f"{prefix}: internal error: {at}{type(err).__name__}: {err} (the traceback is above; "
+        "not a problem mlip found in the input: please report it with the command line)",
+        INTERNAL_ERROR,
+    )

@@ -23,6 +23,13 @@ CELL = "cell"  # (n_systems, 3, 3) float, lattice vectors as rows; zeros if no c
 PBC = "pbc"  # (n_systems, 3) bool
 EDGE_INDEX = "edge_index"  # (2, n_edges) int64, [centre i, neighbour j]
 EDGE_SHIFTS = "edge_shifts"  # (n_edges, 3) float, integer cell-shift multiples
+# Optional, for one system that is a domain of a larger one (mlip.integrations.lammps):
+# (H + 1,) int64 on the host; hop_counts[h] = the number of atoms within h message-passing
+# hops of the first hop_counts[0] atoms, the atoms being ordered by that hop distance.
+# Only the energies of those first hop_counts[0] atoms are wanted: a model may skip work
+# that cannot reach them (layer t of L needs atoms within L - t hops) and report zero
+# NODE_ENERGY for the others.
+HOP_COUNTS = "hop_counts"
 
 # --- labels and predictions -------------------------------------------------
 ENERGY = "energy"  # (n_systems,) float, eV (total energy)

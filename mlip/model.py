@@ -205,17 +205,61 @@ class MLIPModel(torch.nn.Module):
         edge_index = batch[keys.EDGE_INDEX]
 
         h = self.embedding(node_attrs)
-        node_energy = torch.zeros_like(lengths.new_empty(h.shape[0]))
-        for layer, readout, n_scalars in zip(
-            self.layers, self.readouts, self.num_scalars, strict=True
-        ):
-            h = layer(h, node_attrs, edge_sh, edge_radial, edge_index, self.inv_avg_neighbors)
-            node_energy = node_energy + readout(h[:, :n_scalars]).squeeze(-1)
+        if keys.HOP_COUNTS in batch:
+            node_energy = self._domain_energies(batch, h, node_attrs, edge_sh, edge_radial)
+        else:
+            node_energy = torch.zeros_like(lengths.new_empty(h.shape[0]))
+            for layer, readout, n_scalars in zip(
+                self.layers, self.readouts, self.num_scalars, strict=True
+            ):
+                h = layer(h, node_attrs, edge_sh, edge_radial, edge_index, self.inv_avg_neighbors)
+                node_energy = node_energy + readout(h[:, :n_scalars]).squeeze(-1)
         node_energy = self.scale * node_energy + self.atomic_energies[species]
+        if keys.HOP_COUNTS in batch:  # only the first hop_counts[0] energies are wanted
+            wanted = int(batch[keys.HOP_COUNTS][0])
+            node_energy = torch.cat([node_energy[:wanted], node_energy.new_zeros(len(h) - wanted)])
         n_systems = batch[keys.NUM_ATOMS].shape[0]
         energy = torch.zeros(n_systems, dtype=node_energy.dtype, device=node_energy.device)
         energy = energy.index_add(0, batch[keys.BATCH], node_energy)
         return {keys.ENERGY: energy, keys.NODE_ENERGY: node_energy}
+
+    def _domain_energies(
+        self,
+        batch: dict[str, torch.Tensor],
+        h: torch.Tensor,
+        node_attrs: torch.Tensor,
+        edge_sh: torch.Tensor,
+        edge_radial: torch.Tensor,
+    ) -> torch.Tensor:
+        """Unscaled network energies of a domain (:data:`mlip.keys.HOP_COUNTS`): layer t
+        of L runs on the atoms within L - t hops of the wanted ones and on their edges
+        only, the readouts on the wanted atoms; the other atoms' entries are zero.
+
+        The result equals the full evaluation on the wanted atoms: an atom's features
+        after layer t depend only on atoms within t hops, and an atom more than L - t hops
+        away cannot reach a wanted atom in the remaining layers.
+        """
+        hops = batch[keys.HOP_COUNTS].tolist()
+        num_layers = len(self.layers)
+        n_atoms = h.shape[0]
+
+        def within(n_hops: int) -> int:  # atoms within n_hops hops (all beyond the table)
+            return int(hops[n_hops]) if n_hops < len(hops) else n_atoms
+
+        centre = batch[keys.EDGE_INDEX][0]
+        wanted = within(0)
+        energy = h.new_zeros(wanted)
+        for t, (layer, readout, n_scalars) in enumerate(
+            zip(self.layers, self.readouts, self.num_scalars, strict=True), start=1
+        ):
+            n_out = within(num_layers - t)
+            edges = torch.nonzero(centre < n_out).squeeze(-1)
+            h = layer(
+                h, node_attrs, edge_sh[edges], edge_radial[edges],
+                batch[keys.EDGE_INDEX][:, edges], self.inv_avg_neighbors, num_out=n_out,
+            )  # fmt: skip
+            energy = energy + readout(h[:wanted, :n_scalars]).squeeze(-1)
+        return torch.cat([energy, energy.new_zeros(n_atoms - wanted)])
 
     # -- state -------------------------------------------------------------
     # e3nn's generated code modules gain constant buffers ("..._compiled_...
@@ -252,6 +296,16 @@ class MLIPModel(torch.nn.Module):
     def save(self, path: str | os.PathLike) -> None:
         """Write hyperparameters, weights, elements and units to ``path`` atomically."""
         atomic_torch_save(self.payload(), path)
+
+
+def interaction_layers(model: torch.nn.Module) -> int:
+    """Message-passing layers of an energy model: ``config.num_layers`` of an
+    :class:`MLIPModel`, the most of a committee's members, 1 for a model without layers
+    (a pair potential). An atom's energy depends on atoms within this many times r_max."""
+    members = getattr(model, "members", None)
+    if members is not None:
+        return max(interaction_layers(m) for m in members)
+    return int(getattr(getattr(model, "config", None), "num_layers", 1))
 
 
 def covering_model(model: torch.nn.Module, atomic_numbers) -> torch.nn.Module:  # noqa: ANN001

@@ -19,6 +19,7 @@ import pytest
 from mlip.cli import SUBCOMMANDS, build_parser, main
 from mlip.cli.options import default_of
 from mlip.data.convert import ConvertConfig
+from mlip.integrations.lammps_input import LammpsConfig
 from mlip.labelling.label import LabelConfig
 from mlip.learn.config import LearnConfig
 from mlip.loss import PROBE_KINDS
@@ -45,6 +46,7 @@ MINIMAL = {
         ["--start", "s.xyz", "--calculator", "emt", "--out", "run"],
         LearnConfig(("s.xyz",), "emt", "run"),
     ),
+    "lammps": (["in.lmp"], LammpsConfig(input="in.lmp")),
 }
 
 #: a value for options whose type alone does not say what the config accepts
@@ -58,6 +60,7 @@ SAMPLES = {
     "train": ["optim.lr=0.001"],
     "temperature": ["310", "320"],
     "start": ["a.xyz", "b.xyz"],
+    "variables": ["steps", "100"],
 }
 
 
@@ -217,6 +220,15 @@ def test_per_system_values_and_none():
     assert overrides == {"train.max_time": None, "model.atomic_energies": {1: -1.0}}
     config = build("learn", parse("learn", "--num-channels", "8", "--train", "optim.lr=0.5"))
     assert config.train == {"model.num_channels": 8, "optim.lr": 0.5}
+
+
+def test_repeated_options_of_several_values():
+    """``mlip lammps -var NAME VALUE ...``: LAMMPS's own form, repeatable."""
+    args = parse("lammps", "-var", "n", "2", "-var", "temps", "300", "600", "--threads", "1")
+    config = build("lammps", args)
+    assert config.variables == (("n", "2"), ("temps", "300", "600")) and config.threads == 1
+    with pytest.raises(ValueError, match="give a NAME and its VALUE"):
+        build("lammps", parse("lammps", "-var", "n"))
 
 
 def test_a_bad_value_is_a_usage_error(capsys):

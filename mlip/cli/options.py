@@ -14,7 +14,8 @@ that defaults to False is a switch (``--relax``), one that defaults to True or N
 a ``--no-`` form (``--progress/--no-progress``); tuples and lists take several values
 (``tuple[int, int, int]``: exactly three); a value or a sequence of them (one per
 system) takes one or more; a ``dict`` field takes ``KEY=VALUE`` (value read as YAML),
-repeatable.
+repeatable; a tuple of tuples (``tuple[tuple[str, ...], ...]``) is a repeatable option
+of one or more values each time (``-var NAME VALUE ...``).
 """
 
 from __future__ import annotations
@@ -128,6 +129,8 @@ def given(args: argparse.Namespace, cls: type, prefix: str = "") -> dict[str, An
                 value = dict(value)
             elif _per_system(hint) and len(value) == 1:
                 value = value[0]
+            elif _repeated(hint):
+                value = tuple(tuple(v) for v in value)
             elif _per_system(hint) or tuple in _origins(hint):
                 value = tuple(value)
         values[f.name] = value
@@ -185,6 +188,8 @@ def _spec(hint: Any, default: Any) -> dict[str, Any]:
             item, nargs = args[0], len(args)
         else:
             item, nargs = (args[0] if args else str), "+"
+        if _repeated(hint):  # -var NAME VALUE ...: repeatable, several values each time
+            return {"type": typing.get_args(item)[0], "nargs": "+", "action": "append"}
         if item not in SCALARS:  # nested (q-points): one string the config parses
             return {"type": str}
         return {"type": item, "nargs": nargs}
@@ -203,6 +208,15 @@ def _origins(hint: Any) -> set[Any]:
 def _is_dict(hint: Any) -> bool:
     """``dict[...]`` or ``dict[...] | None``."""
     return dict in _origins(hint)
+
+
+def _repeated(hint: Any) -> bool:
+    """``tuple[tuple[X, ...], ...]`` (X a scalar): a repeatable option of several values
+    each time (not ``tuple[tuple[float, float, float], ...]``: q-points, one string)."""
+    outer, inner = typing.get_args(hint), ()
+    if _origin(hint) is tuple and outer and _origin(outer[0]) is tuple:
+        inner = typing.get_args(outer[0])
+    return len(inner) == 2 and inner[0] in SCALARS and inner[1] is Ellipsis
 
 
 def _origin(hint: Any) -> Any:
@@ -253,7 +267,7 @@ _assignment.__name__ = "KEY=VALUE"
 
 
 def _metavar(flag: str, kwargs: dict[str, Any]) -> str | None:
-    if kwargs.get("action") == "append":
+    if kwargs.get("type") is _assignment:
         return "KEY=VALUE"
     return None if "choices" in kwargs else flag.lstrip("-").replace("-", "_").upper()
 

@@ -126,13 +126,17 @@ class Interaction(torch.nn.Module):
         edge_radial: torch.Tensor,
         edge_index: torch.Tensor,
         inv_avg_neighbors: torch.Tensor,
+        num_out: int | None = None,
     ) -> torch.Tensor:
+        """New features of the first ``num_out`` nodes (all by default): the edges given
+        must be those of these centres (neighbours may be any of ``h``'s nodes)."""
         centre, neighbour = edge_index
+        n_out = h.shape[0] if num_out is None else num_out
         weights = self.radial(edge_radial)
         messages = self.conv(self.linear_up(h)[neighbour], edge_sh, weights)
-        a = torch.zeros(h.shape[0], messages.shape[1], dtype=h.dtype, device=h.device)
+        a = torch.zeros(n_out, messages.shape[1], dtype=h.dtype, device=h.device)
         a = a.index_add(0, centre, messages) * inv_avg_neighbors
         a = self.linear_message(a)
         if self.square is not None:
             a = a + self.linear_square(self.square(a, a))
-        return self.gate(a) + self.self_connection(h, node_attrs)
+        return self.gate(a) + self.self_connection(h[:n_out], node_attrs[:n_out])

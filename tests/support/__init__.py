@@ -6,7 +6,8 @@ they spawn). Modules:
 
 - :mod:`support.structures`: molecules and crystals (ethanol, copper, argon, the
   training fixtures' small molecules and crystals);
-- :mod:`support.models`: small energy models (an untrained float64 MLIPModel, the
+- :mod:`support.models`: small energy models (an untrained float64 MLIPModel, one whose
+  last layer reaches far, the
   trainable toy :class:`~support.models.PairModel` and its teacher, the torsional double
   well :class:`~support.models.TorsionModel` with a known saddle);
 - :mod:`support.physics`: evaluation, random orthogonal transforms and the E(3)
@@ -14,15 +15,26 @@ they spawn). Modules:
 - :mod:`support.data`: labelled mlip-HDF5 files written by
   :func:`mlip.data.writer.write_mlip_hdf5`, and the config of a short test run.
 - :mod:`support.benchmarks`: the scripts of ``benchmarks/`` imported by path;
-- :mod:`support.processes`: Python subprocesses (``train.py``, ``torchrun``) with a hang
-  guard instead of a time limit, so that a loaded machine cannot fail a test.
+- :mod:`support.processes`: Python subprocesses (``train.py``, ``torchrun``,
+  ``mpiexec``) with a hang guard instead of a time limit, so that a loaded machine
+  cannot fail a test;
+- :mod:`support.lammps_jobs`: LAMMPS jobs run under ``mpiexec`` by the worker script
+  ``support/lammps_runs.py`` (the test process itself never imports LAMMPS or MPI).
 
 Classical potentials with physics of their own (Lennard-Jones, harmonic bonds) are not
 here but in :mod:`mlip.potentials`; this package holds test-only toys.
 """
 
 from support.data import label, make_h5, quiet_run_config
-from support.models import ELEMENTS, PairModel, TorsionModel, small_model, teacher, torsion_chain
+from support.models import (
+    ELEMENTS,
+    PairModel,
+    TorsionModel,
+    far_reaching_model,
+    small_model,
+    teacher,
+    torsion_chain,
+)
 from support.physics import assert_equivariant, evaluate, random_orthogonal, transformed
 from support.structures import (
     ETHANOL_R,
@@ -52,6 +64,7 @@ __all__ = [
     "crystals",
     "ethanol",
     "evaluate",
+    "far_reaching_model",
     "label",
     "make_h5",
     "molecules",

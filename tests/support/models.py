@@ -39,6 +39,19 @@ def small_model(
     return model
 
 
+def far_reaching_model(
+    atomic_numbers: Sequence[int], num_layers: int, r_max: float, seed: int = 0
+) -> MLIPModel:
+    """An untrained float64 model whose last layer reaches far: a flat envelope (p = 12)
+    and unnormalised messages, so that atoms L x r_max away change an energy by far more
+    than 1e-9 eV (tests of domain decomposition must be able to fail)."""
+    model = small_model(
+        atomic_numbers, seed=seed, num_layers=num_layers, r_max=r_max, envelope_p=12
+    )
+    model.set_avg_num_neighbors(1.0)
+    return model
+
+
 class PairModel(torch.nn.Module):
     """E = sum_i e0[Z_i] + s / n_avg * sum_{i != j} sum_k W[Z_i, Z_j, k] g_k(r_ij) f_c(r_ij).
 
