@@ -216,6 +216,34 @@ def test_select_frames_keeps_one_of_near_duplicates() -> None:
     assert [a.info["k"] for a in select_frames(frames, 10, 0.01, known)] == [2]
 
 
+def test_select_frames_relaxes_diversity_only_when_a_round_is_short() -> None:
+    """Frames a step d0 apart in a row: at 1.5 d0 every other frame passes; with
+    relax_to the rule takes the others at a lower threshold, after the strict ones."""
+    from mlip.learn.select import DIVERSITY_KEY, distance
+
+    base = bulk("Cu", "fcc", a=3.61, cubic=True)
+    frames = []
+    for k in range(5):
+        atoms = base.copy()
+        atoms.positions[1, 0] += 0.01 * k
+        atoms.info.update(group="g", force_std_eVA=0.2 - 0.01 * k, k=k)  # in order 0..4
+        frames.append(atoms)
+    d0 = distance(descriptor(frames[0]), descriptor(frames[1]))
+    assert (
+        d0 > 0 and abs(distance(descriptor(frames[0]), descriptor(frames[2])) - 2 * d0) < 0.05 * d0
+    )
+    strict = select_frames(frames, limit=5, diversity=1.5 * d0)
+    assert [a.info["k"] for a in strict] == [0, 2, 4]
+    relaxed = select_frames(frames, limit=5, diversity=1.5 * d0, relax_to=0.5)
+    assert [a.info["k"] for a in relaxed] == [0, 2, 4, 1, 3]
+    assert [a.info[DIVERSITY_KEY] for a in relaxed[:3]] == [1.5 * d0] * 3
+    assert all(0.75 * d0 <= a.info[DIVERSITY_KEY] <= d0 for a in relaxed[3:])
+    # a round the strict rule fills is not relaxed
+    assert [a.info["k"] for a in select_frames(frames, 3, 1.5 * d0, relax_to=0.5)] == [0, 2, 4]
+    with pytest.raises(ValueError, match="relax_to"):
+        select_frames(frames, 5, d0, relax_to=0.0)
+
+
 def test_uncertain_rule_stays_in_the_trust_window() -> None:
     """Most uncertain first, but not above max_force_std (frames MD should not visit);
     only when no frame is inside the window the nearest above it."""

@@ -57,7 +57,14 @@ from mlip.labelling import LabelConfig, label_structures, make_labeller
 from mlip.learn.config import RESUMABLE, LearnConfig
 from mlip.learn.explore import Exploration, explore
 from mlip.learn.report import format_table, plot_rounds, write_table
-from mlip.learn.select import GROUP_KEY, STD_KEY, descriptor, distance, select_frames
+from mlip.learn.select import (
+    DIVERSITY_KEY,
+    GROUP_KEY,
+    STD_KEY,
+    descriptor,
+    distance,
+    select_frames,
+)
 
 #: the reasons a loop ends normally (``state["finished"]`` starts with one of them)
 NORMAL_ENDS = ("budget spent", "converged", "max_rounds")
@@ -270,8 +277,11 @@ class Learner:
             labelled = self._descriptors()
             frames = select_frames(found.candidates, quota, c.diversity, labelled,
                                    rule=c.selection, window=(c.min_force_std, c.max_force_std),
-                                   seed=c.seed + 1000 * r)  # fmt: skip
+                                   seed=c.seed + 1000 * r,
+                                   relax_to=c.diversity_relax)  # fmt: skip
             row["above_window"] = sum(_std(a) > c.max_force_std for a in frames)
+            row["relaxed"] = sum(a.info.get(DIVERSITY_KEY, c.diversity) < c.diversity
+                                 for a in frames)  # fmt: skip
             if self._converged(found):
                 row["note"] = (f"converged: largest force std {row['md_largest_std']:.3g} "
                                f"< {c.min_force_std} eV/A over {c.md_steps} steps")  # fmt: skip

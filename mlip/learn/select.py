@@ -23,6 +23,14 @@ committee unsure everywhere it went, as a first one trained on a few rattles can
 finds few frames in the window, all near its labels), both go on to the frames above
 it, least uncertain first (the nearest to the window, where MD went next), so that a
 round still learns where its MD went instead of labelling nothing.
+
+The distance between neighbouring frames of a molecule's MD depends on the molecule: a
+rigid ring moves less than a flexible chain at the same temperature, so a threshold
+that just binds on one molecule rejects nearly every frame of another. When the rule
+leaves a round short of ``limit`` frames, ``relax_to`` < 1 lets it go through the
+candidates again with the threshold lowered step by step (by 3/4 each pass) down to
+``relax_to`` times ``diversity``; frames kept at the full threshold come first, and
+each frame records the threshold it passed in ``atoms.info[DIVERSITY_KEY]``.
 """
 
 from __future__ import annotations
@@ -34,6 +42,7 @@ from ase import Atoms
 
 GROUP_KEY = "group"  # atoms.info key: the data group (one per seed)
 STD_KEY = "force_std_eVA"  # atoms.info key: the frame's largest per-atom force std
+DIVERSITY_KEY = "diversity_A"  # atoms.info key: the threshold a selected frame passed
 
 
 def descriptor(atoms: Atoms) -> np.ndarray:
@@ -64,11 +73,15 @@ def select_frames(
     rule: str = "uncertain",
     window: tuple[float, float] = (0.0, float("inf")),
     seed: int = 0,
+    relax_to: float = 1.0,
 ) -> list[Atoms]:
     """Up to ``limit`` frames of the trust ``window`` (eV/A) in the order of ``rule``
     (``seed``: of the random order), then frames above it, least uncertain first, no two
     within ``diversity`` (A) of each other or of a ``labelled`` descriptor of their
-    group (module docstring)."""
+    group; should that leave fewer than ``limit``, further passes with the threshold
+    lowered down to ``relax_to`` x ``diversity`` (module docstring)."""
+    if not 0.0 < relax_to <= 1.0:
+        raise ValueError(f"relax_to must be in (0, 1], got {relax_to}")
     check_rule(rule)
     known = {k: list(v) for k, v in (labelled or {}).items()}
     low, high = window
@@ -83,14 +96,25 @@ def select_frames(
         ranked = [inside[i] for i in np.random.default_rng(seed).permutation(len(inside))]
     # then, should the window not fill the round: the nearest above it first
     ranked += sorted((a for a in candidates if std(a) > high), key=std)
+    thresholds = [diversity]
+    while thresholds[-1] * 0.75 > diversity * relax_to:
+        thresholds.append(thresholds[-1] * 0.75)
+    if relax_to < 1.0:
+        thresholds.append(diversity * relax_to)
     chosen: list[Atoms] = []
-    for atoms in ranked:
-        if len(chosen) >= limit:
-            break
-        group = str(atoms.info.get(GROUP_KEY))
-        d = descriptor(atoms)
-        if any(distance(d, other) < diversity for other in known.get(group, [])):
-            continue
-        chosen.append(atoms)
-        known.setdefault(group, []).append(d)
+    taken: set[int] = set()
+    descriptors = [descriptor(a) for a in ranked]
+    for threshold in thresholds:
+        for index, atoms in enumerate(ranked):
+            if len(chosen) >= limit:
+                return chosen
+            if index in taken:
+                continue
+            group, d = str(atoms.info.get(GROUP_KEY)), descriptors[index]
+            if any(distance(d, other) < threshold for other in known.get(group, [])):
+                continue
+            atoms.info[DIVERSITY_KEY] = threshold
+            chosen.append(atoms)
+            taken.add(index)
+            known.setdefault(group, []).append(d)
     return chosen
