@@ -116,8 +116,11 @@ def test_acoustic_sum_rule_and_gamma(cu_model) -> None:
 
 
 def fake_model_loader(monkeypatch, model) -> None:  # noqa: ANN001
+    import mlip.model as real
+
     fake = types.ModuleType("mlip.model")
     fake.load_model = lambda path, device="cpu", dtype=None: model
+    fake.interaction_layers = real.interaction_layers  # the calculator's receptive field
     monkeypatch.setitem(sys.modules, "mlip.model", fake)
 
 
