@@ -148,7 +148,6 @@ def time_lammps(ranks: int, threads: int, variables: dict[str, str], cwd: Path) 
 
 def halo_designs(model: torch.nn.Module, atoms: Atoms, skin: float = 1.0) -> list[str]:
     """One rank of two (z slabs), the coupling's graph against a double-width shell."""
-    from mlip import keys
     from mlip.derivatives import compute
     from mlip.integrations.lammps_domain import build_domain_graph
     from mlip.model import interaction_layers
@@ -164,17 +163,8 @@ def halo_designs(model: torch.nn.Module, atoms: Atoms, skin: float = 1.0) -> lis
         step = graph.current(positions[graph.node_copy], atoms.cell.array, r_max, hops)
         copy = graph.node_copy[step.nodes]
         counts = step.hop_counts[hops - layers :]  # double shell: energies of the L-hop ball
-        batch = {
-            keys.POSITIONS: torch.tensor(positions[copy]),
-            keys.ATOMIC_NUMBERS: torch.tensor(atoms.numbers[tags[copy] - 1]),
-            keys.BATCH: torch.zeros(len(copy), dtype=torch.long),
-            keys.NUM_ATOMS: torch.tensor([len(copy)]),
-            keys.CELL: torch.tensor(atoms.cell.array)[None],
-            keys.PBC: torch.ones(1, 3, dtype=torch.bool),
-            keys.EDGE_INDEX: torch.tensor(step.edge_index),
-            keys.EDGE_SHIFTS: torch.tensor(step.edge_shifts),
-            keys.HOP_COUNTS: torch.tensor(counts),
-        }
+        batch = step.batch(positions[copy], atoms.numbers[tags[copy] - 1], atoms.cell.array,
+                           np.ones(3, dtype=bool), hop_counts=counts)  # fmt: skip
         compute(model, batch, stress=True)  # warm-up
         start = time.perf_counter()
         compute(model, batch, stress=True)

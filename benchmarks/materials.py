@@ -172,14 +172,7 @@ def crystal_rows(name: str, cell: Atoms, vacancies: list[tuple[str, int]],
                            phonons=phonons)  # fmt: skip
         timings[f"{name} ({who})"] = time.perf_counter() - start
     m, r = values["model"], values["reference"]
-    rows = [
-        row(f"{name}: lattice constant", "A", m["eos"]["lattice_constant"],
-            r["eos"]["lattice_constant"]),
-        row(f"{name}: bulk modulus (EOS)", "GPa", m["eos"]["bulk_modulus"],
-            r["eos"]["bulk_modulus"]),
-    ]  # fmt: skip
-    rows += [row(f"{name}: {c}", "GPa", m["elastic"][c], r["elastic"][c])
-             for c in ("C11", "C12", "C44")]  # fmt: skip
+    rows = bulk_rows(name, m, r)
     rows += [row(f"{name}: vacancy formation energy, {site}", "eV", m["vacancy"][k],
                  r["vacancy"][k], "absolute") for k, (site, _) in enumerate(vacancies)]  # fmt: skip
     rows += [row(f"{name}: surface energy ({hkl})", "J/m^2", m["surfaces"][k], r["surfaces"][k])
@@ -187,6 +180,19 @@ def crystal_rows(name: str, cell: Atoms, vacancies: list[tuple[str, int]],
     rows += [row(f"{name}: phonons at {label}", "THz", m["phonons"][k], r["phonons"][k], "phonon")
              for k, label in enumerate(qpoints)]  # fmt: skip
     return rows
+
+
+def bulk_rows(name: str, m: dict[str, Any], r: dict[str, Any], elastic_note: str = "") -> list[Row]:
+    """Lattice constant, bulk modulus (EOS) and C11, C12, C44 of ``name``: the model's
+    values ``m`` against the reference's ``r`` (``eos`` and ``elastic`` entries)."""
+    rows = [
+        row(f"{name}: lattice constant", "A", m["eos"]["lattice_constant"],
+            r["eos"]["lattice_constant"]),
+        row(f"{name}: bulk modulus (EOS)", "GPa", m["eos"]["bulk_modulus"],
+            r["eos"]["bulk_modulus"]),
+    ]  # fmt: skip
+    return rows + [row(f"{name}: {c}{elastic_note}", "GPa", m["elastic"][c], r["elastic"][c])
+                   for c in ("C11", "C12", "C44")]  # fmt: skip
 
 
 def pure_energy(z: int, calc: Any) -> float:
@@ -222,14 +228,7 @@ def alloy_rows(calcs: dict[str, Any], settings: Settings, timings: dict[str, flo
         timings[f"alloy ({who})"] = time.perf_counter() - start
     structures[random_name] = random_cell
     m, r, name = values["model"], values["reference"], random_name
-    rows = [
-        row(f"{name}: lattice constant", "A", m["eos"]["lattice_constant"],
-            r["eos"]["lattice_constant"]),
-        row(f"{name}: bulk modulus (EOS)", "GPa", m["eos"]["bulk_modulus"],
-            r["eos"]["bulk_modulus"]),
-    ]  # fmt: skip
-    rows += [row(f"{name}: {c} (cubic average)", "GPa", m["elastic"][c], r["elastic"][c])
-             for c in ("C11", "C12", "C44")]  # fmt: skip
+    rows = bulk_rows(name, m, r, " (cubic average)")
     rows += [row(f"formation energy, {s}", "meV/atom", 1000 * m["formation"][s],
                  1000 * r["formation"][s], "difference") for s in structures]  # fmt: skip
     errors = [abs(m["formation"][s] - r["formation"][s]) for s in structures]

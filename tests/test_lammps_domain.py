@@ -58,18 +58,8 @@ def domain_batch(atoms: Atoms, graph, positions, tags):  # noqa: ANN001, ANN201
     """The batch of a domain graph's current step, and the atom index of each node."""
     step = graph.current(positions[graph.node_copy], atoms.cell.array, R_MAX, LAYERS)
     copy = graph.node_copy[step.nodes]
-    numbers = atoms.numbers[tags[copy] - 1]
-    batch = {
-        keys.POSITIONS: torch.tensor(positions[copy]),
-        keys.ATOMIC_NUMBERS: torch.tensor(numbers),
-        keys.BATCH: torch.zeros(len(numbers), dtype=torch.long),
-        keys.NUM_ATOMS: torch.tensor([len(numbers)]),
-        keys.CELL: torch.tensor(atoms.cell.array)[None],
-        keys.PBC: torch.ones(1, 3, dtype=torch.bool),
-        keys.EDGE_INDEX: torch.tensor(step.edge_index),
-        keys.EDGE_SHIFTS: torch.tensor(step.edge_shifts),
-        keys.HOP_COUNTS: torch.tensor(step.hop_counts),
-    }
+    batch = step.batch(positions[copy], atoms.numbers[tags[copy] - 1], atoms.cell.array,
+                       np.ones(3, dtype=bool))  # fmt: skip
     return batch, tags[copy] - 1
 
 

@@ -202,18 +202,8 @@ class LammpsCoupling:
         step_graph = graph.current(x[graph.node_copy], cell, self.r_max, self.layers)
         nodes = step_graph.nodes
         n = len(nodes)
-        device = self.device
-        batch = {
-            keys.POSITIONS: torch.as_tensor(x[graph.node_copy[nodes]], dtype=self.dtype).to(device),
-            keys.ATOMIC_NUMBERS: torch.as_tensor(self._numbers[nodes]).to(device),
-            keys.BATCH: torch.zeros(n, dtype=torch.long, device=device),
-            keys.NUM_ATOMS: torch.tensor([n], device=device),
-            keys.CELL: torch.as_tensor(cell, dtype=self.dtype).to(device)[None],
-            keys.PBC: torch.as_tensor(periodic, device=device)[None],
-            keys.EDGE_INDEX: torch.as_tensor(step_graph.edge_index).to(device),
-            keys.EDGE_SHIFTS: torch.as_tensor(step_graph.edge_shifts, dtype=self.dtype).to(device),
-            keys.HOP_COUNTS: torch.as_tensor(step_graph.hop_counts),  # host: read by the model
-        }
+        batch = step_graph.batch(x[graph.node_copy[nodes]], self._numbers[nodes], cell, periodic,
+                                 dtype=self.dtype, device=self.device)  # fmt: skip
         t1 = time.perf_counter()
         out = compute(self.model, batch, forces=True, stress=True, members=self.committee)
         energy = float(out[keys.ENERGY][0])

@@ -38,7 +38,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 from vesin import NeighborList
+
+from mlip import keys
 
 #: largest |cell shift| component an edge key can hold (images per direction)
 MAX_SHIFT = 31
@@ -111,6 +114,34 @@ class StepGraph:
     edge_index: np.ndarray
     edge_shifts: np.ndarray
     hop_counts: np.ndarray
+
+    def batch(
+        self,
+        positions: np.ndarray,
+        numbers: np.ndarray,
+        cell: np.ndarray,
+        pbc: np.ndarray,
+        hop_counts: np.ndarray | None = None,
+        dtype: torch.dtype = torch.float64,
+        device: torch.device | str = "cpu",
+    ) -> dict[str, torch.Tensor]:
+        """The model's input for this graph: ``positions`` (n, 3) A and atomic
+        ``numbers`` (n,) of its nodes in node order, the rank's ``cell`` (3, 3) A and
+        ``pbc`` (3,); ``hop_counts`` instead of the graph's own (a wider ball's tail).
+        The hop counts stay on the host: the model reads them to prune its layers."""
+        n = len(numbers)
+        counts = self.hop_counts if hop_counts is None else hop_counts
+        return {
+            keys.POSITIONS: torch.as_tensor(positions, dtype=dtype).to(device),
+            keys.ATOMIC_NUMBERS: torch.as_tensor(numbers).to(device),
+            keys.BATCH: torch.zeros(n, dtype=torch.long, device=device),
+            keys.NUM_ATOMS: torch.tensor([n], device=device),
+            keys.CELL: torch.as_tensor(cell, dtype=dtype).to(device)[None],
+            keys.PBC: torch.as_tensor(pbc, device=device)[None],
+            keys.EDGE_INDEX: torch.as_tensor(self.edge_index).to(device),
+            keys.EDGE_SHIFTS: torch.as_tensor(self.edge_shifts, dtype=dtype).to(device),
+            keys.HOP_COUNTS: torch.as_tensor(counts),
+        }
 
 
 def build_domain_graph(
