@@ -103,14 +103,17 @@ def select_frames(
         thresholds.append(diversity * relax_to)
     chosen: list[Atoms] = []
     taken: set[int] = set()
-    descriptors = [descriptor(a) for a in ranked]
+    descriptors: dict[int, np.ndarray] = {}  # computed when a frame is first looked at
     for threshold in thresholds:
         for index, atoms in enumerate(ranked):
             if len(chosen) >= limit:
                 return chosen
             if index in taken:
                 continue
-            group, d = str(atoms.info.get(GROUP_KEY)), descriptors[index]
+            group = str(atoms.info.get(GROUP_KEY))
+            if index not in descriptors:
+                descriptors[index] = descriptor(atoms)
+            d = descriptors[index]
             if any(distance(d, other) < threshold for other in known.get(group, [])):
                 continue
             atoms.info[DIVERSITY_KEY] = threshold
