@@ -27,10 +27,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import time
 
 import torch
 from ase.build import bulk
+from mace_side import time_calls  # the same timer as MACE's side: stdlib only
 from md_common import model_for
 
 from mlip import derivatives
@@ -57,15 +57,6 @@ def systems(data_dir: str) -> dict:
             out[name] = molecule_from_h5(path, f"{name}_minimum")
     out["Cu108"] = bulk("Cu", "fcc", a=3.61, cubic=True).repeat(3)
     return out
-
-
-def time_call(fn, repeats: int, warm_up: bool = True) -> float:
-    if warm_up:
-        fn()
-    start = time.perf_counter()
-    for _ in range(repeats):
-        fn()
-    return (time.perf_counter() - start) / repeats * 1e3
 
 
 def main() -> None:
@@ -116,17 +107,17 @@ def main() -> None:
         def hessian(atoms=atoms, model=model_here):
             return derivatives.compute(model, atoms_to_batch(atoms, model.r_max), hessian=True)
 
-        ef = time_call(energy_forces, args.repeats)
+        ef = time_calls(energy_forces, args.repeats)
         # Large Hessians take seconds to minutes: timed once, after the E+F warm-up.
         large = len(atoms) > 50
-        hess = time_call(hessian, 1 if large else max(1, args.repeats // 5), warm_up=not large)
+        hess = time_calls(hessian, 1 if large else max(1, args.repeats // 5), warm_up=not large)
         mace = mace_ms.get(name)
         mace_txt = f"{mace[0]:>9.1f} {mace[1]:>8.0f}" if mace else f"{'-':>9} {'-':>8}"
         compiled_txt = ""
         if args.compile:
             compiled = derivatives.compile_model(model_here)
             energy_forces(model=compiled)  # compiles; the timing below warms up once more
-            ms = time_call(lambda compiled=compiled: energy_forces(model=compiled), args.repeats)
+            ms = time_calls(lambda compiled=compiled: energy_forces(model=compiled), args.repeats)
             compiled_txt = f" {ms:>16.2f}"
         print(f"{name:>8} {len(atoms):>5} {ef:>8.2f} {hess:>11.1f} {mace_txt} {'':>{len(how) + 2}}"
               f"{compiled_txt}{note}")  # fmt: skip
