@@ -237,6 +237,7 @@ def run_molecule(name: str, args: argparse.Namespace) -> dict:
         stop_force_std=args.stop_force_std, diversity=args.diversity,
         selection=args.selection, explore_from=args.explore_from,
         hessian_fraction=args.hessian_fraction, final_epochs=scratch["train.max_epochs"],
+        final_energy_margin=args.final_energy_margin,
         committee=args.committee, train=train, seed=args.seed, progress=True,
         resume=os.path.exists(os.path.join(learn_out, "state.json")),
     )  # fmt: skip
@@ -365,6 +366,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         type=int,
         default=D.final_epochs,
         help="per member of the from-scratch committees (0: --max-epochs)",
+    )
+    p.add_argument(
+        "--final-energy-margin",
+        type=lambda v: None if v.lower() == "none" else float(v),
+        default=D.final_energy_margin,
+        help="eV; mlip learn's --final-energy-margin (none: the final training keeps every label)",
     )
     p.add_argument(
         "--batch-size",
