@@ -301,7 +301,8 @@ def run_molecule(name: str, args: argparse.Namespace) -> dict:
                "spent": sum(int(r.get("new_labels") or 0) + int(r.get("failed") or 0)
                             for r in state["rows"]),
                "rounds": max(int(r["round"]) for r in state["rows"]),
-               "finished": state["finished"], "rows": state["rows"], "test": results,
+               "finished": state["finished"], "rows": state["rows"],
+               "final": state.get("final") or {}, "test": results,
                "valid": validation, "stability": stability, "label_energies": energies,
                "learn_wall_s": learn_s, "wall_s": time.perf_counter() - start}  # fmt: skip
     with open(os.path.join(out, "active_learning.json"), "w") as handle:
@@ -314,12 +315,13 @@ FINAL = "learned, final committee (mlip learn's model.pt)"
 
 
 def summary_table(summaries: list[dict], stability_ps: float) -> str:
-    """One row a molecule: labels spent, rounds, the loop's end, test F MAE of the final
-    committee against as many random 500 K frames (same training), the stability."""
-    lines = ["| molecule | atoms | labels spent | rounds | loop ended | test F MAE learned "
-             "(meV/A) | random 500 K frames | learned / random | valid F MAE learned / "
-             f"random | {stability_ps:g} ps 500 K intact |",
-             "| --- | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: |"]  # fmt: skip
+    """One row a molecule: labels spent, rounds, the loop's end, the labels the final
+    training kept (``mlip learn --final-energy-margin``), test F MAE of the final committee
+    against as many random 500 K frames (same training), the stability."""
+    lines = ["| molecule | atoms | labels spent | rounds | loop ended | final training's labels "
+             "| test F MAE learned (meV/A) | random 500 K frames | learned / random | valid F MAE "
+             f"learned / random | {stability_ps:g} ps 500 K intact |",
+             "| --- | ---: | ---: | ---: | --- " + "| ---: " * 6 + "|"]  # fmt: skip
     for s in summaries:
         learned, random = s["test"][FINAL]["forces_mae_mean"], s["test"][RANDOM]["forces_mae_mean"]
         v_learned, v_random = (s["valid"][k]["forces_mae_mean"] for k in (FINAL, RANDOM))
@@ -327,7 +329,8 @@ def summary_table(summaries: list[dict], stability_ps: float) -> str:
         st = s["stability"].get(FINAL)
         intact = f"{st['stable']}/{st['replicas']}" if st else "not run"
         lines.append(f"| {s['molecule']} | {s['atoms']} | {s['spent']} | {s['rounds']} | "
-                     f"{s['finished']} | {learned:.1f} | {random:.1f} | {learned / random:.2f} | "
+                     f"{s['finished']} | {s.get('final', {}).get('labels', '')} | "
+                     f"{learned:.1f} | {random:.1f} | {learned / random:.2f} | "
                      f"{valid} | {intact} |")  # fmt: skip
     return "\n".join(lines)
 
