@@ -237,6 +237,7 @@ def run_molecule(name: str, args: argparse.Namespace) -> dict:
         stop_force_std=args.stop_force_std, diversity=args.diversity,
         selection=args.selection, explore_from=args.explore_from,
         hessian_fraction=args.hessian_fraction, final_epochs=scratch["train.max_epochs"],
+        final_energy_margin=args.final_energy_margin,
         committee=args.committee, train=train, seed=args.seed, progress=True,
         resume=os.path.exists(os.path.join(learn_out, "state.json")),
     )  # fmt: skip
@@ -300,7 +301,8 @@ def run_molecule(name: str, args: argparse.Namespace) -> dict:
                "spent": sum(int(r.get("new_labels") or 0) + int(r.get("failed") or 0)
                             for r in state["rows"]),
                "rounds": max(int(r["round"]) for r in state["rows"]),
-               "finished": state["finished"], "rows": state["rows"], "test": results,
+               "finished": state["finished"], "rows": state["rows"],
+               "final": state.get("final") or {}, "test": results,
                "valid": validation, "stability": stability, "label_energies": energies,
                "learn_wall_s": learn_s, "wall_s": time.perf_counter() - start}  # fmt: skip
     with open(os.path.join(out, "active_learning.json"), "w") as handle:
@@ -313,12 +315,13 @@ FINAL = "learned, final committee (mlip learn's model.pt)"
 
 
 def summary_table(summaries: list[dict], stability_ps: float) -> str:
-    """One row a molecule: labels spent, rounds, the loop's end, test F MAE of the final
-    committee against as many random 500 K frames (same training), the stability."""
-    lines = ["| molecule | atoms | labels spent | rounds | loop ended | test F MAE learned "
-             "(meV/A) | random 500 K frames | learned / random | valid F MAE learned / "
-             f"random | {stability_ps:g} ps 500 K intact |",
-             "| --- | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: |"]  # fmt: skip
+    """One row a molecule: labels spent, rounds, the loop's end, the labels the final
+    training kept (``mlip learn --final-energy-margin``), test F MAE of the final committee
+    against as many random 500 K frames (same training), the stability."""
+    lines = ["| molecule | atoms | labels spent | rounds | loop ended | final training's labels "
+             "| test F MAE learned (meV/A) | random 500 K frames | learned / random | valid F MAE "
+             f"learned / random | {stability_ps:g} ps 500 K intact |",
+             "| --- | ---: | ---: | ---: | --- " + "| ---: " * 6 + "|"]  # fmt: skip
     for s in summaries:
         learned, random = s["test"][FINAL]["forces_mae_mean"], s["test"][RANDOM]["forces_mae_mean"]
         v_learned, v_random = (s["valid"][k]["forces_mae_mean"] for k in (FINAL, RANDOM))
@@ -326,7 +329,8 @@ def summary_table(summaries: list[dict], stability_ps: float) -> str:
         st = s["stability"].get(FINAL)
         intact = f"{st['stable']}/{st['replicas']}" if st else "not run"
         lines.append(f"| {s['molecule']} | {s['atoms']} | {s['spent']} | {s['rounds']} | "
-                     f"{s['finished']} | {learned:.1f} | {random:.1f} | {learned / random:.2f} | "
+                     f"{s['finished']} | {s.get('final', {}).get('labels', '')} | "
+                     f"{learned:.1f} | {random:.1f} | {learned / random:.2f} | "
                      f"{valid} | {intact} |")  # fmt: skip
     return "\n".join(lines)
 
@@ -365,6 +369,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         type=int,
         default=D.final_epochs,
         help="per member of the from-scratch committees (0: --max-epochs)",
+    )
+    p.add_argument(
+        "--final-energy-margin",
+        type=lambda v: None if v.lower() == "none" else float(v),
+        default=D.final_energy_margin,
+        help="eV; mlip learn's --final-energy-margin (none: the final training keeps every label)",
     )
     p.add_argument(
         "--batch-size",

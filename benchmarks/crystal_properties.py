@@ -189,13 +189,18 @@ def formation_energy(
     return (energy - reference) / len(relaxed), relaxed
 
 
-def cell_errors(cells: list[tuple[Atoms, dict[str, Any]]], calculator: Any) -> dict[str, float]:
+def cell_errors(cells: list[tuple[Atoms, dict[str, Any]]], calculator: Any,
+                max_force: float | None = None) -> dict[str, float]:  # fmt: skip
     """Errors of ``calculator`` on labelled cells ((atoms, labels: energy eV, forces
     eV/A, stress Voigt eV/A^3)): energy MAE per atom (meV/atom), force MAE (meV/A),
     pressure MAE and mean bias (GPa; P = -tr(sigma)/3, bias = mean of model - reference),
     and the median over the cells of each cell's force MAE (meV/A): hot, strained cells
     of many atoms hold a few close contacts beyond any training cell, whose errors can
-    dominate the mean; the median says what a typical cell sees."""
+    dominate the mean; the median says what a typical cell sees. With ``max_force``
+    (eV/A, the largest force component of the training data) also the force MAE over
+    the cells whose largest reference force lies within it (``forces_mae_within``,
+    ``cells_within``) and over the others (``forces_mae_beyond``, ``cells_beyond``):
+    interpolation and extrapolation, apart."""
     energy, forces, pressure = [], [], []
     for atoms, labels in cells:
         atoms = attach(atoms, calculator)
@@ -210,6 +215,16 @@ def cell_errors(cells: list[tuple[Atoms, dict[str, Any]]], calculator: Any) -> d
         "forces_mae": 1000.0 * float(np.concatenate(forces).mean()),
         "forces_mae_median_cell": 1000.0 * float(np.median([f.mean() for f in forces])),
     }
+    if max_force is not None:
+        largest = [float(np.abs(labels["forces"]).max()) for _, labels in cells]
+        for side, keep in (
+            ("within", lambda f: f <= max_force),
+            ("beyond", lambda f: f > max_force),
+        ):
+            chosen = [e for e, f in zip(forces, largest, strict=True) if keep(f)]
+            out[f"cells_{side}"] = len(chosen)
+            out[f"forces_mae_{side}"] = (1000.0 * float(np.concatenate(chosen).mean())
+                                         if chosen else float("nan"))  # fmt: skip
     if pressure:
         out["pressure_mae"] = float(np.abs(pressure).mean())
         out["pressure_bias"] = float(np.mean(pressure))

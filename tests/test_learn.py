@@ -320,7 +320,7 @@ def test_bad_input_is_refused_before_anything_is_written(tmp_path: Path) -> None
 
 def test_final_committee_is_trained_from_scratch_on_every_label(tmp_path: Path) -> None:
     out = tmp_path / "run"
-    base = learn_args(tmp_path, out, "--budget", "8")
+    base = learn_args(tmp_path, out, "--budget", "8", "--final-energy-margin", "none")
     assert main([*base, "--final-epochs", "2"]) == 0
     state = json.loads((out / "state.json").read_text())
     assert state["finished"] == "budget spent" and state["phase"] == "done"
@@ -344,6 +344,34 @@ def test_final_committee_is_trained_from_scratch_on_every_label(tmp_path: Path) 
     assert "final" not in json.loads((out / "state.json").read_text())
     assert not final.exists()
     assert filecmp.cmp(out / "round_2" / "committee" / "model.pt", out / "model.pt", shallow=False)
+
+
+def _energies(path: Path) -> list[float]:
+    return sorted(s.energy for g in read_mlip(path) for s in g.structures)
+
+
+def test_final_training_leaves_out_rattles_above_the_md_energies(tmp_path: Path) -> None:
+    """With ``--final-energy-margin`` the final committee trains on the MD rounds' labels
+    and those of round 0 at most the margin above their highest energy; resumed with
+    another margin, the final training is done again."""
+    out = tmp_path / "run"
+    wide = ("--budget", "8", "--final-epochs", "2", "--rattle-std", "0.2",
+            "--rattle-max-std", "0.5")  # fmt: skip
+    base = learn_args(tmp_path, out, *wide)
+    assert main([*base, "--final-energy-margin", "0.1"]) == 0
+    final = json.loads((out / "state.json").read_text())["final"]
+    first = _energies(out / "round_0" / "labels.h5")
+    later = _energies(out / "round_1" / "labels.h5")
+    kept = [e for e in first if e <= max(later) + 0.1]
+    assert final["energy_margin"] == 0.1
+    assert 0 < final["left_out"] == len(first) - len(kept) < len(first)
+    assert final["labels"] == len(kept) + len(later) < 8
+    assert np.allclose(_energies(out / "final" / "data.h5"), sorted(kept + later))
+    assert len(_energies(out / "data.h5")) == 8  # data.h5 keeps every label
+    # resumed without the margin: trained again, on every label
+    assert main([*base, "--final-energy-margin", "none", "--resume"]) == 0
+    final = json.loads((out / "state.json").read_text())["final"]
+    assert final["left_out"] == 0 and final["labels"] == 8 and final["energy_margin"] is None
 
 
 def test_round_training_defaults_and_overrides(tmp_path: Path) -> None:

@@ -128,3 +128,27 @@ def test_missing_held_out_cells_is_a_clear_error(tmp_path):
     missing = str(tmp_path / "nothing.h5")
     with pytest.raises(SystemExit, match="held-out cells not found: .*nothing.h5"):
         bench.main(["emt", "--quick", "--test-data", missing])
+
+
+def test_cell_errors_split_by_the_training_forces():
+    """With the training data's largest force, the force MAE is also given over the cells
+    within it and over those beyond it (extrapolation), each cell counted once."""
+    from ase.build import bulk
+
+    cp = load_benchmark("crystal_properties")
+    cells = []
+    for std in (0.02, 0.2):  # a cool cell and one with close contacts
+        atoms = bulk("Cu", "fcc", a=3.6, cubic=True).repeat(2)
+        atoms.positions += np.random.default_rng(0).normal(0.0, std, atoms.positions.shape)
+        atoms.calc = EMT()
+        cells.append((atoms, {"energy": atoms.get_potential_energy(),
+                              "forces": atoms.get_forces() + 0.001 * (std > 0.1),
+                              "stress": atoms.get_stress()}))  # fmt: skip
+    largest = [float(np.abs(labels["forces"]).max()) for _, labels in cells]
+    assert largest[0] < largest[1]
+    e = cp.cell_errors(cells, EMT(), max_force=0.5 * sum(largest))
+    assert (e["cells_within"], e["cells_beyond"]) == (1, 1)
+    assert e["forces_mae_within"] == pytest.approx(0.0, abs=1e-9)
+    assert e["forces_mae_beyond"] == pytest.approx(1.0)  # meV/A: the hot cell's offset
+    assert e["forces_mae"] == pytest.approx(0.5)
+    assert "cells_within" not in cp.cell_errors(cells, EMT())

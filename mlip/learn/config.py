@@ -58,6 +58,9 @@ class LearnConfig:
     rounds start from the previous committee; ``final_epochs`` > 0: when the loop ends
     the committee is trained once more, from scratch on every label, for that many epochs
     a member, and that is the run's ``model.pt``; 0: the loop's last committee is;
+    ``final_energy_margin``: that training leaves out round 0's rattles above the energy
+    range of the MD rounds' labels (they let the first committees' MD run, but teach the
+    final model a region MD at the temperature does not visit);
     :meth:`training` gives the keys a round trains with, :data:`ROUND_TRAINING` under
     ``train``). The defaults are the recipe measured on ethanol with GFN2-xTB
     (benchmarks/active_learning.py and its page in docs/: 16 replicas a seed and temperature, 1500
@@ -161,6 +164,12 @@ class LearnConfig:
         "this many epochs a member; OUT/model.pt is then that committee (0: the last "
         "round's, fine-tuned one)",
     )
+    final_energy_margin: float | None = option(
+        0.0,
+        "final training: leave out round 0's rattles whose energy is more than this above "
+        "the highest-energy label of the MD rounds (same seed); none: train on every label",
+        unit="eV",
+    )
     max_rounds: int = option(20, "MD rounds at most")
     valid_fraction: float = option(0.1, "labels held out for each training's validation")
     train: dict[str, Any] = option(
@@ -196,6 +205,10 @@ class LearnConfig:
         if self.final_epochs < 0:
             raise ValueError(
                 f"final_epochs must be >= 0 (0: no final training), got {self.final_epochs}"
+            )
+        if self.final_energy_margin is not None and self.final_energy_margin < 0:
+            raise ValueError(
+                f"final_energy_margin must be >= 0 eV or none, got {self.final_energy_margin}"
             )
         if self.rattles < 1:
             raise ValueError(f"rattles must be >= 1 (round 0 labels them), got {self.rattles}")
@@ -256,5 +269,14 @@ class LearnConfig:
 
 #: settings a resumed run may change (the others must be those of the run)
 RESUMABLE = frozenset(
-    {"budget", "max_rounds", "final_epochs", "resume", "progress", "workers", "device"}
+    {
+        "budget",
+        "max_rounds",
+        "final_epochs",
+        "final_energy_margin",
+        "resume",
+        "progress",
+        "workers",
+        "device",
+    }
 )

@@ -25,7 +25,10 @@ end (no new frame, not even a rattle) is warned about and noted in the round tab
 With ``final_epochs`` the committee is then trained once more, from scratch on every
 label (``final/committee``): a committee fine-tuned round after round on a growing set
 ends less accurate than one trained on the whole set at once (measured on ethanol with
-xTB labels: docs/benchmarks/active_learning.md). Output ``OUT``: ``model.pt`` (the final
+xTB labels: docs/benchmarks/active_learning.md), less round 0's rattles above the
+energies of the MD rounds' labels (``final_energy_margin``; the rattles teach the first
+committees enough for their MD to run, but a final model trained on them is less
+accurate where MD goes: same page). Output ``OUT``: ``model.pt`` (the final
 committee, else the last round's),
 ``data.h5`` (every label, one group per seed), ``rounds.csv`` and ``rounds.png`` (the
 per-round table, :mod:`mlip.learn.report`), ``round_<k>/`` (candidates, selection,
@@ -61,6 +64,7 @@ from mlip.learn.select import (
     DIVERSITY_KEY,
     GROUP_KEY,
     STD_KEY,
+    below_md_energies,
     descriptor,
     distance,
     select_frames,
@@ -196,7 +200,8 @@ class Learner:
 
     def _reopen(self, state: dict[str, Any]) -> dict[str, Any]:
         """A finished run goes on when its budget or max_rounds was raised on resume, and
-        its final training is (re)done when ``final_epochs`` changed."""
+        its final training is (re)done when ``final_epochs`` or ``final_energy_margin``
+        changed."""
         self.state = state
         finished = str(state.get("finished") or "")
         stopped_by_limit = finished == "budget spent" or finished.startswith("max_rounds")
@@ -206,8 +211,12 @@ class Learner:
                 self._drop_final()  # the committee of fewer labels
                 return state
         if state["phase"] in ("done", "final"):
-            epochs = (state.get("final") or {}).get("epochs")
-            if self.config.final_epochs and epochs != self.config.final_epochs:
+            final = state.get("final") or {}
+            epochs = final.get("epochs")
+            # a run of before the margin existed trained its final committee on every label
+            changed = (epochs, final.get("energy_margin")) != (
+                self.config.final_epochs, self.config.final_energy_margin)  # fmt: skip
+            if self.config.final_epochs and changed:
                 if epochs is not None:
                     self._drop_final()
                 state["phase"] = "final"
@@ -248,11 +257,12 @@ class Learner:
         rows = self.state["rows"] + [self.state.get("pending") or {}]
         return sum(int(r.get("new_labels") or 0) + int(r.get("failed") or 0) for r in rows)
 
-    def labels(self) -> int:
-        """Labels in ``data.h5``."""
-        if not os.path.exists(self.path("data.h5")):
+    def labels(self, data: str | None = None) -> int:
+        """Labels in ``data`` (default ``data.h5``)."""
+        data = data or self.path("data.h5")
+        if not os.path.exists(data):
             return 0
-        return sum(len(g.structures) for g in read_mlip(self.path("data.h5")))
+        return sum(len(g.structures) for g in read_mlip(data))
 
     # -- phases ---------------------------------------------------------------------
     def _select(self, r: int) -> None:
@@ -356,17 +366,42 @@ class Learner:
         self.state["phase"] = "train"
         self._save()
 
-    def _merge(self, r: int) -> None:
-        """``data.h5``: the labels of rounds 0..r, one group per seed."""
+    def _round_labels(self, rounds: range) -> dict[str, list]:
+        """The labels of ``rounds``: group (seed) -> structures, in round order."""
         groups: dict[str, list] = {}
-        for k in range(r + 1):
+        for k in rounds:
             path = self.path(f"round_{k}", "labels.h5")
             if os.path.exists(path):
                 for group in read_mlip(path):
                     groups.setdefault(group.name, []).extend(group.structures)
+        return groups
+
+    def _write(self, path: str, groups: dict[str, list]) -> None:
+        write_mlip_hdf5(path, [Group(n, s) for n, s in groups.items()], self.config.calculator,
+                        overwrite=True)  # fmt: skip
+
+    def _merge(self, r: int) -> None:
+        """``data.h5``: the labels of rounds 0..r, one group per seed."""
+        groups = self._round_labels(range(r + 1))
         if groups:
-            write_mlip_hdf5(self.path("data.h5"), [Group(n, s) for n, s in groups.items()],
-                            self.config.calculator, overwrite=True)  # fmt: skip
+            self._write(self.path("data.h5"), groups)
+
+    def _final_data(self) -> tuple[str, int]:
+        """The final training's labels (path, round 0's rattles left out): ``data.h5``, or
+        with ``final_energy_margin`` ``final/data.h5``, the same less round 0's rattles
+        above the energy range of the MD rounds' labels (:func:`below_md_energies`)."""
+        margin = self.config.final_energy_margin
+        if margin is None:
+            return self.path("data.h5"), 0
+        first = self._round_labels(range(1))
+        later = self._round_labels(range(1, self.state["round"] + 1))
+        kept, dropped = below_md_energies(first, later, margin)
+        for name, structures in later.items():
+            kept.setdefault(name, []).extend(structures)
+        path = self.path("final", "data.h5")
+        os.makedirs(self.path("final"), exist_ok=True)
+        self._write(path, kept)
+        return path, dropped
 
     def _hessians(self) -> int:
         if not os.path.exists(self.path("data.h5")):
@@ -381,12 +416,14 @@ class Learner:
         return load_model(self.path(f"round_{r}", "committee", "model.pt"),
                           device=resolve_device(self.config.device))  # fmt: skip
 
-    def train_config(self, r: int | None):  # noqa: ANN201 (mlip.train.config.TrainConfig)
-        """The training config of round r (None: the final training, from scratch for
-        ``final_epochs``): every label, a random validation split."""
+    def train_config(self, r: int | None, data: str | None = None):  # noqa: ANN201
+        """The :class:`~mlip.train.config.TrainConfig` of round r (None: the final
+        training, from scratch for ``final_epochs``): every label of ``data`` (default
+        ``data.h5``), a random validation split."""
         from mlip.train.config import load_config
 
-        n = self.labels()
+        data = data or self.path("data.h5")
+        n = self.labels(data)
         valid = max(1, round(self.config.valid_fraction * n)) if n > 1 else 0
         if n - valid < 1:
             raise ValueError(f"round {r}: {n} label(s) cannot be split into train and valid")
@@ -394,7 +431,7 @@ class Learner:
         # them the term is off, so no probe is drawn
         base = {} if self.config.hessian_fraction > 0 else {"loss.hessian_weight": 0.0}
         out = self.path("final" if r is None else f"round_{r}", "committee")
-        fixed = {"data.paths": [self.path("data.h5")], "data.groups": None,
+        fixed = {"data.paths": [data], "data.groups": None,
                  "data.train_size": n - valid, "data.valid_size": valid, "data.test_size": 0,
                  "train.out": out, "train.seed": self.config.seed + (r or 0),
                  "train.progress": False, "train.resume": True,
@@ -405,14 +442,15 @@ class Learner:
             fixed["model.init_from"] = self.path(f"round_{r - 1}", "committee", "model.pt")
         return load_config(None, {**base, **self.config.training(), **fixed})
 
-    def _fit(self, r: int | None) -> dict[str, Any]:
-        """Train the committee of round r (None: the final one); its labels and validation
-        errors (meV/atom, meV/A) for the round table."""
+    def _fit(self, r: int | None, data: str | None = None) -> dict[str, Any]:
+        """Train the committee of round r (None: the final one) on ``data`` (default
+        ``data.h5``); its labels and validation errors (meV/atom, meV/A) for the table."""
         from mlip.train.committee import CommitteeConfig, train_committee
 
         members = CommitteeConfig(self.config.committee, self.config.bootstrap)
-        valid = train_committee(self.train_config(r), members).get("eval", {}).get("valid", {})
-        return {"labels": self.labels(), "valid_energy_mae": valid.get("energy_per_atom_mae"),
+        config = self.train_config(r, data)
+        valid = train_committee(config, members).get("eval", {}).get("valid", {})
+        return {"labels": self.labels(data), "valid_energy_mae": valid.get("energy_per_atom_mae"),
                 "valid_forces_mae": valid.get("forces_mae")}  # fmt: skip
 
     def _train(self, r: int) -> None:
@@ -435,9 +473,12 @@ class Learner:
         """The final committee: from scratch on every label (module docstring); ``mlip
         learn`` prints its line (:func:`describe_final`) with the run's summary."""
         start = time.perf_counter()
-        fit = self._fit(None)
+        data, dropped = self._final_data()
+        fit = self._fit(None, data)
         self._publish(self.path("final", "committee", "model.pt"))
-        self.state["final"] = {"epochs": self.config.final_epochs, **fit,
+        self.state["final"] = {"epochs": self.config.final_epochs,
+                               "energy_margin": self.config.final_energy_margin,
+                               "left_out": dropped, **fit,
                                "wall_s": time.perf_counter() - start}  # fmt: skip
         self.state["phase"] = "done"
         self._save()
@@ -473,8 +514,11 @@ class Learner:
 
 def describe_final(final: dict[str, Any]) -> str:
     """One line on the final committee of ``state["final"]``."""
+    left_out = final.get("left_out")
+    rattles = (f", {left_out} of round 0's rattles above the MD's energies left out"
+               if left_out else "")  # fmt: skip
     return (f"final committee (from scratch, {final['epochs']} epochs, {final['labels']} "
-            f"labels): valid F MAE {final['valid_forces_mae']:.1f} meV/A, E MAE "
+            f"labels{rattles}): valid F MAE {final['valid_forces_mae']:.1f} meV/A, E MAE "
             f"{final['valid_energy_mae']:.3g} meV/atom")  # fmt: skip
 
 

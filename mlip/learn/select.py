@@ -121,3 +121,24 @@ def select_frames(
             taken.add(index)
             known.setdefault(group, []).append(d)
     return chosen
+
+
+def below_md_energies(first: dict[str, list], later: dict[str, list],
+                      margin: float) -> tuple[dict[str, list], int]:  # fmt: skip
+    """Round 0's labels (``first``: group -> structures) kept for the final training:
+    those of energy (eV) at most ``margin`` above the highest-energy label the MD rounds
+    gave the same group (``later``); a group without MD labels keeps all of them. Round
+    0's wide rattles let the first committees' MD run, but a rattle far above what MD at
+    the temperature visits teaches the final model a region it will not meet (and costs
+    it accuracy where it will). Returns (kept, how many left out)."""
+    kept: dict[str, list] = {}
+    dropped = 0
+    for name, structures in first.items():
+        energies = [s.energy for s in later.get(name, [])]
+        if not energies:
+            kept[name] = list(structures)
+            continue
+        ceiling = max(energies) + margin
+        kept[name] = [s for s in structures if s.energy <= ceiling]
+        dropped += len(structures) - len(kept[name])
+    return kept, dropped
