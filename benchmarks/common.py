@@ -170,12 +170,22 @@ def cu_cell_errors(
         "pressure_bias": float(pressure_errors.mean()),
     }
     if training_max_force is not None:
-        within = [e for e, f in zip(force_errors, largest, strict=True) if f <= training_max_force]
-        beyond = [e for e, f in zip(force_errors, largest, strict=True) if f > training_max_force]
-        mae = lambda errors: 1000.0 * float(np.concatenate(errors).mean()) if errors else math.nan
-        out.update(forces_mae_within=mae(within), cells_within=len(within),
-                   forces_mae_beyond=mae(beyond), cells_beyond=len(beyond))  # fmt: skip
+        out.update(force_mae_by_range(force_errors, largest, training_max_force))
     return out
+
+
+def force_mae_by_range(force_errors: list[np.ndarray], largest: list[float],
+                       max_force: float) -> dict[str, float]:  # fmt: skip
+    """Force MAE (meV/A) over the cells whose largest reference force (``largest``, eV/A)
+    lies within ``max_force`` (the training data's largest) and over the others:
+    ``forces_mae_within``, ``cells_within``, ``forces_mae_beyond``, ``cells_beyond``
+    (NaN for a side without cells). ``force_errors``: each cell's absolute force errors
+    (eV/A). Interpolation and extrapolation, apart."""
+    within = [e for e, f in zip(force_errors, largest, strict=True) if f <= max_force]
+    beyond = [e for e, f in zip(force_errors, largest, strict=True) if f > max_force]
+    mae = lambda errors: 1000.0 * float(np.concatenate(errors).mean()) if errors else math.nan
+    return {"forces_mae_within": mae(within), "cells_within": len(within),
+            "forces_mae_beyond": mae(beyond), "cells_beyond": len(beyond)}  # fmt: skip
 
 
 def training_max_force(path: str, groups: list[str] | None = None) -> float:

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 from ase import Atoms
 from ase.units import GPa, J, m
+from common import force_mae_by_range
 
 FMAX = 1e-3  # eV/A: positions relaxed to this largest force
 STEPS = 500  # optimiser steps at most
@@ -197,10 +198,8 @@ def cell_errors(cells: list[tuple[Atoms, dict[str, Any]]], calculator: Any,
     and the median over the cells of each cell's force MAE (meV/A): hot, strained cells
     of many atoms hold a few close contacts beyond any training cell, whose errors can
     dominate the mean; the median says what a typical cell sees. With ``max_force``
-    (eV/A, the largest force component of the training data) also the force MAE over
-    the cells whose largest reference force lies within it (``forces_mae_within``,
-    ``cells_within``) and over the others (``forces_mae_beyond``, ``cells_beyond``):
-    interpolation and extrapolation, apart."""
+    (eV/A, the largest force component of the training data) also the force MAE within
+    and beyond it (:func:`common.force_mae_by_range`)."""
     energy, forces, pressure = [], [], []
     for atoms, labels in cells:
         atoms = attach(atoms, calculator)
@@ -217,14 +216,7 @@ def cell_errors(cells: list[tuple[Atoms, dict[str, Any]]], calculator: Any,
     }
     if max_force is not None:
         largest = [float(np.abs(labels["forces"]).max()) for _, labels in cells]
-        for side, keep in (
-            ("within", lambda f: f <= max_force),
-            ("beyond", lambda f: f > max_force),
-        ):
-            chosen = [e for e, f in zip(forces, largest, strict=True) if keep(f)]
-            out[f"cells_{side}"] = len(chosen)
-            out[f"forces_mae_{side}"] = (1000.0 * float(np.concatenate(chosen).mean())
-                                         if chosen else float("nan"))  # fmt: skip
+        out.update(force_mae_by_range(forces, largest, max_force))
     if pressure:
         out["pressure_mae"] = float(np.abs(pressure).mean())
         out["pressure_bias"] = float(np.mean(pressure))

@@ -60,12 +60,10 @@ import numpy as np
 import torch
 from ase import Atoms
 from ase.build import bulk
+from common import DATA as SHARED
 from common import training_max_force
 
 DATA = "/work/data/materials"
-#: the reference data's folder: shared/data beside the checkout
-SHARED = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
-                      "shared", "data")  # fmt: skip
 CU, AU = 29, 79
 
 
