@@ -450,7 +450,8 @@ class Learner:
         members = CommitteeConfig(self.config.committee, self.config.bootstrap)
         config = self.train_config(r, data)
         valid = train_committee(config, members).get("eval", {}).get("valid", {})
-        return {"labels": self.labels(data), "valid_energy_mae": valid.get("energy_per_atom_mae"),
+        labels = config.data.train_size + config.data.valid_size  # train_config counted them
+        return {"labels": labels, "valid_energy_mae": valid.get("energy_per_atom_mae"),
                 "valid_forces_mae": valid.get("forces_mae")}  # fmt: skip
 
     def _train(self, r: int) -> None:
