@@ -267,3 +267,21 @@ def test_a_time_stop_validates_even_between_validation_epochs(h5, tmp_path):
     assert os.path.exists(out / "model.pt") and len(read_rows(out / "metrics.csv")) == 1
     with pytest.raises(ValueError, match="train.valid_every must be > 0, got 0"):
         config(h5, out, **{"train.valid_every": 0})
+
+
+def test_hessian_term_without_hessians_warns_only_when_asked_for(tmp_path):
+    from mlip.data.hdf5 import H5Dataset
+    from mlip.train.config import LossConfig
+    from mlip.train.data import check_labels
+
+    h5 = make_h5(str(tmp_path / "few.h5"), n_mol=10, hessian_every=100)  # only conformer 0
+    dataset = H5Dataset([h5])
+    without = np.arange(1, 10)
+    default = LossConfig().hessian_weight
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the default weight on data without Hessians: quiet
+        check_labels(dataset, 1.0, default, without)
+        check_labels(dataset, 1.0, 2 * default, np.arange(10))  # a Hessian in the split
+    with pytest.warns(UserWarning, match="no training conformer carries a Hessian"):
+        check_labels(dataset, 1.0, 2 * default, without)
+    dataset.close()

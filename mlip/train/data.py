@@ -52,8 +52,12 @@ def check_labels(
 
     A group without forces raises :class:`DataError` naming the file and the group, or,
     with ``allow_missing``, warns and trains the force term only on the groups that carry
-    forces. A weighted Hessian term without any training Hessian warns and does nothing.
+    forces. A Hessian term without any training Hessian does nothing; it warns only where
+    the weight is not the default (the user asked for the term), since most data sets
+    carry no Hessians and the default weight is there for those that do.
     """
+    from mlip.train.config import LossConfig
+
     if forces_weight > 0:
         for group in dataset.groups:
             if "forces" in group.fields:
@@ -69,7 +73,8 @@ def check_labels(
                 "out of the force term",
                 stacklevel=2,
             )
-    if hessian_weight > 0 and not dataset.hessian_mask[train_indices].any():
+    asked = hessian_weight != LossConfig().hessian_weight
+    if asked and hessian_weight > 0 and not dataset.hessian_mask[train_indices].any():
         warnings.warn(
             f"loss.hessian_weight = {hessian_weight} but no training conformer carries a "
             "Hessian; the Hessian term is off",
