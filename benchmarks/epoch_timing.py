@@ -21,6 +21,7 @@ import tempfile
 from dataclasses import dataclass
 
 import h5py
+import yaml
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -34,13 +35,16 @@ SYSTEMS = {
 
 @dataclass
 class EpochRate:
-    """One run: ``label`` (checkout), system, epochs timed, seconds, atoms per second."""
+    """One run: ``label`` (checkout), system, epochs timed, seconds, atoms per second, and
+    the width the run trained (its ``config.yaml``: a revision's default, or the width its
+    trainer chose)."""
 
     label: str
     system: str
     epochs: int
     seconds: float
     atoms_per_epoch: int
+    channels: int | None = None
 
     @property
     def rate(self) -> float:
@@ -78,6 +82,8 @@ def run_epochs(
         subprocess.run(argv, cwd=checkout, env=env, check=True, stdout=subprocess.DEVNULL)
         with open(os.path.join(out, "metrics.csv")) as handle:
             rows = list(csv.DictReader(handle))
+        with open(os.path.join(out, "config.yaml")) as handle:
+            channels = (yaml.safe_load(handle).get("model") or {}).get("num_channels")
     if len(rows) < 2:
         raise SystemExit(
             f"{system}: fewer than two validations in {epochs} epochs; train "
@@ -87,7 +93,7 @@ def run_epochs(
     done = round(float(last["epoch"]) - float(first["epoch"]))
     seconds = float(last["time_s"]) - float(first["time_s"])
     atoms = round(train_size * mean_atoms(data, groups))
-    return EpochRate(label, system, done, seconds, atoms)
+    return EpochRate(label, system, done, seconds, atoms, channels)
 
 
 def baseline_checkout(revision: str) -> tempfile.TemporaryDirectory:
@@ -128,7 +134,8 @@ def compare(
                     rate = run_epochs(
                         path, data_dir, system, train_size, epochs, threads, extra, label
                     )
-                    print(f"  {system} {label}: {rate.rate:.0f} atoms/s", flush=True)
+                    print(f"  {system} {label}: {rate.rate:.0f} atoms/s, {rate.channels} channels",
+                          flush=True)  # fmt: skip
                     rates.append(rate)
     finally:
         if holder is not None:
@@ -140,7 +147,8 @@ def format_rates(rates: list[EpochRate]) -> str:
     """Median atoms/s per system and checkout, and this checkout over the baseline."""
     labels = list(dict.fromkeys(r.label for r in rates))
     lines = [
-        "| system | atoms / epoch | " + " | ".join(f"{x}: atoms/s (s/epoch)" for x in labels)
+        "| system | atoms / epoch | "
+        + " | ".join(f"{x}: atoms/s (s/epoch, channels)" for x in labels)
         + (" | speed-up |" if len(labels) > 1 else " |"),
         "|:---|---:|" + "---:|" * (len(labels) + (len(labels) > 1)),
     ]  # fmt: skip
@@ -151,7 +159,8 @@ def format_rates(rates: list[EpochRate]) -> str:
             rate = statistics.median(r.rate for r in mine)
             per_epoch = statistics.median(r.seconds / r.epochs for r in mine)
             medians.append(rate)
-            cells.append(f"{rate:.0f} ({per_epoch:.1f})")
+            widths = "/".join(str(w) for w in sorted({r.channels for r in mine}, key=str))
+            cells.append(f"{rate:.0f} ({per_epoch:.1f}, {widths})")
         atoms = next(r.atoms_per_epoch for r in rates if r.system == system)
         ratio = f" | {medians[0] / medians[1]:.2f}x" if len(medians) > 1 else ""
         lines.append(f"| {system} | {atoms} | " + " | ".join(cells) + ratio + " |")
