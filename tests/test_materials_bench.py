@@ -152,3 +152,18 @@ def test_cell_errors_split_by_the_training_forces():
     assert e["forces_mae_beyond"] == pytest.approx(1.0)  # meV/A: the hot cell's offset
     assert e["forces_mae"] == pytest.approx(0.5)
     assert "cells_within" not in cp.cell_errors(cells, EMT())
+
+
+def test_formation_energies_of_emt_against_emt(capsys, monkeypatch):
+    bench = load_benchmark("formation_energies")
+    full = bench.structures()
+    assert len(full) == 10  # 3 ordered + 7 random 32-atom cells
+    ordered = {name: full[name] for name in ("L1_2 Cu3Au", "L1_0 CuAu", "L1_2 CuAu3")}
+    monkeypatch.setattr(bench, "structures", lambda: ordered)  # the random cells are slow
+    values, pure = bench.formation(bench.materials.make_calculator("emt"), ordered)
+    # EMT orders Cu3Au (negative formation energy) and leaves CuAu3 above the pure crystals
+    assert values["L1_2 Cu3Au"] < 0 < values["L1_2 CuAu3"]
+    assert pure[bench.materials.AU] != pure[bench.materials.CU]
+    assert bench.main(["emt", "--reference", "emt"]) == 0
+    row = capsys.readouterr().out.strip().splitlines()[-1].split("|")
+    assert float(row[2]) == 0.0 and float(row[3]) == 0.0  # MAE and mean error against itself
