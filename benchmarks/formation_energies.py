@@ -22,24 +22,18 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import crystal_properties as cp  # noqa: E402
 import materials  # noqa: E402
 
 
 def structures() -> dict:
     """The bench's ordered and random 32-atom Cu-Au cells, by name."""
-    cells = {"L1_2 Cu3Au": materials.l12(materials.AU, materials.CU, 3.71),
-             "L1_0 CuAu": materials.l10(),
-             "L1_2 CuAu3": materials.l12(materials.CU, materials.AU, 3.95)}  # fmt: skip
-    for x in materials.Settings().fractions:
-        cells[f"random x={x:.3f}"] = materials.random_alloy(x, 2)
-    return cells
+    return materials.formation_structures(materials.Settings().fractions)
 
 
 def formation(calc, cells: dict) -> tuple[dict[str, float], dict[int, float]]:  # noqa: ANN001
     """Formation energies (meV/atom) of ``cells`` and the pure crystals' energies (eV/atom)."""
-    pure = {z: materials.pure_energy(z, calc) for z in (materials.CU, materials.AU)}
-    return {name: 1000 * cp.formation_energy(c, calc, pure)[0] for name, c in cells.items()}, pure
+    values, pure = materials.formation_energies(cells, calc)
+    return {name: 1000 * e for name, e in values.items()}, pure
 
 
 def main(argv: list[str] | None = None) -> int:

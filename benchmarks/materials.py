@@ -210,20 +210,33 @@ def pure_energy(z: int, calc: Any) -> float:
     return cache[z]
 
 
-def alloy_rows(calcs: dict[str, Any], settings: Settings, timings: dict[str, float]) -> list[Row]:
-    """Random Cu50Au50 (EOS, elastic constants) and formation energies vs composition."""
+def formation_structures(fractions: tuple[float, ...]) -> dict[str, Atoms]:
+    """The ordered Cu-Au cells and a random 32-atom cell per Au fraction, by name."""
     structures = {"L1_2 Cu3Au": l12(AU, CU, 3.71), "L1_0 CuAu": l10(),
                   "L1_2 CuAu3": l12(CU, AU, 3.95)}  # fmt: skip
-    for x in settings.fractions:
+    for x in fractions:
         structures[f"random x={x:.3f} (32)"] = random_alloy(x, 2)
+    return structures
+
+
+def formation_energies(structures: dict[str, Atoms], calc: Any) -> tuple[dict, dict[int, float]]:
+    """Formation energies (eV/atom) of ``structures``, each relaxed by ``calc`` against its
+    relaxed fcc Cu and Au, and those pure crystals' energies (eV/atom, by element)."""
+    references = {z: pure_energy(z, calc) for z in (CU, AU)}
+    formation = {name: cp.formation_energy(s, calc, references)[0]
+                 for name, s in structures.items()}  # fmt: skip
+    return formation, references
+
+
+def alloy_rows(calcs: dict[str, Any], settings: Settings, timings: dict[str, float]) -> list[Row]:
+    """Random Cu50Au50 (EOS, elastic constants) and formation energies vs composition."""
+    structures = formation_structures(settings.fractions)
     random_cell = random_alloy(0.5, settings.random_repeat)
     random_name = f"random Cu50Au50 ({len(random_cell)})"
     values: dict[str, dict[str, Any]] = {}
     for who, calc in calcs.items():
         start = time.perf_counter()
-        references = {z: pure_energy(z, calc) for z in (CU, AU)}
-        formation = {name: cp.formation_energy(s, calc, references)[0]
-                     for name, s in structures.items()}  # fmt: skip
+        formation, references = formation_energies(structures, calc)
         formation[random_name], relaxed = cp.formation_energy(random_cell, calc, references)
         eos = cp.equation_of_state(relaxed, calc, points=settings.eos_points)
         elastic = cp.elastic_constants(relaxed, calc)
