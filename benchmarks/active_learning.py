@@ -186,8 +186,12 @@ def stability_run(model, minimum, args, slug: str, run_stability) -> dict:  # no
             saved = json.load(handle)
         if saved["settings"] == settings:
             return saved["summary"]
+
+    def report(line: str) -> None:  # one line per simulated ps: a long run shows progress
+        print(f"{slug} stability: {line}", flush=True)
+
     run = run_stability(model.eval(), minimum, args.stability_replicas, 500.0,
-                        ps=args.stability_ps, seed=args.seed)  # fmt: skip
+                        ps=args.stability_ps, seed=args.seed, report=report)  # fmt: skip
     with open(path + ".tmp", "w") as handle:
         json.dump({"settings": settings, "summary": run.summary()}, handle, indent=1)
     os.replace(path + ".tmp", path)
