@@ -242,6 +242,7 @@ def run_molecule(name: str, args: argparse.Namespace) -> dict:
         selection=args.selection, explore_from=args.explore_from,
         hessian_fraction=args.hessian_fraction, final_epochs=scratch["train.max_epochs"],
         final_energy_margin=args.final_energy_margin,
+        committee_energy_margin=args.committee_energy_margin,
         committee=args.committee, train=train, seed=args.seed, progress=True,
         resume=os.path.exists(os.path.join(learn_out, "state.json")),
     )  # fmt: skip
@@ -379,6 +380,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         type=lambda v: None if v.lower() == "none" else float(v),
         default=D.final_energy_margin,
         help="eV; mlip learn's --final-energy-margin (none: the final training keeps every label)",
+    )
+    p.add_argument(
+        "--committee-energy-margin",
+        type=lambda v: None if v.lower() == "none" else float(v),
+        default=D.committee_energy_margin,
+        help="eV; mlip learn's --committee-energy-margin (none: every label)",
     )
     p.add_argument(
         "--batch-size",

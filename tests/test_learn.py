@@ -374,6 +374,25 @@ def test_final_training_leaves_out_rattles_above_the_md_energies(tmp_path: Path)
     assert final["left_out"] == 0 and final["labels"] == 8 and final["energy_margin"] is None
 
 
+def test_round_committees_leave_out_rattles_above_the_md_energies(tmp_path: Path) -> None:
+    """With ``--committee-energy-margin`` round 1's committee trains on round 1's labels
+    and those of round 0 at most the margin above their highest energy; round 0's
+    committee, whose MD has no labels to compare with, on every rattle."""
+    out = tmp_path / "run"
+    wide = ("--budget", "8", "--rattle-std", "0.2", "--rattle-max-std", "0.5",
+            "--committee-energy-margin", "0.1")  # fmt: skip
+    assert main(learn_args(tmp_path, out, *wide)) == 0
+    first = _energies(out / "round_0" / "labels.h5")
+    later = _energies(out / "round_1" / "labels.h5")
+    kept = [e for e in first if e <= max(later) + 0.1]
+    table = rows(out)
+    assert int(table[0]["labels"]) == len(first) and not table[0]["left_out"]
+    assert 0 < int(table[1]["left_out"]) == len(first) - len(kept) < len(first)
+    assert int(table[1]["labels"]) == len(kept) + len(later) < 8
+    assert np.allclose(_energies(out / "round_1" / "data.h5"), sorted(kept + later))
+    assert len(_energies(out / "data.h5")) == 8  # data.h5 keeps every label
+
+
 def test_round_training_defaults_and_overrides(tmp_path: Path) -> None:
     """A round trains with ROUND_TRAINING under the user's keys; a time budget alone
     drops the default epoch cap (it would end a --max-time run early), and the final

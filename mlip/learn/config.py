@@ -61,6 +61,7 @@ class LearnConfig:
     ``final_energy_margin``: that training leaves out round 0's rattles above the energy
     range of the MD rounds' labels (they let the first committees' MD run, but teach the
     final model a region MD at the temperature does not visit);
+    ``committee_energy_margin``: the same for the committees of rounds 1 on, which explore;
     :meth:`training` gives the keys a round trains with, :data:`ROUND_TRAINING` under
     ``train``). The defaults are the recipe measured on ethanol with GFN2-xTB
     (benchmarks/active_learning.py and its page in docs/: 16 replicas a seed and temperature, 1500
@@ -170,6 +171,13 @@ class LearnConfig:
         "the highest-energy label of the MD rounds (same seed); none: train on every label",
         unit="eV",
     )
+    committee_energy_margin: float | None = option(
+        None,
+        "committees of rounds 1 on: leave out round 0's rattles whose energy is more than "
+        "this above the highest-energy label of the MD rounds so far (same seed); none: "
+        "every label",
+        unit="eV",
+    )
     max_rounds: int = option(20, "MD rounds at most")
     valid_fraction: float = option(0.1, "labels held out for each training's validation")
     train: dict[str, Any] = option(
@@ -209,6 +217,11 @@ class LearnConfig:
         if self.final_energy_margin is not None and self.final_energy_margin < 0:
             raise ValueError(
                 f"final_energy_margin must be >= 0 eV or none, got {self.final_energy_margin}"
+            )
+        if self.committee_energy_margin is not None and self.committee_energy_margin < 0:
+            raise ValueError(
+                "committee_energy_margin must be >= 0 eV or none, got "
+                f"{self.committee_energy_margin}"
             )
         if self.rattles < 1:
             raise ValueError(f"rattles must be >= 1 (round 0 labels them), got {self.rattles}")

@@ -386,22 +386,26 @@ class Learner:
         if groups:
             self._write(self.path("data.h5"), groups)
 
-    def _final_data(self) -> tuple[str, int]:
-        """The final training's labels (path, round 0's rattles left out): ``data.h5``, or
-        with ``final_energy_margin`` ``final/data.h5``, the same less round 0's rattles
-        above the energy range of the MD rounds' labels (:func:`below_md_energies`)."""
-        margin = self.config.final_energy_margin
+    def _data_below(self, margin: float | None, last: int, folder: str) -> tuple[str, int]:
+        """The labels of rounds 0..``last`` for a training (path, round 0's rattles left
+        out): ``data.h5``, or with a ``margin`` (eV) ``FOLDER/data.h5``, the same less round
+        0's rattles above the energy range of the MD rounds' labels
+        (:func:`below_md_energies`)."""
         if margin is None:
             return self.path("data.h5"), 0
         first = self._round_labels(range(1))
-        later = self._round_labels(range(1, self.state["round"] + 1))
+        later = self._round_labels(range(1, last + 1))
         kept, dropped = below_md_energies(first, later, margin)
         for name, structures in later.items():
             kept.setdefault(name, []).extend(structures)
-        path = self.path("final", "data.h5")
-        os.makedirs(self.path("final"), exist_ok=True)
+        path = self.path(folder, "data.h5")
+        os.makedirs(self.path(folder), exist_ok=True)
         self._write(path, kept)
         return path, dropped
+
+    def _final_data(self) -> tuple[str, int]:
+        """The final training's labels (``final_energy_margin``; :meth:`_data_below`)."""
+        return self._data_below(self.config.final_energy_margin, self.state["round"], "final")
 
     def _hessians(self) -> int:
         if not os.path.exists(self.path("data.h5")):
@@ -456,9 +460,13 @@ class Learner:
 
     def _train(self, r: int) -> None:
         start = time.perf_counter()
-        fit = self._fit(r)
+        margin = self.config.committee_energy_margin if r > 0 else None
+        data, dropped = self._data_below(margin, r, f"round_{r}")
+        fit = self._fit(r, data)
         row = self.state.pop("pending")
         row.update(**fit, wall_s=row.get("wall_s", 0.0) + time.perf_counter() - start)
+        if dropped:
+            row["left_out"] = dropped
         self.state["committee"] = os.path.join(f"round_{r}", "committee", "model.pt")
         self._publish(self.path(self.state["committee"]))
         self.state["rows"].append(row)

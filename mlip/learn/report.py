@@ -5,7 +5,8 @@ energy MAE (meV/atom) and force MAE (meV/A) of the round's committee, the larges
 the mean (over systems) of the largest force std seen in the round's MD (eV/A), the MD
 time reached (mean and least over systems, ps), systems stopped above stop_force_std
 and exploded, candidates, the selected frames above the trust window and the rattles
-that filled a round whose MD found too few new frames, wall seconds of the round and
+that filled a round whose MD found too few new frames, round 0's rattles left out of
+the committee's training (``committee_energy_margin``), wall seconds of the round and
 the stop reason, if any.
 """
 
@@ -21,7 +22,7 @@ from mlip.fileio import atomic_write_text
 COLUMNS = ("round", "labels", "new_labels", "hessians", "failed", "valid_energy_mae",
            "valid_forces_mae", "md_largest_std", "md_mean_std", "md_time_ps", "md_min_time_ps",
            "md_systems", "md_stopped", "md_exploded", "candidates", "above_window", "relaxed",
-           "rattled", "wall_s", "note")  # fmt: skip
+           "rattled", "left_out", "wall_s", "note")  # fmt: skip
 
 
 def _text(value: object) -> str:
