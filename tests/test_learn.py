@@ -7,6 +7,7 @@ import csv
 import filecmp
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import ase.io
 import numpy as np
@@ -19,6 +20,7 @@ from mlip.committee import is_committee
 from mlip.data.formats import read_mlip
 from mlip.errors import CheckpointError
 from mlip.learn import LearnConfig, Learner, descriptor, select_frames
+from mlip.learn.select import MD_ENERGY_QUANTILE, below_md_energies
 from mlip.model import load_model
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -362,7 +364,7 @@ def test_final_training_leaves_out_rattles_above_the_md_energies(tmp_path: Path)
     final = json.loads((out / "state.json").read_text())["final"]
     first = _energies(out / "round_0" / "labels.h5")
     later = _energies(out / "round_1" / "labels.h5")
-    kept = [e for e in first if e <= max(later) + 0.1]
+    kept = [e for e in first if e <= np.quantile(later, MD_ENERGY_QUANTILE) + 0.1]
     assert final["energy_margin"] == 0.1
     assert 0 < final["left_out"] == len(first) - len(kept) < len(first)
     assert final["labels"] == len(kept) + len(later) < 8
@@ -372,6 +374,18 @@ def test_final_training_leaves_out_rattles_above_the_md_energies(tmp_path: Path)
     assert main([*base, "--final-energy-margin", "none", "--resume"]) == 0
     final = json.loads((out / "state.json").read_text())["final"]
     assert final["left_out"] == 0 and final["labels"] == 8 and final["energy_margin"] is None
+
+
+def test_one_high_md_label_does_not_let_every_rattle_back_in() -> None:
+    """The top of the MD labels' energies is a quantile of them: one MD frame far up
+    keeps the rattles below it out all the same."""
+    md = [SimpleNamespace(energy=e) for e in [*np.linspace(0.0, 1.0, 39), 4.0]]
+    rattles = [SimpleNamespace(energy=e) for e in (0.1, 0.5, 1.5, 3.0, 5.0)]
+    kept, dropped = below_md_energies({"g": rattles}, {"g": md}, 0.0)
+    assert [s.energy for s in kept["g"]] == [0.1, 0.5] and dropped == 3
+    kept, dropped = below_md_energies({"g": rattles, "h": rattles}, {"g": md}, 2.5)
+    assert [s.energy for s in kept["g"]] == [0.1, 0.5, 1.5, 3.0] and dropped == 1
+    assert kept["h"] == rattles  # no MD labels of its own: every rattle kept
 
 
 def test_round_committees_leave_out_rattles_above_the_md_energies(tmp_path: Path) -> None:
@@ -384,7 +398,7 @@ def test_round_committees_leave_out_rattles_above_the_md_energies(tmp_path: Path
     assert main(learn_args(tmp_path, out, *wide)) == 0
     first = _energies(out / "round_0" / "labels.h5")
     later = _energies(out / "round_1" / "labels.h5")
-    kept = [e for e in first if e <= max(later) + 0.1]
+    kept = [e for e in first if e <= np.quantile(later, MD_ENERGY_QUANTILE) + 0.1]
     table = rows(out)
     assert int(table[0]["labels"]) == len(first) and not table[0]["left_out"]
     assert 0 < int(table[1]["left_out"]) == len(first) - len(kept) < len(first)
