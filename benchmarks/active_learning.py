@@ -176,6 +176,11 @@ def label_energies(learn_dir: str, valid: str, minimum_energy: float) -> list[di
     return rows
 
 
+def _margin(value: str) -> float | None:
+    """An energy margin option (eV): a number or ``none``."""
+    return None if value.lower() == "none" else float(value)
+
+
 def stability_run(model, minimum, args, slug: str, run_stability) -> dict:  # noqa: ANN001
     """``run_stability``'s summary at 500 K, saved to OUT/stability_SLUG.json and reused by
     a rerun with the same settings (a stopped benchmark resumes without redoing it)."""
@@ -377,13 +382,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     p.add_argument(
         "--final-energy-margin",
-        type=lambda v: None if v.lower() == "none" else float(v),
+        type=_margin,
         default=D.final_energy_margin,
         help="eV; mlip learn's --final-energy-margin (none: the final training keeps every label)",
     )
     p.add_argument(
         "--committee-energy-margin",
-        type=lambda v: None if v.lower() == "none" else float(v),
+        type=_margin,
         default=D.committee_energy_margin,
         help="eV; mlip learn's --committee-energy-margin (none: every label)",
     )

@@ -354,7 +354,7 @@ def _energies(path: Path) -> list[float]:
 
 def test_final_training_leaves_out_rattles_above_the_md_energies(tmp_path: Path) -> None:
     """With ``--final-energy-margin`` the final committee trains on the MD rounds' labels
-    and those of round 0 at most the margin above their highest energy; resumed with
+    and those of round 0 at most the margin above the top of their energies; resumed with
     another margin, the final training is done again."""
     out = tmp_path / "run"
     wide = ("--budget", "8", "--final-epochs", "2", "--rattle-std", "0.2",
@@ -390,7 +390,7 @@ def test_one_high_md_label_does_not_let_every_rattle_back_in() -> None:
 
 def test_round_committees_leave_out_rattles_above_the_md_energies(tmp_path: Path) -> None:
     """With ``--committee-energy-margin`` round 1's committee trains on round 1's labels
-    and those of round 0 at most the margin above their highest energy; round 0's
+    and those of round 0 at most the margin above the top of their energies; round 0's
     committee, whose MD has no labels to compare with, on every rattle."""
     out = tmp_path / "run"
     wide = ("--budget", "8", "--rattle-std", "0.2", "--rattle-max-std", "0.5",

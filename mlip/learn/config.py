@@ -168,14 +168,15 @@ class LearnConfig:
     final_energy_margin: float | None = option(
         0.0,
         "final training: leave out round 0's rattles whose energy is more than this above "
-        "the highest-energy label of the MD rounds (same seed); none: train on every label",
+        "the top (95th percentile) of the MD rounds' label energies (same seed); none: train "
+        "on every label",
         unit="eV",
     )
     committee_energy_margin: float | None = option(
         None,
         "committees of rounds 1 on: leave out round 0's rattles whose energy is more than "
-        "this above the highest-energy label of the MD rounds so far (same seed); none: "
-        "every label",
+        "this above the top (95th percentile) of the MD rounds' label energies so far (same "
+        "seed); none: every label",
         unit="eV",
     )
     max_rounds: int = option(20, "MD rounds at most")
