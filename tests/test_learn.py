@@ -20,7 +20,12 @@ from mlip.committee import is_committee
 from mlip.data.formats import read_mlip
 from mlip.errors import CheckpointError
 from mlip.learn import LearnConfig, Learner, descriptor, select_frames
-from mlip.learn.select import MD_ENERGY_QUANTILE, below_md_energies
+from mlip.learn.select import (
+    MD_ENERGY_QUANTILE,
+    MD_OUTLIER_MIN_LABELS,
+    below_md_energies,
+    without_md_outliers,
+)
 from mlip.model import load_model
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -386,6 +391,21 @@ def test_one_high_md_label_does_not_let_every_rattle_back_in() -> None:
     kept, dropped = below_md_energies({"g": rattles, "h": rattles}, {"g": md}, 2.5)
     assert [s.energy for s in kept["g"]] == [0.1, 0.5, 1.5, 3.0] and dropped == 1
     assert kept["h"] == rattles  # no MD labels of its own: every rattle kept
+
+
+def test_md_labels_far_above_the_others_are_left_out() -> None:
+    """An MD label more than three spreads (95th percentile less median) above the 95th
+    percentile is left out, the highest of the ordinary ones is not; a group with too few
+    MD labels to judge keeps all of them."""
+    ordinary = [SimpleNamespace(energy=e) for e in np.linspace(0.0, 1.0, 40)]
+    top, median = np.quantile(np.linspace(0.0, 1.0, 40).tolist() + [3.0, 4.0], [0.95, 0.5])
+    assert 3.0 > top + 3 * (top - median)  # the two high ones are outliers by the rule
+    far = [SimpleNamespace(energy=e) for e in (3.0, 4.0)]
+    few = ordinary[: MD_OUTLIER_MIN_LABELS - 3] + far
+    kept, dropped = without_md_outliers({"g": ordinary + far, "h": few, "i": ordinary})
+    assert kept["g"] == ordinary and dropped == 2
+    assert kept["h"] == few  # one label short of the minimum: all kept
+    assert kept["i"] == ordinary  # nothing far up: nothing left out
 
 
 def test_round_committees_leave_out_rattles_above_the_md_energies(tmp_path: Path) -> None:

@@ -68,6 +68,7 @@ from mlip.learn.select import (
     descriptor,
     distance,
     select_frames,
+    without_md_outliers,
 )
 
 #: the reasons a loop ends normally (``state["finished"]`` starts with one of them)
@@ -386,24 +387,26 @@ class Learner:
         if groups:
             self._write(self.path("data.h5"), groups)
 
-    def _data_below(self, margin: float | None, last: int, folder: str) -> tuple[str, int]:
+    def _data_below(self, margin: float | None, last: int, folder: str) -> tuple[str, int, int]:
         """The labels of rounds 0..``last`` for a training (path, round 0's rattles left
-        out): ``data.h5``, or with a ``margin`` (eV) ``FOLDER/data.h5``, the same less round
-        0's rattles above the energy range of the MD rounds' labels
-        (:func:`below_md_energies`)."""
+        out, MD labels left out): ``data.h5``, or with a ``margin`` (eV) ``FOLDER/data.h5``,
+        the same less round 0's rattles above the energy range of the MD rounds' labels
+        (:func:`below_md_energies`) and less the MD labels far above the others
+        (:func:`without_md_outliers`)."""
         if margin is None:
-            return self.path("data.h5"), 0
+            return self.path("data.h5"), 0, 0
         first = self._round_labels(range(1))
         later = self._round_labels(range(1, last + 1))
         kept, dropped = below_md_energies(first, later, margin)
+        later, outliers = without_md_outliers(later)
         for name, structures in later.items():
             kept.setdefault(name, []).extend(structures)
         path = self.path(folder, "data.h5")
         os.makedirs(self.path(folder), exist_ok=True)
         self._write(path, kept)
-        return path, dropped
+        return path, dropped, outliers
 
-    def _final_data(self) -> tuple[str, int]:
+    def _final_data(self) -> tuple[str, int, int]:
         """The final training's labels (``final_energy_margin``; :meth:`_data_below`)."""
         return self._data_below(self.config.final_energy_margin, self.state["round"], "final")
 
@@ -461,12 +464,12 @@ class Learner:
     def _train(self, r: int) -> None:
         start = time.perf_counter()
         margin = self.config.committee_energy_margin if r > 0 else None
-        data, dropped = self._data_below(margin, r, f"round_{r}")
+        data, dropped, outliers = self._data_below(margin, r, f"round_{r}")
         fit = self._fit(r, data)
         row = self.state.pop("pending")
         row.update(**fit, wall_s=row.get("wall_s", 0.0) + time.perf_counter() - start)
-        if dropped:
-            row["left_out"] = dropped
+        if dropped or outliers:
+            row["left_out"] = dropped + outliers
         self.state["committee"] = os.path.join(f"round_{r}", "committee", "model.pt")
         self._publish(self.path(self.state["committee"]))
         self.state["rows"].append(row)
@@ -482,12 +485,12 @@ class Learner:
         """The final committee: from scratch on every label (module docstring); ``mlip
         learn`` prints its line (:func:`describe_final`) with the run's summary."""
         start = time.perf_counter()
-        data, dropped = self._final_data()
+        data, dropped, outliers = self._final_data()
         fit = self._fit(None, data)
         self._publish(self.path("final", "committee", "model.pt"))
         self.state["final"] = {"epochs": self.config.final_epochs,
                                "energy_margin": self.config.final_energy_margin,
-                               "left_out": dropped, **fit,
+                               "left_out": dropped, "md_outliers": outliers, **fit,
                                "wall_s": time.perf_counter() - start}  # fmt: skip
         self.state["phase"] = "done"
         self._save()
@@ -523,9 +526,11 @@ class Learner:
 
 def describe_final(final: dict[str, Any]) -> str:
     """One line on the final committee of ``state["final"]``."""
-    left_out = final.get("left_out")
+    left_out, outliers = final.get("left_out"), final.get("md_outliers")
     rattles = (f", {left_out} of round 0's rattles above the MD's energies left out"
                if left_out else "")  # fmt: skip
+    if outliers:
+        rattles += f", {outliers} MD label(s) far above the others left out"
     return (f"final committee (from scratch, {final['epochs']} epochs, {final['labels']} "
             f"labels{rattles}): valid F MAE {final['valid_forces_mae']:.1f} meV/A, E MAE "
             f"{final['valid_energy_mae']:.3g} meV/atom")  # fmt: skip

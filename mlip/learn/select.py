@@ -149,3 +149,35 @@ def below_md_energies(first: dict[str, list], later: dict[str, list],
         kept[name] = [s for s in structures if s.energy <= ceiling]
         dropped += len(structures) - len(kept[name])
     return kept, dropped
+
+
+# An MD label is an outlier when its energy lies more than this many times the spread of
+# the MD labels' energies (their 95th percentile less their median) above that percentile:
+# MD at one temperature spreads its potential energy like a Gamma distribution, whose
+# values this far out do not occur, so such a frame is one where a committee's MD broke
+# the molecule (ethanol, seed 2: three round-4 labels 3.0-3.5 eV above the median, the
+# next 0.42 eV). Judged only in groups with at least MD_OUTLIER_MIN_LABELS MD labels.
+MD_OUTLIER_SPREADS = 3.0
+MD_OUTLIER_MIN_LABELS = 20
+
+
+def without_md_outliers(later: dict[str, list]) -> tuple[dict[str, list], int]:
+    """The MD rounds' labels (``later``: group -> structures) kept for a training: those
+    of energy (eV) at most :data:`MD_OUTLIER_SPREADS` spreads above the group's
+    :data:`MD_ENERGY_QUANTILE` quantile, the spread being that quantile less the median;
+    a group with fewer than :data:`MD_OUTLIER_MIN_LABELS` labels keeps all of them.
+    The labels left out are real, but of a region the molecule at the temperature does
+    not visit, and the largest forces there would weigh on the loss more than all the
+    rest. Returns (kept, how many left out)."""
+    kept: dict[str, list] = {}
+    dropped = 0
+    for name, structures in later.items():
+        energies = [s.energy for s in structures]
+        if len(energies) < MD_OUTLIER_MIN_LABELS:
+            kept[name] = list(structures)
+            continue
+        median, top = np.quantile(energies, [0.5, MD_ENERGY_QUANTILE])
+        ceiling = float(top + MD_OUTLIER_SPREADS * (top - median))
+        kept[name] = [s for s in structures if s.energy <= ceiling]
+        dropped += len(structures) - len(kept[name])
+    return kept, dropped
