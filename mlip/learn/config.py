@@ -60,7 +60,8 @@ class LearnConfig:
     a member, and that is the run's ``model.pt``; 0: the loop's last committee is;
     ``final_energy_margin``: that training leaves out round 0's rattles above the energy
     range of the MD rounds' labels (they let the first committees' MD run, but teach the
-    final model a region MD at the temperature does not visit);
+    final model a region MD at the temperature does not visit), and MD labels far above
+    the others (:func:`~mlip.learn.select.without_md_outliers`);
     ``committee_energy_margin``: the same for the committees of rounds 1 on, which explore;
     :meth:`training` gives the keys a round trains with, :data:`ROUND_TRAINING` under
     ``train``). The defaults are the recipe measured on ethanol with GFN2-xTB
@@ -168,15 +169,16 @@ class LearnConfig:
     final_energy_margin: float | None = option(
         0.0,
         "final training: leave out round 0's rattles whose energy is more than this above "
-        "the top (95th percentile) of the MD rounds' label energies (same seed); none: train "
-        "on every label",
+        "the top (95th percentile) of the MD rounds' label energies (same seed), and MD "
+        "labels more than three spreads above that top (broken molecules); none: train on "
+        "every label",
         unit="eV",
     )
     committee_energy_margin: float | None = option(
         None,
         "committees of rounds 1 on: leave out round 0's rattles whose energy is more than "
         "this above the top (95th percentile) of the MD rounds' label energies so far (same "
-        "seed); none: every label",
+        "seed), and MD labels far above the others; none: every label",
         unit="eV",
     )
     max_rounds: int = option(20, "MD rounds at most")
