@@ -39,7 +39,9 @@ class Architecture:
     """Hyperparameters of the network, independent of the elements. Lengths in Angstrom.
 
     r_max: cutoff; num_radial: Bessel functions; envelope_p: envelope exponent; l_max:
-    spherical-harmonic degree of the edge features; hidden_l_max: highest l of the node
+    spherical-harmonic degree of the edge features (with ``num_layers`` 2 the degrees above
+    ``hidden_l_max`` couple to nothing: the first layer reads scalars, the last writes
+    scalars; they act in the layers between); hidden_l_max: highest l of the node
     features; num_channels: channels per irrep; num_layers: interaction blocks;
     radial_hidden: width of the radial MLP; correlation: 2 adds the channel-wise square
     (body order 3 per layer), 1 leaves it out; readout_hidden: width of the last readout
