@@ -129,6 +129,14 @@ def select_frames(
 MD_ENERGY_QUANTILE = 0.95
 
 
+def _below(groups: dict[str, list], ceilings: dict[str, float]) -> tuple[dict[str, list], int]:
+    """The structures of each group (name -> structures) of energy (eV) at most the
+    group's ceiling; a group without one keeps all. Returns (kept, how many left out)."""
+    kept = {name: [s for s in structures if name not in ceilings or s.energy <= ceilings[name]]
+            for name, structures in groups.items()}  # fmt: skip
+    return kept, sum(len(groups[name]) - len(kept[name]) for name in groups)
+
+
 def below_md_energies(first: dict[str, list], later: dict[str, list],
                       margin: float) -> tuple[dict[str, list], int]:  # fmt: skip
     """Round 0's labels (``first``: group -> structures) kept for the final training:
@@ -138,17 +146,9 @@ def below_md_energies(first: dict[str, list], later: dict[str, list],
     the first committees' MD run, but a rattle far above what MD at the temperature
     visits teaches the final model a region it will not meet (and costs it accuracy
     where it will). Returns (kept, how many left out)."""
-    kept: dict[str, list] = {}
-    dropped = 0
-    for name, structures in first.items():
-        energies = [s.energy for s in later.get(name, [])]
-        if not energies:
-            kept[name] = list(structures)
-            continue
-        ceiling = float(np.quantile(energies, MD_ENERGY_QUANTILE)) + margin
-        kept[name] = [s for s in structures if s.energy <= ceiling]
-        dropped += len(structures) - len(kept[name])
-    return kept, dropped
+    ceilings = {name: float(np.quantile([s.energy for s in later[name]], MD_ENERGY_QUANTILE))
+                + margin for name in first if later.get(name)}  # fmt: skip
+    return _below(first, ceilings)
 
 
 # An MD label is an outlier when its energy lies more than this many times the spread of
@@ -167,17 +167,11 @@ def without_md_outliers(later: dict[str, list]) -> tuple[dict[str, list], int]:
     :data:`MD_ENERGY_QUANTILE` quantile, the spread being that quantile less the median;
     a group with fewer than :data:`MD_OUTLIER_MIN_LABELS` labels keeps all of them.
     The labels left out are real, but of a region the molecule at the temperature does
-    not visit, and the largest forces there would weigh on the loss more than all the
-    rest. Returns (kept, how many left out)."""
-    kept: dict[str, list] = {}
-    dropped = 0
+    not visit; trained on, they cost the model its energies where it is used (the
+    benchmark page of active learning has the run). Returns (kept, how many left out)."""
+    ceilings = {}
     for name, structures in later.items():
-        energies = [s.energy for s in structures]
-        if len(energies) < MD_OUTLIER_MIN_LABELS:
-            kept[name] = list(structures)
-            continue
-        median, top = np.quantile(energies, [0.5, MD_ENERGY_QUANTILE])
-        ceiling = float(top + MD_OUTLIER_SPREADS * (top - median))
-        kept[name] = [s for s in structures if s.energy <= ceiling]
-        dropped += len(structures) - len(kept[name])
-    return kept, dropped
+        if len(structures) >= MD_OUTLIER_MIN_LABELS:
+            median, top = np.quantile([s.energy for s in structures], [0.5, MD_ENERGY_QUANTILE])
+            ceilings[name] = float(top + MD_OUTLIER_SPREADS * (top - median))
+    return _below(later, ceilings)
