@@ -67,7 +67,11 @@ def quoted_protocol(args: argparse.Namespace) -> bool:
     """Whether this run is the protocol of :data:`QUOTED_MACE` (1000 training conformers,
     100 for validation, 20 minutes): a quote of another protocol would mislead."""
     sizes = (args.train_size, args.valid_size, args.minutes)
-    return sizes == (1000, 100, 20.0) and not any("size" in a for a in args.extra)
+    # a split size passed after `--` overrides ours (`--train-size 150` as in 10846f0's
+    # script); other options there (`--batch-size`) leave the protocol as it is
+    split_options = ("--train-size", "--valid-size", "--test-size")
+    overridden = any(a.split("=")[0] in split_options for a in args.extra)
+    return sizes == (1000, 100, 20.0) and not overridden
 
 
 def train_command(args: argparse.Namespace, out: str) -> list[str]:

@@ -375,6 +375,16 @@ def test_final_training_leaves_out_rattles_above_the_md_energies(tmp_path: Path)
     assert final["labels"] == len(kept) + len(later) < 8
     assert np.allclose(_energies(out / "final" / "data.h5"), sorted(kept + later))
     assert len(_energies(out / "data.h5")) == 8  # data.h5 keeps every label
+    # resumed as it was: nothing to do
+    assert main([*base, "--final-energy-margin", "0.1", "--resume"]) == 0
+    assert json.loads((out / "state.json").read_text())["final"] == final
+    # a run whose final training left out other labels (an earlier rule) is trained again
+    state = json.loads((out / "state.json").read_text())
+    state["final"]["left_out"] += 1
+    (out / "state.json").write_text(json.dumps(state))
+    assert main([*base, "--final-energy-margin", "0.1", "--resume"]) == 0
+    again = json.loads((out / "state.json").read_text())["final"]
+    assert again["left_out"] == final["left_out"] and again["wall_s"] != final["wall_s"]
     # resumed without the margin: trained again, on every label
     assert main([*base, "--final-energy-margin", "none", "--resume"]) == 0
     final = json.loads((out / "state.json").read_text())["final"]
@@ -422,6 +432,7 @@ def test_round_committees_leave_out_rattles_above_the_md_energies(tmp_path: Path
     table = rows(out)
     assert int(table[0]["labels"]) == len(first) and not table[0]["left_out"]
     assert 0 < int(table[1]["left_out"]) == len(first) - len(kept) < len(first)
+    assert table[1]["md_outliers"] == "0"
     assert int(table[1]["labels"]) == len(kept) + len(later) < 8
     assert np.allclose(_energies(out / "round_1" / "data.h5"), sorted(kept + later))
     assert len(_energies(out / "data.h5")) == 8  # data.h5 keeps every label

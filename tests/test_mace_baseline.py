@@ -113,3 +113,20 @@ def test_accuracy_table_says_quoted_unless_mace_was_measured():
     assert "quoted" not in table
     assert "| test F MAE (meV/A) | 13.40 | 12.00 | |" in table
     assert "20 (19) / 20.0" in table
+
+
+def test_mace_is_quoted_only_for_the_quotes_protocol():
+    """The quote is 1000/100 conformers for 20 minutes: a split size changed after `--`
+    (10846f0's way) drops it; another option there (`--batch-size`) does not."""
+    import argparse
+
+    accuracy = load_benchmark("accuracy")
+
+    def args(extra: list[str], minutes: float = 20.0) -> argparse.Namespace:
+        return argparse.Namespace(train_size=1000, valid_size=100, minutes=minutes, extra=extra)
+
+    assert accuracy.quoted_protocol(args([]))
+    assert accuracy.quoted_protocol(args(["--batch-size", "8"]))
+    assert not accuracy.quoted_protocol(args(["--train-size", "150"]))
+    assert not accuracy.quoted_protocol(args(["--valid-size=50"]))
+    assert not accuracy.quoted_protocol(args([], minutes=10.0))

@@ -202,7 +202,7 @@ class Learner:
     def _reopen(self, state: dict[str, Any]) -> dict[str, Any]:
         """A finished run goes on when its budget or max_rounds was raised on resume, and
         its final training is (re)done when ``final_epochs`` or ``final_energy_margin``
-        changed."""
+        changed, or the labels that margin leaves out (a run of an earlier rule)."""
         self.state = state
         finished = str(state.get("finished") or "")
         stopped_by_limit = finished == "budget spent" or finished.startswith("max_rounds")
@@ -215,8 +215,14 @@ class Learner:
             final = state.get("final") or {}
             epochs = final.get("epochs")
             # a run of before the margin existed trained its final committee on every label
-            changed = (epochs, final.get("energy_margin")) != (
-                self.config.final_epochs, self.config.final_energy_margin)  # fmt: skip
+            margin = self.config.final_energy_margin
+            changed = (epochs, final.get("energy_margin")) != (self.config.final_epochs, margin)
+            if not changed and epochs is not None and margin is not None:
+                # the same margin under another rule (one finished before MD outliers were
+                # left out): the labels it leaves out now decide
+                _, dropped, outliers = self._labels_below(margin, state["round"])
+                before = (final.get("left_out") or 0, final.get("md_outliers") or 0)
+                changed = before != (dropped, outliers)
             if self.config.final_epochs and changed:
                 if epochs is not None:
                     self._drop_final()
@@ -395,16 +401,22 @@ class Learner:
         (:func:`without_md_outliers`)."""
         if margin is None:
             return self.path("data.h5"), 0, 0
+        kept, dropped, outliers = self._labels_below(margin, last)
+        path = self.path(folder, "data.h5")
+        os.makedirs(self.path(folder), exist_ok=True)
+        self._write(path, kept)
+        return path, dropped, outliers
+
+    def _labels_below(self, margin: float, last: int) -> tuple[dict[str, list], int, int]:
+        """The labels of :meth:`_data_below` by seed, round 0's rattles and MD labels left
+        out."""
         first = self._round_labels(range(1))
         later = self._round_labels(range(1, last + 1))
         kept, dropped = below_md_energies(first, later, margin)
         later, outliers = without_md_outliers(later)
         for name, structures in later.items():
             kept.setdefault(name, []).extend(structures)
-        path = self.path(folder, "data.h5")
-        os.makedirs(self.path(folder), exist_ok=True)
-        self._write(path, kept)
-        return path, dropped, outliers
+        return kept, dropped, outliers
 
     def _final_data(self) -> tuple[str, int, int]:
         """The final training's labels (``final_energy_margin``; :meth:`_data_below`)."""
@@ -469,7 +481,7 @@ class Learner:
         row = self.state.pop("pending")
         row.update(**fit, wall_s=row.get("wall_s", 0.0) + time.perf_counter() - start)
         if dropped or outliers:
-            row["left_out"] = dropped + outliers
+            row["left_out"], row["md_outliers"] = dropped, outliers
         self.state["committee"] = os.path.join(f"round_{r}", "committee", "model.pt")
         self._publish(self.path(self.state["committee"]))
         self.state["rows"].append(row)

@@ -22,7 +22,7 @@ from mlip.fileio import atomic_write_text
 COLUMNS = ("round", "labels", "new_labels", "hessians", "failed", "valid_energy_mae",
            "valid_forces_mae", "md_largest_std", "md_mean_std", "md_time_ps", "md_min_time_ps",
            "md_systems", "md_stopped", "md_exploded", "candidates", "above_window", "relaxed",
-           "rattled", "left_out", "wall_s", "note")  # fmt: skip
+           "rattled", "left_out", "md_outliers", "wall_s", "note")  # fmt: skip
 
 
 def _text(value: object) -> str:
