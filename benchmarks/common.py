@@ -188,6 +188,47 @@ def force_mae_by_range(force_errors: list[np.ndarray], largest: list[float],
             "forces_mae_beyond": mae(beyond), "cells_beyond": len(beyond)}  # fmt: skip
 
 
+def force_mae_by_distance(atoms_list: list, force_errors: list[np.ndarray],
+                          min_distance: float) -> dict[str, float]:  # fmt: skip
+    """Force MAE (meV/A) over the atoms with a neighbour nearer than ``min_distance`` (A,
+    the training data's shortest interatomic distance: contacts no training cell shows)
+    and over the other atoms: ``forces_mae_close``, ``atoms_close``, ``forces_mae_far``,
+    ``atoms_far`` (NaN for a side without atoms). ``force_errors``: each cell's absolute
+    force errors (eV/A), 3 per atom in the order of its atoms. A few such atoms can
+    carry most of a large cell's mean error; this says how much."""
+    from ase.neighborlist import neighbor_list
+
+    close, far = [], []
+    for atoms, errors in zip(atoms_list, force_errors, strict=True):
+        near = np.zeros(len(atoms), dtype=bool)
+        near[neighbor_list("i", atoms, min_distance)] = True
+        per_atom = errors.reshape(len(atoms), 3)
+        close.append(per_atom[near].ravel())
+        far.append(per_atom[~near].ravel())
+    close_e, far_e = np.concatenate(close), np.concatenate(far)
+    mae = lambda e: 1000.0 * float(e.mean()) if e.size else math.nan
+    return {"forces_mae_close": mae(close_e), "atoms_close": close_e.size // 3,
+            "forces_mae_far": mae(far_e), "atoms_far": far_e.size // 3}  # fmt: skip
+
+
+def training_min_distance(path: str, groups: list[str] | None = None,
+                          cutoff: float = 4.0) -> float:  # fmt: skip
+    """The shortest interatomic distance (A, periodic images included) over the
+    conformers of an mlip HDF5 file (``cutoff``: the longest distance looked at)."""
+    from ase.neighborlist import neighbor_list
+
+    from mlip.data.hdf5 import H5Dataset
+
+    dataset = H5Dataset(path, groups)
+    shortest = math.inf
+    for structure in dataset.iterate(range(len(dataset))):
+        distances = neighbor_list("d", structure.to_atoms(), cutoff)
+        if distances.size:
+            shortest = min(shortest, float(distances.min()))
+    dataset.close()
+    return shortest
+
+
 def training_max_force(path: str, groups: list[str] | None = None) -> float:
     """The largest force component (eV/A) of the conformers of an mlip HDF5 file."""
     import h5py

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from ase import Atoms
 from ase.units import GPa, J, m
-from common import force_mae_by_range
+from common import force_mae_by_distance, force_mae_by_range
 
 FMAX = 1e-3  # eV/A: positions relaxed to this largest force
 STEPS = 500  # optimiser steps at most
@@ -191,7 +191,8 @@ def formation_energy(
 
 
 def cell_errors(cells: list[tuple[Atoms, dict[str, Any]]], calculator: Any,
-                max_force: float | None = None) -> dict[str, float]:  # fmt: skip
+                max_force: float | None = None,
+                min_distance: float | None = None) -> dict[str, float]:  # fmt: skip
     """Errors of ``calculator`` on labelled cells ((atoms, labels: energy eV, forces
     eV/A, stress Voigt eV/A^3)): energy MAE per atom (meV/atom), force MAE (meV/A),
     pressure MAE and mean bias (GPa; P = -tr(sigma)/3, bias = mean of model - reference),
@@ -199,7 +200,9 @@ def cell_errors(cells: list[tuple[Atoms, dict[str, Any]]], calculator: Any,
     of many atoms hold a few close contacts beyond any training cell, whose errors can
     dominate the mean; the median says what a typical cell sees. With ``max_force``
     (eV/A, the largest force component of the training data) also the force MAE within
-    and beyond it (:func:`common.force_mae_by_range`)."""
+    and beyond it (:func:`common.force_mae_by_range`); with ``min_distance`` (A, the
+    training data's shortest interatomic distance) the force MAE of the atoms nearer a
+    neighbour than that and of the others (:func:`common.force_mae_by_distance`)."""
     energy, forces, pressure = [], [], []
     for atoms, labels in cells:
         atoms = attach(atoms, calculator)
@@ -217,6 +220,8 @@ def cell_errors(cells: list[tuple[Atoms, dict[str, Any]]], calculator: Any,
     if max_force is not None:
         largest = [float(np.abs(labels["forces"]).max()) for _, labels in cells]
         out.update(force_mae_by_range(forces, largest, max_force))
+    if min_distance is not None:
+        out.update(force_mae_by_distance([a for a, _ in cells], forces, min_distance))
     if pressure:
         out["pressure_mae"] = float(np.abs(pressure).mean())
         out["pressure_bias"] = float(np.mean(pressure))

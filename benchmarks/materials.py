@@ -53,7 +53,7 @@ import json
 import os
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import crystal_properties as cp
 import numpy as np
@@ -61,7 +61,7 @@ import torch
 from ase import Atoms
 from ase.build import bulk
 from common import DATA as SHARED
-from common import training_max_force
+from common import training_max_force, training_min_distance
 
 DATA = "/work/data/materials"
 CU, AU = 29, 79
@@ -280,11 +280,27 @@ def read_cells(path: str, reference: Any, reference_spec: str) -> tuple[list, st
     return cells, source
 
 
-def error_rows(where: str, cells: list, model: Any, max_force: float | None) -> list[Row]:
+class TrainingRange(NamedTuple):
+    """What the model's training data cover: the largest force component (eV/A) and the
+    shortest interatomic distance (A); None where unknown."""
+
+    max_force: float | None = None
+    min_distance: float | None = None
+
+
+def training_range(path: str | None) -> TrainingRange:
+    """The :class:`TrainingRange` of an mlip HDF5 file (empty without one)."""
+    if path is None:
+        return TrainingRange()
+    return TrainingRange(training_max_force(path), training_min_distance(path))
+
+
+def error_rows(where: str, cells: list, model: Any, training: TrainingRange) -> list[Row]:
     """Force, energy and pressure error rows of ``model`` on labelled ``cells``; with
-    ``max_force`` (eV/A) the force MAE of the cells within and beyond that largest
-    training force too."""
-    e = cp.cell_errors(cells, model, max_force)
+    the training data's range the force MAE of the cells within and beyond its largest
+    force, and of the atoms nearer a neighbour than its shortest distance and the others."""
+    max_force, min_distance = training
+    e = cp.cell_errors(cells, model, max_force, min_distance)
     where = f"{where} ({e['cells']})"
     rows = [row(f"{where}: force MAE", "meV/A", e["forces_mae"], None, "mae"),
             row(f"{where}: force MAE of the median cell", "meV/A", e["forces_mae_median_cell"],
@@ -295,6 +311,14 @@ def error_rows(where: str, cells: list, model: Any, max_force: float | None) -> 
                 rows.append(row(f"{where}: force MAE of the {e[f'cells_{side}']} cells {side} "
                                 f"the training data's largest force ({max_force:.2f} eV/A)",
                                 "meV/A", e[f"forces_mae_{side}"], None, "mae"))  # fmt: skip
+    if min_distance is not None:
+        if e["atoms_close"]:
+            rows.append(row(f"{where}: force MAE of the {e['atoms_close']} atoms nearer a "
+                            f"neighbour than the training data's shortest distance "
+                            f"({min_distance:.3f} A)", "meV/A", e["forces_mae_close"], None,
+                            "mae"))  # fmt: skip
+        rows.append(row(f"{where}: force MAE of the other {e['atoms_far']} atoms", "meV/A",
+                        e["forces_mae_far"], None, "mae"))  # fmt: skip
     rows.append(row(f"{where}: energy MAE", "meV/atom", e["energy_mae"], None, "mae"))
     if "pressure_mae" in e:
         rows.append(row(f"{where}: pressure MAE", "GPa", e["pressure_mae"], None, "mae"))
@@ -303,7 +327,7 @@ def error_rows(where: str, cells: list, model: Any, max_force: float | None) -> 
 
 
 def held_out_rows(path: str, model: Any, reference: Any, reference_spec: str,
-                  max_force: float | None = None) -> list[Row]:  # fmt: skip
+                  training: TrainingRange = TrainingRange()) -> list[Row]:  # fmt: skip
     """Force, energy and pressure errors on the held-out cells, per cell size."""
     cells, source = read_cells(path, reference, reference_spec)
     sizes: dict[int, list] = {}
@@ -312,11 +336,11 @@ def held_out_rows(path: str, model: Any, reference: Any, reference_spec: str,
         sizes.setdefault(4 * repeat**3, []).append(cell)
     rows = []
     for size, group in sorted(sizes.items()):
-        rows += error_rows(f"held-out {size}-atom cells, {source}", group, model, max_force)
+        rows += error_rows(f"held-out {size}-atom cells, {source}", group, model, training)
     return rows
 
 
-def issue_cells_rows(model: Any, reference: Any, max_force: float | None) -> list[Row]:
+def issue_cells_rows(model: Any, reference: Any, training: TrainingRange) -> list[Row]:
     """The ten 108-atom Cu cells of issue 23's table (:func:`common.cu_test_cells`:
     strains up to 2 %, Gaussian displacements of 0.05-0.15 A), labelled by the
     reference: the cells the issue's figures were measured on."""
@@ -328,7 +352,7 @@ def issue_cells_rows(model: Any, reference: Any, max_force: float | None) -> lis
         cells.append((atoms, {"energy": labelled.get_potential_energy(),
                               "forces": labelled.get_forces(),
                               "stress": labelled.get_stress(voigt=True)}))  # fmt: skip
-    return error_rows("issue 23's 108-atom cells", cells, model, max_force)
+    return error_rows("issue 23's 108-atom cells", cells, model, training)
 
 
 SYSTEMS = {
@@ -357,14 +381,14 @@ def run_bench(model_spec: str, reference_spec: str, system: str, test_data: str 
     rows = crystal_rows(name, make_cell(), vacancies, qpoints, calcs, settings, timings)
     if system == "cuau":
         rows += alloy_rows(calcs, settings, timings)
-    max_force = training_max_force(train_data) if train_data else None
+    training = training_range(train_data)
     if test_data:
         start = time.perf_counter()
         rows += held_out_rows(test_data, calcs["model"], calcs["reference"], reference_spec,
-                              max_force)  # fmt: skip
+                              training)  # fmt: skip
         timings["held-out cells"] = time.perf_counter() - start
     if system == "cu" and settings.issue_cells:
-        rows += issue_cells_rows(calcs["model"], calcs["reference"], max_force)
+        rows += issue_cells_rows(calcs["model"], calcs["reference"], training)
     return {"system": system, "model": model_spec, "reference": reference_spec,
             "test_data": test_data, "train_data": train_data, "settings": vars(settings),
             "rows": rows,

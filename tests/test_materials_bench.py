@@ -104,8 +104,10 @@ def test_cu_tiny_model_against_emt(tiny_sets):
     rows = {r["quantity"]: r for r in result["rows"]}
     lattice = rows["fcc Cu: lattice constant"]
     assert abs(lattice["error"]) < 2.0  # % : trained on EMT copper
-    forces = [r for q, r in rows.items() if "force MAE" in q]
+    forces = [r for q, r in rows.items() if "force MAE" in q and "nearer" not in q]
     assert all(0.0 < r["model"] < 500.0 for r in forces)  # meV/A
+    # atoms nearer a neighbour than any training cell's may be far off, but not NaN
+    assert all(r["model"] > 0.0 for q, r in rows.items() if "nearer" in q)
 
 
 def test_alloy_and_relabelled_cells(tiny_sets):
@@ -167,3 +169,37 @@ def test_formation_energies_of_emt_against_emt(capsys, monkeypatch):
     assert bench.main(["emt", "--reference", "emt"]) == 0
     row = capsys.readouterr().out.strip().splitlines()[-1].split("|")
     assert float(row[2]) == 0.0 and float(row[3]) == 0.0  # MAE and mean error against itself
+
+
+def test_cell_errors_split_by_the_training_distances(tmp_path):
+    """With the training data's shortest interatomic distance, the force MAE is also
+    given over the atoms nearer a neighbour than it and over the others, each atom once."""
+    from ase.build import bulk
+
+    cp = load_benchmark("crystal_properties")
+    common = load_benchmark("common")
+    atoms = bulk("Cu", "fcc", a=3.6, cubic=True).repeat(2)
+    atoms.positions[0] += 0.3 * np.array([1.0, 1.0, 0.0]) / np.sqrt(2)  # towards a neighbour
+    atoms.calc = EMT()
+    offset = np.zeros((len(atoms), 3))
+    offset[0] = 0.002  # eV/A on the close atom's components
+    labels = {"energy": atoms.get_potential_energy(), "forces": atoms.get_forces() + offset,
+              "stress": atoms.get_stress()}  # fmt: skip
+    nearest = 3.6 / np.sqrt(2)
+    e = cp.cell_errors([(atoms, labels)], EMT(), min_distance=0.9 * nearest)
+    # atom 0 and the neighbour it was pushed to lie nearer than 0.9 of the lattice's
+    close = e["atoms_close"]
+    assert close == 2 and e["atoms_far"] == len(atoms) - close
+    assert e["forces_mae_close"] == pytest.approx(1000 * 0.002 / close)
+    assert e["forces_mae_far"] == pytest.approx(0.0, abs=1e-9)
+    assert "atoms_close" not in cp.cell_errors([(atoms, labels)], EMT())
+    # the shortest distance of a file, against all minimum-image distances of its cells
+    from mlip.data.hdf5 import H5Dataset
+
+    path = os.path.join(ROOT, "datasets", "cu_small.h5")
+    dataset = H5Dataset(path)
+    shortest = math.inf
+    for structure in dataset.iterate(range(len(dataset))):
+        distances = structure.to_atoms().get_all_distances(mic=True)
+        shortest = min(shortest, distances[distances > 0].min())
+    assert common.training_min_distance(path) == pytest.approx(shortest, abs=1e-9)
