@@ -327,8 +327,9 @@ def error_rows(where: str, cells: list, model: Any, training: TrainingRange) -> 
 
 
 def held_out_rows(path: str, model: Any, reference: Any, reference_spec: str,
-                  training: TrainingRange = TrainingRange()) -> list[Row]:  # fmt: skip
+                  training: TrainingRange | None = None) -> list[Row]:  # fmt: skip
     """Force, energy and pressure errors on the held-out cells, per cell size."""
+    training = training or TrainingRange()
     cells, source = read_cells(path, reference, reference_spec)
     sizes: dict[int, list] = {}
     for cell in cells:  # 4 r^3 atoms of an r^3 cubic supercell (or one less: a vacancy)
