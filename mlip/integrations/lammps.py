@@ -313,7 +313,7 @@ class LammpsCoupling:
             self.lmp.flush_buffers()
         finally:
             if self.comm is not None:
-                self.comm.Abort(status)
+                _abort(self.comm, status)
             os._exit(status)  # Abort may return before the process manager stops this rank
 
     def summary(self) -> str:
@@ -343,6 +343,19 @@ class LammpsCoupling:
         if self.halo is not None:
             self.halo.close()
             self.halo = None
+
+
+#: seconds a failing rank waits between writing its error line and MPI_Abort
+ABORT_GRACE_S = 1.0
+
+
+def _abort(comm: MPI.Comm, status: int) -> None:
+    """MPI_Abort with ``status``, a moment after the error line was written: the process
+    manager (MPICH's hydra) forwards each rank's stderr through a pipe, and an abort
+    tears the job down with whatever that pipe still held (under load the line was
+    lost: the job ended with its status and no word)."""
+    time.sleep(ABORT_GRACE_S)
+    comm.Abort(status)
 
 
 def _numpy(t: torch.Tensor) -> np.ndarray:
@@ -472,7 +485,7 @@ def run_input(config: LammpsConfig, comm: MPI.Comm | None = None) -> list[Lammps
             if status == INTERNAL_ERROR:
                 traceback.print_exception(err)
             print(line, file=sys.stderr, flush=True)
-            comm.Abort(status)
+            _abort(comm, status)
         raise
     finally:
         for coupling in couplings:
