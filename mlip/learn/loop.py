@@ -202,7 +202,8 @@ class Learner:
     def _reopen(self, state: dict[str, Any]) -> dict[str, Any]:
         """A finished run goes on when its budget or max_rounds was raised on resume, and
         its final training is (re)done when ``final_epochs`` or ``final_energy_margin``
-        changed, or the labels that margin leaves out (a run of an earlier rule)."""
+        changed, or how many labels that margin now leaves out (a run of an earlier rule; the
+        counts are compared, not the labels)."""
         self.state = state
         finished = str(state.get("finished") or "")
         stopped_by_limit = finished == "budget spent" or finished.startswith("max_rounds")
