@@ -6,6 +6,7 @@ Units: eV, Angstrom, amu; frequencies cm^-1, Hessians meV/A^2, pressures GPa.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 from typing import Any
@@ -211,20 +212,24 @@ def force_mae_by_distance(atoms_list: list, force_errors: list[np.ndarray],
             "forces_mae_far": mae(far_e), "atoms_far": far_e.size // 3}  # fmt: skip
 
 
-def training_min_distance(path: str, groups: list[str] | None = None,
+@functools.lru_cache(maxsize=8)
+def training_min_distance(path: str, groups: tuple[str, ...] | None = None,
                           cutoff: float = 4.0) -> float:  # fmt: skip
     """The shortest interatomic distance (A, periodic images included) over the
-    conformers of an mlip HDF5 file (``cutoff``: the longest distance looked at)."""
-    from ase.neighborlist import neighbor_list
-
+    conformers of an mlip HDF5 file (``cutoff``: the longest distance looked at; the
+    library's vesin neighbour list; remembered per file within a process)."""
+    from mlip.data.graph import neighbor_list
     from mlip.data.hdf5 import H5Dataset
 
-    dataset = H5Dataset(path, groups)
+    dataset = H5Dataset(path, list(groups) if groups else None)
     shortest = math.inf
-    for structure in dataset.iterate(range(len(dataset))):
-        distances = neighbor_list("d", structure.to_atoms(), cutoff)
-        if distances.size:
-            shortest = min(shortest, float(distances.min()))
+    for s in dataset.iterate(range(len(dataset))):
+        i, j, shifts = neighbor_list(s.positions, s.cell, s.pbc, cutoff)
+        if i.size:
+            vectors = s.positions[j] - s.positions[i]
+            if s.cell is not None:
+                vectors = vectors + shifts @ np.asarray(s.cell)
+            shortest = min(shortest, float(np.linalg.norm(vectors, axis=1).min()))
     dataset.close()
     return shortest
 
