@@ -197,12 +197,13 @@ def force_mae_by_distance(atoms_list: list, force_errors: list[np.ndarray],
     ``atoms_far`` (NaN for a side without atoms). ``force_errors``: each cell's absolute
     force errors (eV/A), 3 per atom in the order of its atoms. A few such atoms can
     carry most of a large cell's mean error; this says how much."""
-    from ase.neighborlist import neighbor_list
+    from mlip.data.graph import neighbor_list
 
     close, far = [], []
     for atoms, errors in zip(atoms_list, force_errors, strict=True):
         near = np.zeros(len(atoms), dtype=bool)
-        near[neighbor_list("i", atoms, min_distance)] = True
+        cell = atoms.cell.array if atoms.pbc.any() else None
+        near[neighbor_list(atoms.positions, cell, atoms.pbc, min_distance)[0]] = True
         per_atom = errors.reshape(len(atoms), 3)
         close.append(per_atom[near].ravel())
         far.append(per_atom[~near].ravel())
