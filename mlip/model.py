@@ -1,12 +1,14 @@
 """The mlip energy model: an E(3)-equivariant message-passing network (e3nn).
 
-    E = sum_i [ E0(z_i) + s * sum_t e_t(h_i^t) ]
+    E = sum_i [ E0(z_i) + s * sum_t e_t(h_i^t) ] + E_rep
 
 h_i^0 is an embedding of the element z_i; each of ``num_layers`` interaction blocks
 (:mod:`mlip.nn.blocks`) updates the features from neighbours within r_max; e_t is a
 linear readout of the scalar channels after layer t (an MLP after the last one).
 E0 are per-element reference energies (least squares on the training set) and s a
-scale (the force RMS), so the network learns a small, O(1) correction. Forces,
+scale (the force RMS), so the network learns a small, O(1) correction. E_rep is the
+fixed ZBL repulsion of pairs closer than a bond (:mod:`mlip.nn.repulsion`, on by
+``pair_repulsion``), which the data need not teach. Forces,
 stress and Hessians come from :mod:`mlip.derivatives` by autograd.
 Units: eV, Angstrom.
 """
@@ -28,6 +30,7 @@ from mlip.fileio import atomic_torch_save
 from mlip.nn.blocks import Interaction, natural_irreps
 from mlip.nn.geometry import edge_vectors
 from mlip.nn.radial import BesselBasis, PolynomialEnvelope
+from mlip.nn.repulsion import ZBLRepulsion
 
 MODEL_FORMAT = "mlip-model"
 MODEL_VERSION = 1
@@ -45,8 +48,10 @@ class Architecture:
     features; num_channels: channels per irrep; num_layers: interaction blocks;
     radial_hidden: width of the radial MLP; correlation: 2 adds the channel-wise square
     (body order 3 per layer), 1 leaves it out; readout_hidden: width of the last readout
-    MLP. These defaults are the training recipe's (the ``model`` section of
-    :class:`mlip.train.config.TrainConfig` is this class plus training-only keys).
+    MLP; pair_repulsion: add the fixed ZBL pair term of :mod:`mlip.nn.repulsion`, so
+    that atoms closer than any training pair repel. These defaults are the training
+    recipe's (the ``model`` section of :class:`mlip.train.config.TrainConfig` is this class
+    plus training-only keys).
     """
 
     r_max: float = option(5.0, "cutoff radius", unit="A")
@@ -59,6 +64,11 @@ class Architecture:
     radial_hidden: int = option(32, "width of the radial MLP")
     correlation: int = option(2, "2: add the channel-wise square (body order 3 a layer); 1: not")
     readout_hidden: int = option(16, "width of the last readout MLP")
+    pair_repulsion: bool = option(
+        True,
+        "add the ZBL nuclear repulsion below the sum of covalent radii (mlip.nn.repulsion) "
+        "to the network's energy",
+    )
 
     def check(self) -> None:
         """ValueError naming the first invalid hyperparameter."""
@@ -127,6 +137,9 @@ class MLIPModel(torch.nn.Module):
 
         self.radial_basis = BesselBasis(config.r_max, config.num_radial)
         self.envelope = PolynomialEnvelope(config.r_max, config.envelope_p)
+        self.repulsion = (
+            ZBLRepulsion(self.atomic_numbers, config.r_max) if config.pair_repulsion else None
+        )
         self.irreps_sh = o3.Irreps.spherical_harmonics(config.l_max)
         self.spherical_harmonics = o3.SphericalHarmonics(
             self.irreps_sh, normalize=True, normalization="component"
@@ -217,6 +230,8 @@ class MLIPModel(torch.nn.Module):
                 h = layer(h, node_attrs, edge_sh, edge_radial, edge_index, self.inv_avg_neighbors)
                 node_energy = node_energy + readout(h[:, :n_scalars]).squeeze(-1)
         node_energy = self.scale * node_energy + self.atomic_energies[species]
+        if self.repulsion is not None:
+            node_energy = node_energy + self.repulsion(lengths, edge_index, species)
         if keys.HOP_COUNTS in batch:  # only the first hop_counts[0] energies are wanted
             wanted = int(batch[keys.HOP_COUNTS][0])
             node_energy = torch.cat([node_energy[:wanted], node_energy.new_zeros(len(h) - wanted)])
@@ -360,8 +375,10 @@ def _from_payload(payload: object, path: str) -> MLIPModel:
     if payload.get("version") != MODEL_VERSION:
         raise CheckpointError(f"{path}: model file version {payload.get('version')} unsupported")
     try:
+        # Files written before the pair term existed have none (their energies unchanged).
+        config = {"pair_repulsion": False, **payload["config"]}
         # Build in float64 first so that float64 weights are not rounded on the way in.
-        model = MLIPModel(ModelConfig.from_dict(payload["config"])).double()
+        model = MLIPModel(ModelConfig.from_dict(config)).double()
         model.load_state_dict(payload["state_dict"])
     except (KeyError, ValueError, RuntimeError) as err:
         raise CheckpointError(f"{path}: model file is inconsistent ({err})") from err
