@@ -93,6 +93,14 @@ def copper_gold(repeat: tuple[int, int, int], tilt: bool) -> Atoms:
     if tilt:  # a triclinic cell (LAMMPS's lower-triangular form)
         atoms.set_cell(atoms.cell.array + [[0, 0, 0], [0.4, 0, 0], [1.1, -0.3, 0]])
     atoms.rattle(0.1, seed=1)
+    return close_pair(atoms)
+
+
+def close_pair(atoms: Atoms, distance: float = 2.0) -> Atoms:
+    """``atoms`` with atom 1 moved to ``distance`` (A) of atom 0's nearest image of it,
+    well inside the sum of covalent radii, so that the ZBL pair term is large."""
+    vector = atoms.get_distance(0, 1, mic=True, vector=True)
+    atoms.positions[1] = atoms.positions[0] + vector / np.linalg.norm(vector) * distance
     return atoms
 
 
@@ -102,6 +110,7 @@ def test_domains_sum_to_the_calculator(model, one_thread, slabs, tilt):
     """Three layers, two elements, a cell smaller than the interaction range (12 A):
     the slabs' owned energies, all forces by id and the virial equal the calculator's."""
     atoms = copper_gold((2, 2, 3), tilt)
+    assert model.repulsion is not None  # the pair term is in what the domains must sum
     atoms.calc = MLIPCalculator(model)
     got = decomposed(atoms, model, slabs, LAYERS * R_MAX + 0.5)
     assert abs(got["energy"] - atoms.get_potential_energy()) < 1e-9
