@@ -82,8 +82,10 @@ def cu_model():  # noqa: ANN201
     ids=["fcc", "vacancy"],
 )
 def test_exact_force_constants_equal_displacements(cell, cu_model) -> None:
-    """Both methods agree to rounding; phonopy's +/-0.01 A displacements differ from
-    them by the finite-difference error (O(d^2) ~ 1e-5 of the largest constant)."""
+    """Both methods agree to rounding; phonopy's +/-0.005 A displacements differ from
+    them by the finite-difference error, O(d^2): 3e-5 and 8e-5 of the largest constant
+    here (at 0.01 A the vacancy cell reached 3.1e-4: the model's ZBL term bends sharply
+    just inside its 2.64 A cutoff, where the neighbours sit)."""
     supercell = (2, 2, 2) if len(cell) == 4 else (1, 1, 1)
     calc = MLIPCalculator(cu_model)
     constants = {}
@@ -93,7 +95,7 @@ def test_exact_force_constants_equal_displacements(cell, cu_model) -> None:
         constants[method] = phonon.force_constants.copy()
         assert info.sum_rule_residual < 1e-10  # raw rows: translations change no force
     reference = ph.make_phonopy(cell, supercell)
-    fd = ph.displacement_force_constants(reference, calc, distance=0.01, plusminus=True)
+    fd = ph.displacement_force_constants(reference, calc, distance=0.005, plusminus=True)
     scale = np.abs(constants["rows"]).max()
     np.testing.assert_allclose(constants["directions"], constants["rows"], atol=1e-10 * scale)
     difference = np.abs(constants["rows"] - reference.force_constants).max()
