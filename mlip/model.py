@@ -7,8 +7,8 @@ h_i^0 is an embedding of the element z_i; each of ``num_layers`` interaction blo
 linear readout of the scalar channels after layer t (an MLP after the last one).
 E0 are per-element reference energies (least squares on the training set) and s a
 scale (the force RMS), so the network learns a small, O(1) correction. E_rep is the
-fixed ZBL repulsion of pairs closer than a bond (:mod:`mlip.nn.repulsion`, on by
-``pair_repulsion``), which the data need not teach. Forces,
+fixed ZBL repulsion of pairs closer than a bond (:mod:`mlip.nn.repulsion`, with
+``pair_repulsion``; off by default), which the data then need not teach. Forces,
 stress and Hessians come from :mod:`mlip.derivatives` by autograd.
 Units: eV, Angstrom.
 """
@@ -65,7 +65,7 @@ class Architecture:
     correlation: int = option(2, "2: add the channel-wise square (body order 3 a layer); 1: not")
     readout_hidden: int = option(16, "width of the last readout MLP")
     pair_repulsion: bool = option(
-        True,
+        False,
         "add the ZBL nuclear repulsion below the sum of covalent radii (mlip.nn.repulsion) "
         "to the network's energy",
     )
@@ -375,7 +375,7 @@ def _from_payload(payload: object, path: str) -> MLIPModel:
     if payload.get("version") != MODEL_VERSION:
         raise CheckpointError(f"{path}: model file version {payload.get('version')} unsupported")
     try:
-        # Files written before the pair term existed have none (their energies unchanged).
+        # Files written before the pair term existed have none.
         config = {"pair_repulsion": False, **payload["config"]}
         # Build in float64 first so that float64 weights are not rounded on the way in.
         model = MLIPModel(ModelConfig.from_dict(config)).double()

@@ -117,3 +117,12 @@ def test_a_file_from_before_the_term_loads_without_it(tmp_path) -> None:  # noqa
     assert float(evaluate(loaded, pair)[keys.ENERGY][0]) == float(
         evaluate(without, pair)[keys.ENERGY][0]
     )
+
+
+def test_off_by_default_and_on_by_the_training_option() -> None:
+    from mlip.train.config import TrainConfig
+    from mlip.train.initial_model import build_model
+
+    assert build_model(TrainConfig(), [29]).repulsion is None
+    config = TrainConfig.from_dict({"model": {"pair_repulsion": True}}, "x.yaml")
+    assert build_model(config, [29]).repulsion is not None

@@ -39,13 +39,12 @@ def test_shipped_default_yaml_equals_the_built_in_defaults():
 
 
 def test_the_model_section_is_the_architecture_with_its_defaults():
-    """Same names and defaults as mlip.model.Architecture, but for the width and the pair
-    term, which the trainer chooses (None: mlip.train.recipe); nothing else set silently."""
+    """Same names and defaults as mlip.model.Architecture, but for the width, which the
+    trainer chooses (None: mlip.train.recipe); nothing else set silently."""
     section = TrainConfig().model
-    chosen = ("num_channels", "pair_repulsion")
-    assert all(getattr(section, name) is None for name in chosen)
+    assert section.num_channels is None
     for name in Architecture.field_names():
-        if name not in chosen:
+        if name != "num_channels":
             assert getattr(section, name) == getattr(Architecture(), name), name
     config = TrainConfig()
     config.model.num_channels = 24

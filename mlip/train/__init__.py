@@ -74,8 +74,6 @@ def describe(trainer: Any) -> str:
     ]
     if getattr(trainer, "width_choice", None) is not None:
         lines.append(f"width: {trainer.width_choice.describe()}")
-    if getattr(trainer, "pair_repulsion_choice", None) is not None:
-        lines.append(f"pair repulsion (ZBL): {trainer.pair_repulsion_choice}")
     if trainer.config.model.init_from:
         lines.append(f"initialised from {trainer.config.model.init_from} (statistics kept)")
     s = trainer.statistics

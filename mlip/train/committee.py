@@ -147,11 +147,8 @@ def train_committee(
     source = StructureSource(dataset, cached if config.data.cache else None)
     if not resume and initial is None:  # one auto width for every member
         from mlip.train.distributed import resolve_device
-        from mlip.train.recipe import resolve_pair_repulsion, resolve_width
+        from mlip.train.recipe import resolve_width
 
-        repulsion = resolve_pair_repulsion(config, dataset, split["train"])
-        if repulsion is not None and config.train.progress:
-            print(f"pair repulsion (ZBL): {repulsion}")
         device = resolve_device(config.train.device)
         choice = resolve_width(config, source, split["train"], dataset.elements, device,
                                getattr(torch, config.train.dtype))  # fmt: skip

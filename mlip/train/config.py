@@ -64,9 +64,7 @@ class ModelSection(Architecture):
 
     ``num_channels: null`` (the default) lets the trainer choose the width from the
     measured cost of a step on the data and the time budget (:mod:`mlip.train.recipe`);
-    the chosen width is written to the run's ``config.yaml``. ``pair_repulsion: null``
-    (the default) likewise chooses the ZBL pair term from the data (on for periodic
-    cells, off for molecules).
+    the chosen width is written to the run's ``config.yaml``.
     ``atomic_energies`` (eV per element, e.g. ``{1: -13.6}``) replaces the least-squares
     fit. ``init_from``: a model file to start from (fine-tuning, e.g. adding Hessian
     labels to a model trained on energies and forces): its architecture, weights,
@@ -77,12 +75,6 @@ class ModelSection(Architecture):
         None,
         "channels per irrep; none: chosen from the measured step cost and --max-time "
         "(mlip.train.recipe; 64 without a time budget)",
-    )
-    pair_repulsion: bool | None = option(
-        None,
-        "add the ZBL nuclear repulsion below the sum of covalent radii (mlip.nn.repulsion); "
-        "none: on when most training conformers are periodic (materials), off for molecules "
-        "(mlip.train.recipe)",
     )
     atomic_energies: dict[int, float] | None = option(
         None,
@@ -266,9 +258,8 @@ class TrainConfig:
         _check_choice("train.dtype", self.train.dtype, ("float32", "float64"))
         try:
             values = {k: getattr(self.model, k) for k in Architecture.field_names()}
-            for name in ("num_channels", "pair_repulsion"):  # chosen later (mlip.train.recipe)
-                if values[name] is None:
-                    values[name] = getattr(Architecture, name)
+            if values["num_channels"] is None:  # chosen later (mlip.train.recipe)
+                values["num_channels"] = Architecture.num_channels
             Architecture(**values).check()
         except ValueError as err:
             raise ValueError(f"model.{str(err).split('hyperparameter ', 1)[-1]}") from None

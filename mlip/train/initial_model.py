@@ -12,14 +12,12 @@ from mlip.train.config import TrainConfig
 
 def build_model(config: TrainConfig, elements: list[int]) -> torch.nn.Module:
     """The :class:`mlip.model.MLIPModel` of the config's ``model`` section (a width not
-    chosen yet, ``num_channels: None``, is the architecture's default, and so is an
-    unchosen ``pair_repulsion``)."""
+    chosen yet, ``num_channels: None``, is the architecture's default)."""
     from mlip.model import Architecture, MLIPModel, ModelConfig
 
     values = {name: getattr(config.model, name) for name in Architecture.field_names()}
-    for name in ("num_channels", "pair_repulsion"):  # not chosen yet: the architecture's
-        if values[name] is None:
-            values[name] = getattr(Architecture, name)
+    if values["num_channels"] is None:
+        values["num_channels"] = Architecture.num_channels
     return MLIPModel(ModelConfig(atomic_numbers=list(elements), **values))
 
 

@@ -14,16 +14,7 @@ committee and each data-parallel rank use the same width; the run's first lines 
 it with the measured step times. Timing costs a few seconds before training starts
 (not counted in the budget).
 
-``model.pair_repulsion: null`` (the default) chooses the ZBL pair term of
-:mod:`mlip.nn.repulsion` from the data: on when at least :data:`PERIODIC_SHARE` of the
-training conformers are periodic cells (materials), off otherwise (molecules). Why a
-rule and not one setting: on copper the term took the error of close contacts beyond the
-training data and, in the same 15 minutes, every other error down; on ethanol it made
-forces and frequencies worse, because a covalent bond sits at the sum of the covalent
-radii, where the term turns on, and the network must cancel its stiffness inside the
-data (docs/benchmarks/materials.md, the short-range pair term).
-
-The width rule only narrows: no width above :data:`DEFAULT_WIDTH` is offered, because 128
+The rule only narrows: no width above :data:`DEFAULT_WIDTH` is offered, because 128
 channels, timed and trained for the same wall time as 64 on ethanol and aspirin, trailed
 64 on validation forces all the way through (docs/benchmarks/accuracy.md, the width
 rule).
@@ -40,7 +31,6 @@ import torch
 
 from mlip import keys
 from mlip.data.graph import build_batch
-from mlip.data.hdf5 import H5Dataset
 from mlip.train.config import TrainConfig
 from mlip.train.data import StructureSource
 
@@ -50,8 +40,6 @@ WIDTHS = (64, 32, 16)
 DEFAULT_WIDTH = 64
 #: optimiser steps a time budget must buy for a width to be chosen
 MIN_STEPS = 8_000
-#: share of periodic training conformers from which the ZBL pair term is on
-PERIODIC_SHARE = 0.5
 #: training steps timed per width (after one untimed warm-up step); the fastest counts,
 #: since other work on the machine only ever adds time, and it varies least between
 #: repeats (docs/benchmarks/training_throughput.md)
@@ -171,23 +159,3 @@ def resolve_width(
         choice = box[0]
     model.num_channels = choice.width
     return choice
-
-
-def resolve_pair_repulsion(
-    config: TrainConfig, dataset: H5Dataset, train: np.ndarray
-) -> str | None:
-    """Set ``config.model.pair_repulsion`` in place where it is ``None`` (auto): on when at
-    least :data:`PERIODIC_SHARE` of the ``train`` conformers of ``dataset`` are periodic
-    (any periodic direction), off otherwise. Returns what was chosen and why, for the
-    log; ``None`` where the config names it or the model comes from ``model.init_from``."""
-    model = config.model
-    if model.pair_repulsion is not None or model.init_from:
-        return None
-    periodic = sum(_is_periodic(dataset.group_of(int(i)).pbc) for i in train)
-    model.pair_repulsion = bool(len(train)) and periodic >= PERIODIC_SHARE * len(train)
-    state = "on" if model.pair_repulsion else "off"
-    return f"{state} ({periodic} of {len(train)} training conformers periodic)"
-
-
-def _is_periodic(pbc: np.ndarray | None) -> bool:
-    return pbc is not None and bool(np.any(pbc))

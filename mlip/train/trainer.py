@@ -45,7 +45,7 @@ from mlip.train.data import StructureSource, check_labels
 from mlip.train.initial_model import build_model, load_initial_model
 from mlip.train.metrics import ErrorStats, MetricsLog, accumulate_errors, progress_postfix
 from mlip.train.optim import EMA, LRSchedule, build_optimizer, resolve_kind
-from mlip.train.recipe import resolve_pair_repulsion, resolve_width
+from mlip.train.recipe import resolve_width
 from mlip.train.refit import atomic_energy_shifts
 from mlip.train.signals import StopOnSignal
 from mlip.train.split import check_split, load_split, make_split, read_split_file, save_split
@@ -107,11 +107,7 @@ class Trainer:
         if model is None and init_from:
             model = load_initial_model(init_from, self.dataset.elements)
         self.width_choice = None
-        self.pair_repulsion_choice = None
-        if model is None:  # auto settings are chosen before the config is written
-            self.pair_repulsion_choice = resolve_pair_repulsion(
-                config, self.dataset, self.split["train"]
-            )
+        if model is None:  # an auto width is chosen before the config is written
             self.width_choice = resolve_width(
                 config, source, self.split["train"], self.dataset.elements, self.device,
                 self.dtype, self.context,

@@ -29,9 +29,11 @@ ELEMENTS = [1, 6, 8]
 def small_model(
     atomic_numbers: Sequence[int] = (1, 6, 8, 29), seed: int = 0, **overrides: Any
 ) -> MLIPModel:
-    """An untrained float64 model with non-trivial weights and statistics."""
+    """An untrained float64 model with non-trivial weights and statistics; with the ZBL
+    pair term unless ``pair_repulsion=False`` (so that every physics check covers it)."""
     torch.manual_seed(seed)
-    config = ModelConfig(atomic_numbers=list(atomic_numbers), **{"num_channels": 8, **overrides})
+    values = {"num_channels": 8, "pair_repulsion": True, **overrides}
+    config = ModelConfig(atomic_numbers=list(atomic_numbers), **values)
     model = MLIPModel(config).double()
     model.set_atomic_energies({z: -float(z) for z in atomic_numbers})
     model.set_scale(0.7)
