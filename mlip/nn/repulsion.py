@@ -16,6 +16,11 @@ Why: training data never holds atoms much closer than its shortest bond, and a n
 extrapolated below that distance can be soft (atoms pass through each other in hot MD,
 close pairs get forces far too weak). The pair term is physics the data need not teach;
 the network learns the rest, E = E_network + E_rep. It has no parameters. Units: eV, A.
+
+It is off by default (``model.pair_repulsion``): where the data's bonds sit at the sum
+of the covalent radii (organic molecules), the network must cancel the term's stiffness
+inside the data, and on one alloy it traded force and phonon accuracy for energy
+accuracy (docs/benchmarks/materials.md, the short-range pair term).
 """
 
 from __future__ import annotations
