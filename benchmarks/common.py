@@ -218,19 +218,17 @@ def training_min_distance(path: str, groups: tuple[str, ...] | None = None,
                           cutoff: float = 4.0) -> float:  # fmt: skip
     """The shortest interatomic distance (A, periodic images included) over the
     conformers of an mlip HDF5 file (``cutoff``: the longest distance looked at; the
-    library's vesin neighbour list; remembered per file within a process)."""
-    from mlip.data.graph import neighbor_list
+    library's graphs and edge vectors; remembered per file within a process)."""
+    from mlip.data.graph import build_batch
     from mlip.data.hdf5 import H5Dataset
+    from mlip.nn.geometry import edge_vectors
 
     dataset = H5Dataset(path, list(groups) if groups else None)
     shortest = math.inf
-    for s in dataset.iterate(range(len(dataset))):
-        i, j, shifts = neighbor_list(s.positions, s.cell, s.pbc, cutoff)
-        if i.size:
-            vectors = s.positions[j] - s.positions[i]
-            if s.cell is not None:
-                vectors = vectors + shifts @ np.asarray(s.cell)
-            shortest = min(shortest, float(np.linalg.norm(vectors, axis=1).min()))
+    for structure in dataset.iterate(range(len(dataset))):
+        lengths = edge_vectors(build_batch([structure], cutoff, labels=False)).norm(dim=-1)
+        if lengths.numel():
+            shortest = min(shortest, float(lengths.min()))
     dataset.close()
     return shortest
 

@@ -375,10 +375,8 @@ def _from_payload(payload: object, path: str) -> MLIPModel:
     if payload.get("version") != MODEL_VERSION:
         raise CheckpointError(f"{path}: model file version {payload.get('version')} unsupported")
     try:
-        # Files written before the pair term existed have none.
-        config = {"pair_repulsion": False, **payload["config"]}
         # Build in float64 first so that float64 weights are not rounded on the way in.
-        model = MLIPModel(ModelConfig.from_dict(config)).double()
+        model = MLIPModel(ModelConfig.from_dict(payload["config"])).double()
         model.load_state_dict(payload["state_dict"])
     except (KeyError, ValueError, RuntimeError) as err:
         raise CheckpointError(f"{path}: model file is inconsistent ({err})") from err

@@ -58,7 +58,7 @@ class ZBLRepulsion(torch.nn.Module):
             persistent=False,
         )
         cutoff = (radii[:, None] + radii[None, :]).clamp(max=float(r_max))
-        self.register_buffer("cutoff", cutoff.to(torch.float64), persistent=False)
+        self.register_buffer("cutoff", cutoff, persistent=False)
         self.register_buffer(
             "coefficients", torch.tensor(ZBL_COEFFICIENTS, dtype=torch.float64), persistent=False
         )
@@ -90,6 +90,4 @@ class ZBLRepulsion(torch.nn.Module):
         half its pair energy to its centre i (the graph holds both directions)."""
         centre, neighbour = edge_index
         pair = self.pair_energy(lengths, species[centre], species[neighbour])
-        return torch.zeros_like(lengths.new_empty(species.shape[0])).index_add(
-            0, centre, 0.5 * pair
-        )
+        return lengths.new_zeros(species.shape[0]).index_add(0, centre, 0.5 * pair)
