@@ -30,7 +30,7 @@ import pytest
 from ase import Atoms
 from ase.build import bulk, molecule
 from ase.eos import EquationOfState
-from support import far_reaching_model, small_model
+from support import close_pair, far_reaching_model, small_model
 from support.lammps_jobs import (
     EV_PER_A3_IN_BAR,
     atoms_of,
@@ -75,9 +75,7 @@ def files(tmp_path_factory) -> dict:
         model.save(paths[name])
     tri = copper_gold((3, 3, 3), 2)
     tri.set_cell(tri.cell.array + [[0, 0, 0], [1.3, 0, 0], [0.9, -0.6, 0]], scale_atoms=True)
-    # one pair at 2.0 A, inside the sum of covalent radii: the models' ZBL term is large
-    close = tri.get_distance(0, 1, mic=True, vector=True)
-    tri.positions[1] = tri.positions[0] + close / np.linalg.norm(close) * 2.0
+    close_pair(tri)  # one pair at 2.0 A: the models' ZBL term is large
     ethanol = molecule("CH3CH2OH")
     ethanol.rattle(0.05, seed=4)
     corner = ethanol.copy()  # in a corner of a fixed box: other ranks own no atom

@@ -17,7 +17,7 @@ import pytest
 import torch
 from ase import Atoms
 from ase.build import bulk
-from support import far_reaching_model
+from support import close_pair, far_reaching_model
 
 from mlip import keys
 from mlip.calculator import MLIPCalculator
@@ -94,14 +94,6 @@ def copper_gold(repeat: tuple[int, int, int], tilt: bool) -> Atoms:
         atoms.set_cell(atoms.cell.array + [[0, 0, 0], [0.4, 0, 0], [1.1, -0.3, 0]])
     atoms.rattle(0.1, seed=1)
     return close_pair(atoms)
-
-
-def close_pair(atoms: Atoms, distance: float = 2.0) -> Atoms:
-    """``atoms`` with atom 1 moved to ``distance`` (A) of atom 0's nearest image of it,
-    well inside the sum of covalent radii, so that the ZBL pair term is large."""
-    vector = atoms.get_distance(0, 1, mic=True, vector=True)
-    atoms.positions[1] = atoms.positions[0] + vector / np.linalg.norm(vector) * distance
-    return atoms
 
 
 @pytest.mark.parametrize("slabs", [1, 2, 3])
