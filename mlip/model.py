@@ -6,9 +6,10 @@ h_i^0 is an embedding of the element z_i; each of ``num_layers`` interaction blo
 (:mod:`mlip.nn.blocks`) updates the features from neighbours within r_max; e_t is a
 linear readout of the scalar channels after layer t (an MLP after the last one).
 E0 are per-element reference energies (least squares on the training set) and s a
-scale (the force RMS), so the network learns a small, O(1) correction. E_rep is the
-fixed ZBL repulsion of pairs closer than a bond (:mod:`mlip.nn.repulsion`, with
-``pair_repulsion``; off by default), which the data then need not teach. Forces,
+scale (the force RMS), so the network learns a small, O(1) correction. E_rep is a
+fixed short-range pair term (:mod:`mlip.nn.repulsion`, ``repulsion``): by default ZBL
+below the training data's shortest distance of each pair of elements, zero wherever
+the data are, so that a pair closer than any the data hold is pushed apart. Forces,
 stress and Hessians come from :mod:`mlip.derivatives` by autograd.
 Units: eV, Angstrom.
 """
@@ -30,7 +31,7 @@ from mlip.fileio import atomic_torch_save
 from mlip.nn.blocks import Interaction, natural_irreps
 from mlip.nn.geometry import edge_vectors
 from mlip.nn.radial import BesselBasis, PolynomialEnvelope
-from mlip.nn.repulsion import ZBLRepulsion
+from mlip.nn.repulsion import REPULSION_KINDS, CoreRepulsion, make_repulsion
 
 MODEL_FORMAT = "mlip-model"
 MODEL_VERSION = 1
@@ -48,10 +49,11 @@ class Architecture:
     features; num_channels: channels per irrep; num_layers: interaction blocks;
     radial_hidden: width of the radial MLP; correlation: 2 adds the channel-wise square
     (body order 3 per layer), 1 leaves it out; readout_hidden: width of the last readout
-    MLP; pair_repulsion: add the fixed ZBL pair term of :mod:`mlip.nn.repulsion`, so
-    that atoms closer than any training pair repel. These defaults are the training
-    recipe's (the ``model`` section of :class:`mlip.train.config.TrainConfig` is this class
-    plus training-only keys).
+    MLP; repulsion: the fixed pair term of :mod:`mlip.nn.repulsion` (``core``: ZBL below
+    the training data's shortest distance of each element pair, so that atoms closer
+    than any training pair repel; ``zbl``: ZBL below the covalent radii; ``none``).
+    These defaults are the training recipe's (the ``model`` section of
+    :class:`mlip.train.config.TrainConfig` is this class plus training-only keys).
     """
 
     r_max: float = option(5.0, "cutoff radius", unit="A")
@@ -64,10 +66,12 @@ class Architecture:
     radial_hidden: int = option(32, "width of the radial MLP")
     correlation: int = option(2, "2: add the channel-wise square (body order 3 a layer); 1: not")
     readout_hidden: int = option(16, "width of the last readout MLP")
-    pair_repulsion: bool = option(
-        False,
-        "add the ZBL nuclear repulsion below the sum of covalent radii (mlip.nn.repulsion) "
-        "to the network's energy",
+    repulsion: str = option(
+        "core",
+        "short-range pair term added to the network (mlip.nn.repulsion): 'core', ZBL only "
+        "below the training data's shortest distance of each element pair; 'zbl', ZBL "
+        "below the sum of covalent radii; 'none'",
+        choices=REPULSION_KINDS,
     )
 
     def check(self) -> None:
@@ -79,6 +83,7 @@ class Architecture:
             "num_channels": self.num_channels >= 1, "num_layers": self.num_layers >= 1,
             "radial_hidden": self.radial_hidden >= 1, "correlation": self.correlation in (1, 2),
             "readout_hidden": self.readout_hidden >= 1,
+            "repulsion": self.repulsion in REPULSION_KINDS,
         }  # fmt: skip
         for name, ok in checks.items():
             if not ok:
@@ -137,9 +142,7 @@ class MLIPModel(torch.nn.Module):
 
         self.radial_basis = BesselBasis(config.r_max, config.num_radial)
         self.envelope = PolynomialEnvelope(config.r_max, config.envelope_p)
-        self.repulsion = (
-            ZBLRepulsion(self.atomic_numbers, config.r_max) if config.pair_repulsion else None
-        )
+        self.repulsion = make_repulsion(config.repulsion, self.atomic_numbers, config.r_max)
         self.irreps_sh = o3.Irreps.spherical_harmonics(config.l_max)
         self.spherical_harmonics = o3.SphericalHarmonics(
             self.irreps_sh, normalize=True, normalization="component"
@@ -187,6 +190,13 @@ class MLIPModel(torch.nn.Module):
         if not scale > 0:
             raise ValueError(f"scale must be > 0, got {scale}")
         self.scale.fill_(float(scale))
+
+    def set_shortest_distances(self, shortest: dict[tuple[int, int], float]) -> None:
+        """The training data's shortest distance (A) of each pair of atomic numbers: the
+        cutoffs of the ``core`` pair term (:meth:`CoreRepulsion.set_cutoffs`); a model
+        without that term ignores them."""
+        if isinstance(self.repulsion, CoreRepulsion):
+            self.repulsion.set_cutoffs(shortest)
 
     def set_avg_num_neighbors(self, n: float) -> None:
         """Average neighbour count, normalising the message sums."""
@@ -368,6 +378,15 @@ def load_model(
     return _from_payload(payload, path).to(device=device, dtype=dtype).eval()
 
 
+def _current_config(config: dict) -> dict:
+    """A saved model config in today's keys: files written before ``repulsion`` had no
+    pair term, or the ZBL one under ``pair_repulsion: true``."""
+    config = dict(config)
+    if "repulsion" not in config:
+        config["repulsion"] = "zbl" if config.pop("pair_repulsion", False) else "none"
+    return config
+
+
 def _from_payload(payload: object, path: str) -> MLIPModel:
     """The float64 model of one :meth:`MLIPModel.payload`; CheckpointError naming ``path``."""
     if not isinstance(payload, dict) or payload.get("format") != MODEL_FORMAT:
@@ -376,7 +395,7 @@ def _from_payload(payload: object, path: str) -> MLIPModel:
         raise CheckpointError(f"{path}: model file version {payload.get('version')} unsupported")
     try:
         # Build in float64 first so that float64 weights are not rounded on the way in.
-        model = MLIPModel(ModelConfig.from_dict(payload["config"])).double()
+        model = MLIPModel(ModelConfig.from_dict(_current_config(payload["config"]))).double()
         model.load_state_dict(payload["state_dict"])
     except (KeyError, ValueError, RuntimeError) as err:
         raise CheckpointError(f"{path}: model file is inconsistent ({err})") from err

@@ -86,7 +86,9 @@ class EnergyModelContract:
     def test_forces_are_finite_differences(self, model) -> None:
         s = self.molecule(3)
         forces = evaluate(model, [s])[keys.FORCES].numpy()
-        fd = finite_difference_forces(model, s, h=1e-4)
+        # h = 1e-5: the steep third derivative of the core pair term at short bonds
+        # makes the O(h^2) error of central differences about 2e-7 eV/A at 1e-4
+        fd = finite_difference_forces(model, s, h=1e-5)
         assert np.abs(forces).max() > 0
         assert np.abs(forces - fd).max() < 1e-7 * max(1.0, np.abs(forces).max())
 

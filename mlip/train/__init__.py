@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from ase.data import chemical_symbols
+
 
 def run_training(config: Any, model: Any = None, callbacks: list | None = None) -> dict:
     """Train with a resolved :class:`~mlip.train.config.TrainConfig`; returns the summary."""
@@ -83,6 +85,11 @@ def describe(trainer: Any) -> str:
             f"statistics: E0 [eV] {{{energies}}}, scale {s.scale:.4g} eV, "
             f"avg neighbours {s.avg_num_neighbors:.3g}"
         )
+    cutoffs = getattr(getattr(trainer.model, "repulsion", None), "cutoffs", None)
+    if cutoffs is not None and cutoffs():
+        symbol = chemical_symbols
+        pairs = ", ".join(f"{symbol[a]}-{symbol[b]} {d:.3f}" for (a, b), d in cutoffs().items())
+        lines.append(f"core repulsion below [A]: {pairs}")
     scales = ", ".join(
         f"{t} {trainer.loss.weights[t]:.4g} (label RMS {trainer.loss_scales[t]:.3g})"
         if t in trainer.loss_scales

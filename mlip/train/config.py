@@ -21,6 +21,7 @@ import yaml
 from mlip.fields import device_field, dtype_field, option
 from mlip.loss import PROBE_KINDS
 from mlip.model import Architecture
+from mlip.nn.repulsion import REPULSION_KINDS
 from mlip.train.optim import KINDS
 
 
@@ -247,6 +248,7 @@ class TrainConfig:
             raise ValueError(
                 f"loss.stage_two_energy_weight must be >= 0, got {loss.stage_two_energy_weight}"
             )
+        _check_choice("model.repulsion", self.model.repulsion, REPULSION_KINDS)
         _check_choice("optim.optimizer", self.optim.optimizer, ("adam", "adamw"))
         _check_choice("optim.scheduler", self.optim.scheduler, KINDS)
         if self.optim.scheduler == "cosine" and self.train.max_time is None:

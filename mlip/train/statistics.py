@@ -9,6 +9,8 @@
   network predicts O(1) numbers; without forces, the RMS per-atom energy residual
   after the reference energies.
 * Average number of neighbours within r_max, which normalises message sums.
+* The shortest distance (A) of each pair of elements within r_max, below which the
+  model's ``core`` pair term acts (:class:`mlip.nn.repulsion.CoreRepulsion`).
 * Label scales of the loss terms (RMS of the per-atom energy residual, of the force
   components and of the 9 stress components, eV/A^3), which normalise the loss.
 """
@@ -17,12 +19,14 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
+import torch
 
 from mlip.data.graph import Structure, neighbor_list
 from mlip.errors import DataError
+from mlip.nn.geometry import pair_vectors
 
 
 @dataclass
@@ -34,11 +38,43 @@ class DatasetStatistics:
     energy_residual_rms: float  # eV/atom, after the reference energies
     num_structures: int
     stress_rms: float | None = None  # eV/A^3 over the 9 components, None without stress
+    #: shortest distance (A) within r_max of each pair of atomic numbers (Z_i <= Z_j)
+    shortest_distances: dict[tuple[int, int], float] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         out = asdict(self)
         out["atomic_energies"] = {int(k): float(v) for k, v in self.atomic_energies.items()}
+        out["shortest_distances"] = {
+            f"{a}-{b}": float(d) for (a, b), d in self.shortest_distances.items()
+        }
         return out
+
+
+def shortest_pair_distances(
+    structure: Structure, centres: np.ndarray, neighbours: np.ndarray, shifts: np.ndarray
+) -> dict[tuple[int, int], float]:
+    """The shortest length (A) of the edges of ``structure`` (from :func:`neighbor_list`)
+    of each pair of atomic numbers (Z_i <= Z_j)."""
+    if len(centres) == 0:
+        return {}
+    cell = np.zeros((1, 3, 3)) if structure.cell is None else np.asarray(structure.cell)[None]
+    lengths = (
+        pair_vectors(
+            torch.as_tensor(structure.positions, dtype=torch.float64),
+            torch.as_tensor(np.stack([centres, neighbours])),
+            torch.as_tensor(shifts),
+            torch.as_tensor(cell, dtype=torch.float64),
+            torch.zeros(structure.num_atoms, dtype=torch.long),
+        )
+        .norm(dim=-1)
+        .numpy()
+    )
+    z = np.asarray(structure.atomic_numbers)
+    low, high = np.minimum(z[centres], z[neighbours]), np.maximum(z[centres], z[neighbours])
+    shortest: dict[tuple[int, int], float] = {}
+    for a, b in set(zip(low.tolist(), high.tolist(), strict=True)):
+        shortest[(a, b)] = float(lengths[(low == a) & (high == b)].min())
+    return shortest
 
 
 def composition(structure: Structure, elements: list[int]) -> np.ndarray:
@@ -96,6 +132,7 @@ def compute_statistics(
     compositions, energies, num_atoms = [], [], []
     force_sq, force_count, edges = 0.0, 0, 0
     stress_sq, stress_count = 0.0, 0
+    shortest: dict[tuple[int, int], float] = {}
     for s in structures:
         compositions.append(composition(s, elements))
         energies.append(float(s.energy))
@@ -107,9 +144,11 @@ def compute_statistics(
             voigt = np.asarray(s.stress, dtype=np.float64)
             stress_sq += float(np.square(voigt[:3]).sum() + 2.0 * np.square(voigt[3:]).sum())
             stress_count += 9
-        centres = neighbor_list(s.positions, s.cell, s.pbc, r_max)[0]
+        centres, neighbours, shifts = neighbor_list(s.positions, s.cell, s.pbc, r_max)
         check_connected(s, centres, r_max)
         edges += len(centres)
+        for pair, d in shortest_pair_distances(s, centres, neighbours, shifts).items():
+            shortest[pair] = min(d, shortest.get(pair, d))
     if not energies:
         raise ValueError("cannot compute statistics of an empty set of conformers")
     a, e, n = np.array(compositions), np.array(energies), np.array(num_atoms)
@@ -132,4 +171,5 @@ def compute_statistics(
         energy_residual_rms=residual_rms,
         num_structures=len(energies),
         stress_rms=float(np.sqrt(stress_sq / stress_count)) if stress_count else None,
+        shortest_distances=dict(sorted(shortest.items())),
     )

@@ -239,6 +239,7 @@ class Trainer:
             ("set_atomic_energies", stats.atomic_energies),
             ("set_scale", stats.scale),
             ("set_avg_num_neighbors", stats.avg_num_neighbors),
+            ("set_shortest_distances", stats.shortest_distances),
         ):
             if hasattr(self.model, setter):
                 getattr(self.model, setter)(value)

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from ase.data import covalent_radii
 
 from mlip import keys
 from mlip.fileio import atomic_torch_save
@@ -24,20 +25,33 @@ from mlip.nn.geometry import edge_vectors
 
 #: elements of the training fixtures (H, C, O)
 ELEMENTS = [1, 6, 8]
+#: the test models' core-repulsion cutoffs, in sums of covalent radii (Cu-Cu: 2.64 A,
+#: beyond fcc copper's nearest neighbours at 2.55 A)
+CORE_CUTOFF_FACTOR = 1.0
 
 
 def small_model(
     atomic_numbers: Sequence[int] = (1, 6, 8, 29), seed: int = 0, **overrides: Any
 ) -> MLIPModel:
-    """An untrained float64 model with non-trivial weights and statistics; with the ZBL
-    pair term unless ``pair_repulsion=False`` (so that every physics check covers it)."""
+    """An untrained float64 model with non-trivial weights and statistics, with the
+    default ``core`` pair term acting below :data:`CORE_CUTOFF_FACTOR` times the sum of
+    the covalent radii of each pair (every Cu cell has pairs inside it, so that every
+    physics check covers the term); ``repulsion="zbl"`` or ``"none"`` for the others."""
     torch.manual_seed(seed)
-    values = {"num_channels": 8, "pair_repulsion": True, **overrides}
+    values = {"num_channels": 8, **overrides}
     config = ModelConfig(atomic_numbers=list(atomic_numbers), **values)
     model = MLIPModel(config).double()
     model.set_atomic_energies({z: -float(z) for z in atomic_numbers})
     model.set_scale(0.7)
     model.set_avg_num_neighbors(8.0)
+    model.set_shortest_distances(
+        {
+            (a, b): CORE_CUTOFF_FACTOR * float(covalent_radii[a] + covalent_radii[b])
+            for a in atomic_numbers
+            for b in atomic_numbers
+            if a <= b
+        }
+    )
     return model
 
 

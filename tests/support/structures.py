@@ -90,8 +90,8 @@ def argon_crystal(seed: int = 1, repeat: tuple[int, int, int] = (2, 2, 1)) -> At
 
 def close_pair(atoms: Atoms, distance: float = 2.0) -> Atoms:
     """``atoms`` with atom 1 moved to ``distance`` (A) of atom 0's nearest image of it, in
-    place: for Cu and Au well inside the sum of covalent radii, where the ZBL pair term
-    of the test models is large."""
+    place: for Cu and Au well inside the sum of covalent radii, where the pair term of
+    the test models is large."""
     vector = atoms.get_distance(0, 1, mic=True, vector=True)
     atoms.positions[1] = atoms.positions[0] + vector / np.linalg.norm(vector) * distance
     return atoms
