@@ -217,18 +217,19 @@ def force_mae_by_distance(atoms_list: list, force_errors: list[np.ndarray],
 def training_min_distance(path: str, groups: tuple[str, ...] | None = None,
                           cutoff: float = 4.0) -> float:  # fmt: skip
     """The shortest interatomic distance (A, periodic images included) over the
-    conformers of an mlip HDF5 file (``cutoff``: the longest distance looked at; the
-    library's graphs and edge vectors; remembered per file within a process)."""
-    from mlip.data.graph import build_batch
+    conformers of an mlip HDF5 file (``cutoff``: the longest distance looked at): the
+    smallest of the trainer's per-pair shortest distances
+    (:func:`mlip.train.statistics.shortest_pair_distances`); remembered per file within a
+    process."""
+    from mlip.data.graph import neighbor_list
     from mlip.data.hdf5 import H5Dataset
-    from mlip.nn.geometry import edge_vectors
+    from mlip.train.statistics import shortest_pair_distances
 
     dataset = H5Dataset(path, list(groups) if groups else None)
     shortest = math.inf
-    for structure in dataset.iterate(range(len(dataset))):
-        lengths = edge_vectors(build_batch([structure], cutoff, labels=False)).norm(dim=-1)
-        if lengths.numel():
-            shortest = min(shortest, float(lengths.min()))
+    for s in dataset.iterate(range(len(dataset))):
+        edges = neighbor_list(s.positions, s.cell, s.pbc, cutoff)
+        shortest = min([shortest, *shortest_pair_distances(s, *edges).values()])
     dataset.close()
     return shortest
 

@@ -56,7 +56,8 @@ REPULSION_KINDS = ("none", "core", "zbl")
 
 class _ScreenedCoulomb(torch.nn.Module):
     """The ZBL pair potential V(r) of the module docstring for the model's elements
-    ``atomic_numbers`` (its species order), and the per-atom sum of a pair term."""
+    ``atomic_numbers`` (its species order), and the per-atom sum of the pair term
+    ``pair_energy(lengths, species_i, species_j)`` that each subclass defines."""
 
     def __init__(self, atomic_numbers: Sequence[int]) -> None:
         super().__init__()
@@ -91,11 +92,6 @@ class _ScreenedCoulomb(torch.nn.Module):
         if order >= 2:
             values.append(charge * (g[2] / r - 2 * g[1] / r**2 + 2 * g[0] / r**3))
         return values
-
-    def pair_energy(
-        self, lengths: torch.Tensor, species_i: torch.Tensor, species_j: torch.Tensor
-    ) -> torch.Tensor:
-        raise NotImplementedError
 
     def forward(
         self, lengths: torch.Tensor, edge_index: torch.Tensor, species: torch.Tensor

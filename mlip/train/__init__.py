@@ -85,10 +85,12 @@ def describe(trainer: Any) -> str:
             f"statistics: E0 [eV] {{{energies}}}, scale {s.scale:.4g} eV, "
             f"avg neighbours {s.avg_num_neighbors:.3g}"
         )
-    cutoffs = getattr(getattr(trainer.model, "repulsion", None), "cutoffs", None)
-    if cutoffs is not None and cutoffs():
-        symbol = chemical_symbols
-        pairs = ", ".join(f"{symbol[a]}-{symbol[b]} {d:.3f}" for (a, b), d in cutoffs().items())
+    repulsion = getattr(trainer.model, "repulsion", None)
+    cutoffs = repulsion.cutoffs() if hasattr(repulsion, "cutoffs") else {}
+    if cutoffs:
+        pairs = ", ".join(
+            f"{chemical_symbols[a]}-{chemical_symbols[b]} {d:.3f}" for (a, b), d in cutoffs.items()
+        )
         lines.append(f"core repulsion below [A]: {pairs}")
     scales = ", ".join(
         f"{t} {trainer.loss.weights[t]:.4g} (label RMS {trainer.loss_scales[t]:.3g})"
