@@ -14,9 +14,9 @@ in ``OUT/NAME/``:
    after 1 ps of equilibration, a frame every 20 steps; the others: group ``NAME_test``
    of their file, the same protocol), labelled by the same method.
 3. Baseline: as many labels as the loop used, drawn at random from the molecule's
-   reference 500 K MD (group ``NAME``), trained with the same settings as a committee
-   from scratch; the loop ends with the same training from scratch on its labels
-   (``mlip learn --final-epochs``, here ``--scratch-epochs``), so data is compared with
+   reference 500 K MD (group ``NAME``), trained as a committee from scratch with the
+   loop's final training (``mlip learn --final-time``, ``--final-epochs``: mlip train's
+   recipe under a time budget), which the loop ends with on its own labels, so data is compared with
    data, and the loop's last fine-tuned committee is reported beside it. Validation
    frames (on which recipes are chosen): ``--valid-frames`` others of that MD. With
    ``--hessian-fraction f`` the loop labels finite-difference Hessians on that fraction of
@@ -58,8 +58,8 @@ SPEC = "tblite:GFN2-xTB"
 #: --short: a small version of the full run (same code path; 40 labels; its wall time
 #: is on docs/benchmarks/active_learning.md)
 SHORT = {"budget": 40, "per_round": 10, "rattles": 10, "md_steps": 400, "committee": 2,
-         "num_channels": 8, "max_epochs": 100, "test_ps": 0.5, "stability_ps": 1.0,
-         "stability_replicas": 4}  # fmt: skip
+         "num_channels": 8, "max_epochs": 100, "final_time": 30.0, "test_ps": 0.5,
+         "stability_ps": 1.0, "stability_replicas": 4}  # fmt: skip
 
 
 def reference_trajectory(path: str, ps: float, seed: int, minimum) -> None:  # noqa: ANN001
@@ -225,6 +225,7 @@ def run_molecule(name: str, args: argparse.Namespace) -> dict:
 
     from mlip.data.spec import parse_structure_spec, read_conformer, read_frames
     from mlip.learn import LearnConfig, Learner
+    from mlip.learn.config import ROUND_TRAINING
     from mlip.learn.report import format_table
     from mlip.model import load_model
 
@@ -233,9 +234,11 @@ def run_molecule(name: str, args: argparse.Namespace) -> dict:
     os.makedirs(out, exist_ok=True)
     start = time.perf_counter()
     minimum = read_frames(data["minimum"])[0].to_atoms()
-    train = {"model.num_channels": args.num_channels, "train.max_epochs": args.max_epochs,
-             "data.batch_size": args.batch_size}  # fmt: skip
-    scratch = {**train, "train.max_epochs": args.scratch_epochs or args.max_epochs}
+    # a round's training: only what differs from the loop's own (the final training
+    # keeps these keys, so a round default passed on would change it)
+    chosen = {"model.num_channels": args.num_channels, "train.max_epochs": args.max_epochs,
+              "data.batch_size": args.batch_size}  # fmt: skip
+    train = {k: v for k, v in chosen.items() if v != ROUND_TRAINING[k]}
     learn_out = os.path.join(out, "learn")
     config = LearnConfig(
         start=(data["minimum"],), calculator=SPEC, out=learn_out,
@@ -245,13 +248,15 @@ def run_molecule(name: str, args: argparse.Namespace) -> dict:
         min_force_std=args.min_force_std, max_force_std=args.max_force_std,
         stop_force_std=args.stop_force_std, diversity=args.diversity,
         selection=args.selection, explore_from=args.explore_from,
-        hessian_fraction=args.hessian_fraction, final_epochs=scratch["train.max_epochs"],
+        hessian_fraction=args.hessian_fraction, final_time=args.final_time,
+        final_epochs=args.final_epochs,
         final_energy_margin=args.final_energy_margin,
         committee_energy_margin=args.committee_energy_margin,
         committee=args.committee, train=train, seed=args.seed, progress=True,
         resume=os.path.exists(os.path.join(learn_out, "state.json")),
     )  # fmt: skip
     state = Learner(config).run()
+    scratch = config.final_training()  # the random baselines train as the loop ends
     learn_s = time.perf_counter() - start
     labels = Learner(config.replace(resume=True)).labels()
 
@@ -375,10 +380,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="per member and round",
     )
     p.add_argument(
-        "--scratch-epochs",
+        "--final-time",
+        type=float,
+        default=D.final_time,
+        help="s a member: the loop's final training and the random baselines'",
+    )
+    p.add_argument(
+        "--final-epochs",
         type=int,
         default=D.final_epochs,
-        help="per member of the from-scratch committees (0: --max-epochs)",
+        help="epochs a member at most of those trainings (default: none)",
     )
     p.add_argument(
         "--final-energy-margin",

@@ -441,11 +441,11 @@ def test_round_committees_leave_out_rattles_above_the_md_energies(tmp_path: Path
 def test_round_training_defaults_and_overrides(tmp_path: Path) -> None:
     """A round trains with ROUND_TRAINING under the user's keys; a time budget alone
     drops the default epoch cap (it would end a --max-time run early), and the final
-    training runs final_epochs whatever a round's cap."""
+    training runs mlip train's recipe for final_time whatever a round's cap."""
     from mlip.learn.config import ROUND_TRAINING
 
     config = LearnConfig(("x.xyz",), "emt", str(tmp_path))
-    assert config.training() == ROUND_TRAINING and config.final_epochs > 0
+    assert config.training() == ROUND_TRAINING and config.final
     user = config.replace(train={"model.num_channels": 8, "train.max_time": 60.0})
     assert user.training() == {"model.num_channels": 8, "train.max_time": 60.0,
                                "data.batch_size": ROUND_TRAINING["data.batch_size"],
@@ -463,6 +463,36 @@ def test_round_training_defaults_and_overrides(tmp_path: Path) -> None:
     assert typed.training()["train.max_time"] == 60.0
     assert "train.max_epochs" not in typed.training()
     assert config_from_args(parser.parse_args(args)) == config  # the CLI's defaults are these
+
+
+def test_final_training_is_mlip_trains_recipe_under_a_time_budget(tmp_path: Path) -> None:
+    """The final training takes mlip train's defaults (not a round's small model), the
+    user's training keys less a round's budget, and --final-time / --final-epochs as its
+    own; either at 0 means no final training."""
+    from mlip.learn.config import ROUND_TRAINING
+    from mlip.train.config import TrainConfig
+
+    config = LearnConfig(("x.xyz",), "emt", str(tmp_path), final_time=120.0)
+    assert config.final_training() == {"train.max_time": 120.0, "train.max_epochs": None}
+    user = config.replace(train={"model.num_channels": 8, "train.max_epochs": 3,
+                                 "train.max_time": 9.0, "loss.energy_weight": 2.0})  # fmt: skip
+    assert user.final_training() == {"model.num_channels": 8, "loss.energy_weight": 2.0,
+                                     "train.max_time": 120.0, "train.max_epochs": None}  # fmt: skip
+    seed = tmp_path / "cu4.xyz"
+    ase.io.write(seed, bulk("Cu", "fcc", a=3.61, cubic=True))
+    learner = Learner(config.replace(start=(str(seed),), out=str(tmp_path / "run"),
+                                     final_epochs=7))  # fmt: skip
+    learner.labels = lambda data=None: 20  # noqa: ARG005  (no labels are read)
+    final, round_1 = learner.train_config(None), learner.train_config(1)
+    default = TrainConfig()
+    assert final.model.num_channels == default.model.num_channels  # the trainer's own rule
+    assert final.model.repulsion == default.model.repulsion
+    assert (final.train.max_time, final.train.max_epochs) == (120.0, 7)
+    assert round_1.model.num_channels == ROUND_TRAINING["model.num_channels"]
+    assert round_1.train.max_epochs == ROUND_TRAINING["train.max_epochs"]
+    assert not config.replace(final_time=0.0).final and not config.replace(final_epochs=0).final
+    with pytest.raises(ValueError, match="final_time must be >= 0"):
+        config.replace(final_time=-1.0).check()
 
 
 def test_a_committee_unsure_everywhere_still_spends_its_budget(tmp_path: Path) -> None:

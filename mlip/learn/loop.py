@@ -22,10 +22,11 @@ It stops when the budget (labeller calls: labels and failures) is spent, when a 
 MD finds no frame above ``min_force_std`` over its full length on every system, none
 stopped or exploded (converged) or after ``max_rounds``: :data:`NORMAL_ENDS`. Any other
 end (no new frame, not even a rattle) is warned about and noted in the round table.
-With ``final_epochs`` the committee is then trained once more, from scratch on every
-label (``final/committee``): a committee fine-tuned round after round on a growing set
-ends less accurate than one trained on the whole set at once (measured on ethanol with
-xTB labels: docs/benchmarks/active_learning.md), less round 0's rattles above the
+With ``final_time`` the committee is then trained once more, from scratch on every
+label with mlip train's own recipe under that time budget (``final/committee``): a
+committee fine-tuned round after round on a growing set ends less accurate than one
+trained on the whole set at once (measured on ethanol with xTB labels:
+docs/benchmarks/active_learning.md), less round 0's rattles above the
 energies of the MD rounds' labels (``final_energy_margin``; the rattles teach the first
 committees enough for their MD to run, but a final model trained on them is less
 accurate where MD goes: same page). Output ``OUT``: ``model.pt`` (the final
@@ -201,7 +202,8 @@ class Learner:
 
     def _reopen(self, state: dict[str, Any]) -> dict[str, Any]:
         """A finished run goes on when its budget or max_rounds was raised on resume, and
-        its final training is (re)done when ``final_epochs`` or ``final_energy_margin``
+        its final training is (re)done when its budget (``final_time``, ``final_epochs``) or
+        ``final_energy_margin``
         changed, or how many labels that margin now leaves out (a run of an earlier rule; the
         counts are compared, not the labels)."""
         self.state = state
@@ -214,21 +216,24 @@ class Learner:
                 return state
         if state["phase"] in ("done", "final"):
             final = state.get("final") or {}
-            epochs = final.get("epochs")
+            trained = "labels" in final
             # a run of before the margin existed trained its final committee on every label
             margin = self.config.final_energy_margin
-            changed = (epochs, final.get("energy_margin")) != (self.config.final_epochs, margin)
-            if not changed and epochs is not None and margin is not None:
+            budget = (final.get("time"), final.get("epochs"))
+            changed = budget != (self.config.final_time, self.config.final_epochs) or (
+                final.get("energy_margin") != margin
+            )
+            if not changed and trained and margin is not None:
                 # the same margin under another rule (one finished before MD outliers were
                 # left out): the labels it leaves out now decide
                 _, dropped, outliers = self._labels_below(margin, state["round"])
                 before = (final.get("left_out") or 0, final.get("md_outliers") or 0)
                 changed = before != (dropped, outliers)
-            if self.config.final_epochs and changed:
-                if epochs is not None:
+            if self.config.final and changed:
+                if trained:
                     self._drop_final()
                 state["phase"] = "final"
-            elif not self.config.final_epochs:
+            elif not self.config.final:
                 self._drop_final()
                 state["phase"] = "done"
         return state
@@ -255,7 +260,7 @@ class Learner:
             warnings.warn(f"mlip learn stopped early, {left} of {self.config.budget} labels "
                           f"unspent and the committee not converged: {reason}",
                           stacklevel=2)  # fmt: skip
-        self.state["phase"] = "final" if self.config.final_epochs else "done"
+        self.state["phase"] = "final" if self.config.final else "done"
 
     def _save(self, state: dict[str, Any] | None = None) -> None:
         atomic_write_text(self.path("state.json"), json.dumps(state or self.state, indent=1))
@@ -438,8 +443,8 @@ class Learner:
 
     def train_config(self, r: int | None, data: str | None = None):  # noqa: ANN201
         """The :class:`~mlip.train.config.TrainConfig` of round r (None: the final
-        training, from scratch for ``final_epochs``): every label of ``data`` (default
-        ``data.h5``), a random validation split."""
+        training, from scratch with :meth:`LearnConfig.final_training`'s keys): every label
+        of ``data`` (default ``data.h5``), a random validation split."""
         from mlip.train.config import load_config
 
         data = data or self.path("data.h5")
@@ -456,11 +461,10 @@ class Learner:
                  "train.out": out, "train.seed": self.config.seed + (r or 0),
                  "train.progress": False, "train.resume": True,
                  "train.device": self.config.device}  # fmt: skip
-        if r is None:
-            fixed["train.max_epochs"] = self.config.final_epochs
-        elif self.config.finetune and r > 0:
+        if self.config.finetune and r is not None and r > 0:
             fixed["model.init_from"] = self.path(f"round_{r - 1}", "committee", "model.pt")
-        return load_config(None, {**base, **self.config.training(), **fixed})
+        keys = self.config.training() if r is not None else self.config.final_training()
+        return load_config(None, {**base, **keys, **fixed})
 
     def _fit(self, r: int | None, data: str | None = None) -> dict[str, Any]:
         """Train the committee of round r (None: the final one) on ``data`` (default
@@ -501,7 +505,8 @@ class Learner:
         data, dropped, outliers = self._final_data()
         fit = self._fit(None, data)
         self._publish(self.path("final", "committee", "model.pt"))
-        self.state["final"] = {"epochs": self.config.final_epochs,
+        self.state["final"] = {"time": self.config.final_time,
+                               "epochs": self.config.final_epochs,
                                "energy_margin": self.config.final_energy_margin,
                                "left_out": dropped, "md_outliers": outliers, **fit,
                                "wall_s": time.perf_counter() - start}  # fmt: skip
@@ -544,7 +549,10 @@ def describe_final(final: dict[str, Any]) -> str:
                if left_out else "")  # fmt: skip
     if outliers:
         rattles += f", {outliers} MD label(s) far above the others left out"
-    return (f"final committee (from scratch, {final['epochs']} epochs, {final['labels']} "
+    budget = f"{final['time']:g} s a member" if final.get("time") else ""
+    if final.get("epochs") is not None:
+        budget += f"{', at most ' if budget else ''}{final['epochs']} epochs"
+    return (f"final committee (from scratch, {budget}, {final['labels']} "
             f"labels{rattles}): valid F MAE {final['valid_forces_mae']:.1f} meV/A, E MAE "
             f"{final['valid_energy_mae']:.3g} meV/atom")  # fmt: skip
 
