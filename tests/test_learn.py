@@ -469,15 +469,15 @@ def test_final_training_is_mlip_trains_recipe_under_a_time_budget(tmp_path: Path
     """The final training takes mlip train's defaults (not a round's small model), the
     user's training keys less a round's budget, and --final-time / --final-epochs as its
     own; either at 0 means no final training."""
-    from mlip.learn.config import ROUND_TRAINING
+    from mlip.learn.config import FINAL_TRAINING, ROUND_TRAINING
     from mlip.train.config import TrainConfig
 
     config = LearnConfig(("x.xyz",), "emt", str(tmp_path), final_time=120.0)
-    assert config.final_training() == {"train.max_time": 120.0, "train.max_epochs": None}
+    budget = {"train.max_time": 120.0, "train.max_epochs": None}
+    assert config.final_training() == {**FINAL_TRAINING, **budget}
     user = config.replace(train={"model.num_channels": 8, "train.max_epochs": 3,
-                                 "train.max_time": 9.0, "loss.energy_weight": 2.0})  # fmt: skip
-    assert user.final_training() == {"model.num_channels": 8, "loss.energy_weight": 2.0,
-                                     "train.max_time": 120.0, "train.max_epochs": None}  # fmt: skip
+                                 "train.max_time": 9.0, "data.batch_size": 2})  # fmt: skip
+    assert user.final_training() == {"model.num_channels": 8, "data.batch_size": 2, **budget}
     seed = tmp_path / "cu4.xyz"
     ase.io.write(seed, bulk("Cu", "fcc", a=3.61, cubic=True))
     learner = Learner(config.replace(start=(str(seed),), out=str(tmp_path / "run"),
@@ -488,6 +488,7 @@ def test_final_training_is_mlip_trains_recipe_under_a_time_budget(tmp_path: Path
     assert final.model.num_channels == default.model.num_channels  # the trainer's own rule
     assert final.model.repulsion == default.model.repulsion
     assert (final.train.max_time, final.train.max_epochs) == (120.0, 7)
+    assert final.data.batch_size == FINAL_TRAINING["data.batch_size"]
     assert round_1.model.num_channels == ROUND_TRAINING["model.num_channels"]
     assert round_1.train.max_epochs == ROUND_TRAINING["train.max_epochs"]
     assert not config.replace(final_time=0.0).final and not config.replace(final_epochs=0).final

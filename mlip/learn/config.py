@@ -36,6 +36,12 @@ ROUND_TRAINING: dict[str, Any] = {
     "data.batch_size": 4,
 }
 
+#: the final training's keys besides mlip train's defaults (``LearnConfig.train`` and
+#: ``final_time`` go over them): a few hundred labels learn more from 2.5 times the steps
+#: of the trainer's batch of 10 (ethanol and aspirin, 300 random 500 K xTB frames:
+#: docs/benchmarks/active_learning.md, the final training)
+FINAL_TRAINING: dict[str, Any] = {"data.batch_size": 4}
+
 
 @dataclass(frozen=True)
 class LearnConfig:
@@ -165,8 +171,7 @@ class LearnConfig:
         True, "later rounds fine-tune the last committee (off: retrain from scratch)"
     )
     # the final model is the product of the run, so it gets mlip train's own recipe (the
-    # width rule, a cosine schedule over the budget) rather than a round's small model:
-    # better on validation frames at equal time and better still at 300 s a member
+    # width rule, a cosine schedule over the budget) rather than a round's small model
     # (docs/benchmarks/active_learning.md, the final training)
     final_time: float = option(
         300.0,
@@ -285,12 +290,13 @@ class LearnConfig:
         return self.final_time > 0 and self.final_epochs != 0
 
     def final_training(self) -> dict[str, Any]:
-        """The final training's keys: mlip train's defaults under the user's ``train``
-        keys less a round's budget (``train.max_time``, ``train.max_epochs``), with
-        ``final_time`` and ``final_epochs`` as its budget."""
+        """The final training's keys: mlip train's defaults with :data:`FINAL_TRAINING`,
+        under the user's ``train`` keys less a round's budget (``train.max_time``,
+        ``train.max_epochs``), with ``final_time`` and ``final_epochs`` as its budget."""
         keys = {k: v for k, v in self.train.items()
                 if k not in ("train.max_time", "train.max_epochs")}  # fmt: skip
-        return {**keys, "train.max_time": self.final_time, "train.max_epochs": self.final_epochs}
+        budget = {"train.max_time": self.final_time, "train.max_epochs": self.final_epochs}
+        return {**FINAL_TRAINING, **keys, **budget}
 
     @property
     def stop_std(self) -> float:
