@@ -164,3 +164,22 @@ def test_training_throughput_rows(tiny_data):
     assert all(math.isfinite(x) and x > 0 for x in ratios.values())
     table = throughput.format_table(rows)
     assert table.count("| float64 |") == 12 + 8  # 12 step rows + 8 ratio rows
+
+
+def test_learn_final_training_prints_its_table(tmp_path, capsys) -> None:
+    """benchmarks/learn_final_training.py: one recipe on a dozen frames of the shipped
+    ethanol subset (under the name of the shared data), its row and its json."""
+    bench = load_benchmark("learn_final_training")
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    os.symlink(DATA, data_dir / "ethanol_xtb.h5")
+    out = tmp_path / "out"
+    args = ["--out", str(out), "--molecules", "ethanol", "--recipes", "rounds-100ep",
+            "--labels", "12", "--valid-frames", "6", "--data-dir", str(data_dir),
+            "--threads", "1"]  # fmt: skip
+    assert bench.main(args) == 0
+    printed = capsys.readouterr().out
+    assert "| ethanol | rounds-100ep | 32 |" in printed
+    (row,) = json.loads((out / "learn_final_training.json").read_text())
+    assert row["channels"] == "32" and math.isfinite(row["valid_forces_mae"])
+    assert row["valid_forces_mae"] > 0
