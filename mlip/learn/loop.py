@@ -202,10 +202,9 @@ class Learner:
 
     def _reopen(self, state: dict[str, Any]) -> dict[str, Any]:
         """A finished run goes on when its budget or max_rounds was raised on resume, and
-        its final training is (re)done when its budget (``final_time``, ``final_epochs``) or
-        ``final_energy_margin``
-        changed, or how many labels that margin now leaves out (a run of an earlier rule; the
-        counts are compared, not the labels)."""
+        its final training is (re)done when its budget (``final_time``, ``final_epochs``),
+        ``final_energy_margin`` or how many labels that margin now leaves out changed (a
+        run of an earlier rule; the counts are compared, not the labels)."""
         self.state = state
         finished = str(state.get("finished") or "")
         stopped_by_limit = finished == "budget spent" or finished.startswith("max_rounds")
