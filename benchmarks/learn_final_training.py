@@ -30,12 +30,14 @@ from collections.abc import Sequence
 
 import torch
 
+from mlip.learn.config import ROUND_TRAINING
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 
-#: recipe -> training keys over mlip train's defaults; "rounds" is a loop round's model
-#: (ROUND_TRAINING) for 100 epochs, the final training before the change
+#: recipe -> training keys over mlip train's defaults; "rounds-100ep" is a loop round's
+#: model (ROUND_TRAINING) for 100 epochs, the final training before the change
 RECIPES: dict[str, dict] = {
-    "rounds-100ep": {"ROUND": True, "train.max_epochs": 100},
+    "rounds-100ep": {**ROUND_TRAINING, "train.max_epochs": 100},
     "default-150s": {"train.max_time": 150.0},
     "default-300s": {"train.max_time": 300.0},
     "default-300s-batch4": {"train.max_time": 300.0, "data.batch_size": 4},
@@ -52,8 +54,6 @@ def reference(name: str, args: argparse.Namespace) -> tuple[str, str]:
 def run_recipe(name: str, recipe: str, args: argparse.Namespace) -> dict:
     from active_learning import random_md_data, test_errors, train_from_scratch
 
-    from mlip.learn.config import ROUND_TRAINING
-
     path, group = reference(name, args)
     if not os.path.exists(path):
         raise SystemExit(f"{name}: reference data {path} not found")
@@ -63,16 +63,12 @@ def run_recipe(name: str, recipe: str, args: argparse.Namespace) -> dict:
     valid = os.path.join(folder, f"valid_s{args.seed}.h5")
     if not os.path.exists(data):
         random_md_data(data, valid, path, args.labels, args.seed, args.valid_frames, group=group)
-    keys = dict(RECIPES[recipe])
-    if keys.pop("ROUND", False):
-        keys = {**ROUND_TRAINING, **keys}
     out = os.path.join(folder, recipe)
     start = time.perf_counter()
-    model = train_from_scratch(data, out, keys, args.members, args.seed)
+    model = train_from_scratch(data, out, RECIPES[recipe], args.members, args.seed)
     wall = time.perf_counter() - start
     errors = test_errors(model, valid)
-    with open(os.path.join(out, "member_0", "config.yaml")) as handle:
-        width = next(line.split(":")[1].strip() for line in handle if "num_channels" in line)
+    width = getattr(model, "members", [model])[0].config.num_channels  # the width trained
     return {"molecule": name, "recipe": recipe, "wall_s": wall, "channels": width,
             "valid_forces_mae": errors["forces_mae_mean"],
             "valid_energy_mae": errors["energy_per_atom_mae_mean"]}  # fmt: skip

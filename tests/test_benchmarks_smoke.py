@@ -181,5 +181,5 @@ def test_learn_final_training_prints_its_table(tmp_path, capsys) -> None:
     printed = capsys.readouterr().out
     assert "| ethanol | rounds-100ep | 32 |" in printed
     (row,) = json.loads((out / "learn_final_training.json").read_text())
-    assert row["channels"] == "32" and math.isfinite(row["valid_forces_mae"])
+    assert row["channels"] == 32 and math.isfinite(row["valid_forces_mae"])
     assert row["valid_forces_mae"] > 0
