@@ -177,7 +177,9 @@ class LearnConfig:
         300.0,
         "when the loop ends, train the committee once more from scratch on every label with "
         "mlip train's defaults, for this long a member; OUT/model.pt is then that committee "
-        "(0: no final training; model.pt is the last round's, fine-tuned one)",
+        "(0: no final training; model.pt is the last round's, fine-tuned one); the "
+        "--train keys hold for it too, all but train.max_time and "
+        "train.max_epochs",
         unit="s",
     )
     final_epochs: int | None = option(
