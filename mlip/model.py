@@ -30,7 +30,13 @@ from mlip.fields import option, resolve_device
 from mlip.fileio import atomic_torch_save
 from mlip.nn.blocks import Interaction, natural_irreps
 from mlip.nn.geometry import edge_vectors
-from mlip.nn.radial import BesselBasis, PolynomialEnvelope
+from mlip.nn.radial import (
+    INNER_FEATURES,
+    BesselBasis,
+    PolynomialEnvelope,
+    TangentBelow,
+    pair_cutoffs,
+)
 from mlip.nn.repulsion import REPULSION_KINDS, CoreRepulsion, make_repulsion
 
 MODEL_FORMAT = "mlip-model"
@@ -73,6 +79,13 @@ class Architecture:
         "below the sum of covalent radii; 'none'",
         choices=REPULSION_KINDS,
     )
+    inner_features: str = option(
+        "tangent",
+        "radial features below the training data's shortest distance of each element pair "
+        "(mlip.nn.radial): 'tangent', continued on their tangent there, so forces keep the "
+        "data's trend; 'bessel', the Bessel basis' own continuation",
+        choices=INNER_FEATURES,
+    )
 
     def check(self) -> None:
         """ValueError naming the first invalid hyperparameter."""
@@ -84,6 +97,7 @@ class Architecture:
             "radial_hidden": self.radial_hidden >= 1, "correlation": self.correlation in (1, 2),
             "readout_hidden": self.readout_hidden >= 1,
             "repulsion": self.repulsion in REPULSION_KINDS,
+            "inner_features": self.inner_features in INNER_FEATURES,
         }  # fmt: skip
         for name, ok in checks.items():
             if not ok:
@@ -143,6 +157,7 @@ class MLIPModel(torch.nn.Module):
         self.radial_basis = BesselBasis(config.r_max, config.num_radial)
         self.envelope = PolynomialEnvelope(config.r_max, config.envelope_p)
         self.repulsion = make_repulsion(config.repulsion, self.atomic_numbers, config.r_max)
+        self.tangent = TangentBelow(n_el) if config.inner_features == "tangent" else None
         self.irreps_sh = o3.Irreps.spherical_harmonics(config.l_max)
         self.spherical_harmonics = o3.SphericalHarmonics(
             self.irreps_sh, normalize=True, normalization="component"
@@ -193,10 +208,13 @@ class MLIPModel(torch.nn.Module):
 
     def set_shortest_distances(self, shortest: dict[tuple[int, int], float]) -> None:
         """The training data's shortest distance (A) of each pair of atomic numbers: the
-        cutoffs of the ``core`` pair term (:meth:`CoreRepulsion.set_cutoffs`); a model
-        without that term ignores them."""
+        cutoffs of the ``core`` pair term (:meth:`CoreRepulsion.set_cutoffs`) and of the
+        tangent features (:class:`mlip.nn.radial.TangentBelow`); a model with neither
+        ignores them."""
         if isinstance(self.repulsion, CoreRepulsion):
             self.repulsion.set_cutoffs(shortest)
+        if self.tangent is not None:
+            self.tangent.cutoff.copy_(pair_cutoffs(self.atomic_numbers, shortest))
 
     def set_avg_num_neighbors(self, n: float) -> None:
         """Average neighbour count, normalising the message sums."""
@@ -222,12 +240,17 @@ class MLIPModel(torch.nn.Module):
         species = self.element_indices(batch[keys.ATOMIC_NUMBERS])
         vectors = edge_vectors(batch)
         lengths = vectors.norm(dim=-1)
+        edge_index = batch[keys.EDGE_INDEX]
         edge_radial = self.radial_basis(lengths) * self.envelope(lengths).unsqueeze(-1)
+        if self.tangent is not None:
+            edge_radial = self.tangent(
+                lengths, edge_radial, species[edge_index[0]], species[edge_index[1]],
+                self.radial_basis, self.envelope,
+            )  # fmt: skip
         edge_sh = self.spherical_harmonics(vectors)
         # one-hot by comparison: F.one_hot validates its input with a host sync
         classes = torch.arange(len(self.atomic_numbers), device=species.device)
         node_attrs = (species.unsqueeze(-1) == classes).to(vectors)
-        edge_index = batch[keys.EDGE_INDEX]
 
         h = self.embedding(node_attrs)
         if keys.HOP_COUNTS in batch:
@@ -380,10 +403,12 @@ def load_model(
 
 def _current_config(config: dict) -> dict:
     """A saved model config in today's keys: files written before ``repulsion`` had no
-    pair term, or the ZBL one under ``pair_repulsion: true``."""
+    pair term, or the ZBL one under ``pair_repulsion: true``; before ``inner_features``,
+    the Bessel features below the data."""
     config = dict(config)
     if "repulsion" not in config:
         config["repulsion"] = "zbl" if config.pop("pair_repulsion", False) else "none"
+    config.setdefault("inner_features", "bessel")
     return config
 
 

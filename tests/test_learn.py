@@ -449,7 +449,8 @@ def test_round_training_defaults_and_overrides(tmp_path: Path) -> None:
     user = config.replace(train={"model.num_channels": 8, "train.max_time": 60.0})
     assert user.training() == {"model.num_channels": 8, "train.max_time": 60.0,
                                "data.batch_size": ROUND_TRAINING["data.batch_size"],
-                               "model.repulsion": ROUND_TRAINING["model.repulsion"]}  # fmt: skip
+                               "model.repulsion": ROUND_TRAINING["model.repulsion"],
+                               "model.inner_features": "bessel"}  # fmt: skip
     both = config.replace(train={"train.max_time": 60.0, "train.max_epochs": 5})
     assert both.training()["train.max_epochs"] == 5
     args = ["learn", "--start", "x.xyz", "--calculator", "emt", "--out", str(tmp_path)]

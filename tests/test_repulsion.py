@@ -167,7 +167,8 @@ def core_model(
     cutoffs: dict[tuple[int, int], float], atomic_numbers: tuple[int, ...] = (1, 6, 8, 29)
 ) -> tuple[MLIPModel, MLIPModel]:
     with_term, without = twin_models("core", atomic_numbers)
-    with_term.set_shortest_distances(cutoffs)
+    for model in (with_term, without):  # the same tangent features in both
+        model.set_shortest_distances(cutoffs)
     return with_term, without
 
 
@@ -254,7 +255,8 @@ def test_core_cutoffs_of_pairs_the_data_lack() -> None:
 
 def test_unset_core_term_adds_nothing() -> None:
     with_term, without = twin_models("core")
-    with_term.set_shortest_distances({})
+    for model in (with_term, without):
+        model.set_shortest_distances({})
     pair = [dimer(29, 29, 1.0)]
     assert float(evaluate(with_term, pair)[keys.ENERGY][0]) == float(
         evaluate(without, pair)[keys.ENERGY][0]
@@ -291,3 +293,5 @@ def test_trainer_sets_the_cutoffs_and_the_file_keeps_them(tmp_path) -> None:  # 
     trainer.fit()
     loaded = load_model(tmp_path / "run" / "model.pt")
     assert loaded.repulsion.cutoffs() == trainer.model.repulsion.cutoffs()
+    # the tangent features below the data take the same cutoffs
+    assert torch.equal(loaded.tangent.cutoff, loaded.repulsion.cutoff)

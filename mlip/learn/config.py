@@ -32,6 +32,8 @@ ROUND_TRAINING: dict[str, Any] = {
     # the core pair term (the trainer's default) was not measured in the loop: its
     # cutoffs would come from round 0's rattles and stay through the fine-tuned rounds
     "model.repulsion": "none",
+    # nor the tangent features below the data (mlip.nn.radial), which came after it
+    "model.inner_features": "bessel",
     "train.max_epochs": 30,
     "data.batch_size": 4,
 }

@@ -43,7 +43,7 @@ from collections.abc import Mapping, Sequence
 import torch
 from ase.data import covalent_radii
 
-from mlip.nn.radial import PolynomialEnvelope
+from mlip.nn.radial import PolynomialEnvelope, pair_cutoffs
 
 COULOMB_EV_A = 14.399645  # e^2 / (4 pi eps0), eV Angstrom
 SCREENING_A = 0.46850  # 0.8854 a0 in Angstrom
@@ -140,22 +140,7 @@ class CoreRepulsion(_ScreenedCoulomb):
         """c_ij from the shortest distance (A) of each pair of atomic numbers in the
         training data; a pair it lacks gets (R_i + R_j) times the smallest c / (R_k + R_l)
         of the pairs given (R: covalent radii); none given leaves the term off."""
-        radius = {z: float(covalent_radii[z]) for z in self.atomic_numbers}
-        known = {}
-        for (a, b), d in shortest.items():
-            if a not in radius or b not in radius:
-                raise ValueError(f"pair {a}-{b} has an element outside {self.atomic_numbers}")
-            if not d > 0:
-                raise ValueError(f"shortest distance of pair {a}-{b} must be > 0, got {d}")
-            known[tuple(sorted((a, b)))] = float(d)
-        self.cutoff.zero_()
-        if not known:
-            return
-        ratio = min(d / (radius[a] + radius[b]) for (a, b), d in known.items())
-        for i, a in enumerate(self.atomic_numbers):
-            for j, b in enumerate(self.atomic_numbers):
-                pair = (min(a, b), max(a, b))
-                self.cutoff[i, j] = known.get(pair, ratio * (radius[a] + radius[b]))
+        self.cutoff.copy_(pair_cutoffs(self.atomic_numbers, shortest))
 
     def cutoffs(self) -> dict[tuple[int, int], float]:
         """c_ij (A) by pair of atomic numbers (i <= j); empty while not set."""
