@@ -142,13 +142,37 @@ class TangentBelow(torch.nn.Module):
         """``features`` (n_edges, num_basis) of edges of ``lengths`` between atoms of
         element rows ``species_i``, ``species_j``, continued on the tangent below c_ij."""
         table = self.cutoff.to(lengths)
+        cutoff = table[species_i, species_j]
+        below = (lengths < cutoff) & (cutoff > 0)
+        if torch.compiler.is_compiling():  # no data-dependent shapes: every edge, then where
+            tangent = self._tangent(lengths, cutoff, species_i, species_j, basis, envelope)
+            return torch.where(below.unsqueeze(-1), tangent, features)
+        # Training edges never lie below c (c is their shortest distance), so the common
+        # case costs one comparison; otherwise only the edges below c are evaluated.
+        edges = below.nonzero().squeeze(-1)
+        if edges.numel() == 0:
+            return features
+        tangent = self._tangent(
+            lengths[edges], cutoff[edges], species_i[edges], species_j[edges], basis, envelope
+        )
+        return features.index_copy(0, edges, tangent.to(features.dtype))
+
+    def _tangent(
+        self,
+        lengths: torch.Tensor,
+        cutoff: torch.Tensor,
+        species_i: torch.Tensor,
+        species_j: torch.Tensor,
+        basis: BesselBasis,
+        envelope: PolynomialEnvelope,
+    ) -> torch.Tensor:
+        """The tangent continuation (module docstring) at each edge; equal to f(c) at and
+        beyond c."""
+        table = self.cutoff.to(lengths)
         c = torch.where(table > 0, table, torch.ones_like(table))  # unset: any finite c
         b, db, d2b = basis.derivatives(c)  # (n_el, n_el, num_basis): per pair, not edge
         u, du, d2u = (t.unsqueeze(-1) for t in envelope.derivatives(c))
         f0, f1, f2 = b * u, db * u + b * du, d2b * u + 2 * db * du + b * d2u
         pair = (species_i, species_j)
-        cutoff = table[pair]
         x = torch.clamp(lengths - cutoff, max=0.0).unsqueeze(-1)  # 0 at and beyond c
-        tangent = f0[pair] + f1[pair] * x + 0.5 * f2[pair] * x**2 * torch.exp(x / TANGENT_JOIN_A)
-        below = ((lengths < cutoff) & (cutoff > 0)).unsqueeze(-1)
-        return torch.where(below, tangent, features)
+        return f0[pair] + f1[pair] * x + 0.5 * f2[pair] * x**2 * torch.exp(x / TANGENT_JOIN_A)
