@@ -129,3 +129,26 @@ def test_files_from_before_the_option_keep_the_bessel_features(tmp_path) -> None
     assert float(evaluate(tangent, pair)[keys.ENERGY][0]) != float(
         evaluate(bessel, pair)[keys.ENERGY][0]
     )
+
+
+def test_train_mode_evaluates_the_edges_below_c_alike() -> None:
+    """In train mode only the edges below c are evaluated (index_copy), in eval mode every
+    edge (where, no host sync for batched MD): energies, forces, stress and Hessians equal
+    on a cell with pairs below c, and the cell does hold such pairs."""
+    from ase.build import bulk
+
+    atoms = bulk("Cu", "fcc", a=3.6, cubic=True).repeat(2)
+    atoms.numbers[::3] = 79
+    atoms.rattle(0.05, seed=4)
+    shortest = {(29, 29): 2.4, (29, 79): 2.4, (79, 79): 2.4}
+    closer = Structure.from_atoms(close_pair(atoms, 2.0))
+    model, _ = twins(shortest)
+    lengths = torch.as_tensor(closer.positions[0] - closer.positions[1]).norm()
+    assert float(lengths) < 2.4  # close_pair: atoms 0 and 1
+    outputs = {}
+    for mode in ("train", "eval"):
+        model.train(mode == "train")
+        outputs[mode] = evaluate(model, [closer], stress=True, hessian=True)
+    model.eval()
+    for key in (keys.ENERGY, keys.FORCES, keys.STRESS, keys.HESSIAN):
+        torch.testing.assert_close(outputs["train"][key], outputs["eval"][key], rtol=0, atol=1e-10)

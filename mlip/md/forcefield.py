@@ -82,6 +82,8 @@ class ForceField:
         stress: bool = False,
         variable_cell: bool | None = None,
     ) -> None:
+        if isinstance(model, torch.nn.Module):
+            model.eval()  # MD is inference: eval mode has no host sync (TangentBelow)
         self.model = model
         self.committee = is_committee(model)
         self.stress = bool(stress)

@@ -144,11 +144,14 @@ class TangentBelow(torch.nn.Module):
         table = self.cutoff.to(lengths)
         cutoff = table[species_i, species_j]
         below = (lengths < cutoff) & (cutoff > 0)
-        if torch.compiler.is_compiling():  # no data-dependent shapes: every edge, then where
+        if not self.training or torch.compiler.is_compiling():
+            # inference (MD, calculators, LAMMPS): no host sync and no data-dependent
+            # shape, so every edge, then where
             tangent = self._tangent(lengths, cutoff, species_i, species_j, basis, envelope)
             return torch.where(below.unsqueeze(-1), tangent, features)
-        # Training edges never lie below c (c is their shortest distance), so the common
-        # case costs one comparison; otherwise only the edges below c are evaluated.
+        # In training (the trainer's train mode) edges never lie below c (c is their
+        # shortest distance), so the common case costs one comparison and one sync;
+        # otherwise only the edges below c are evaluated.
         edges = below.nonzero().squeeze(-1)
         if edges.numel() == 0:
             return features
