@@ -147,7 +147,7 @@ class TangentBelow(torch.nn.Module):
         if not self.training or torch.compiler.is_compiling():
             # inference (MD, calculators, LAMMPS): no host sync and no data-dependent
             # shape, so every edge, then where
-            tangent = self._tangent(lengths, cutoff, species_i, species_j, basis, envelope)
+            tangent = self._tangent(table, lengths, cutoff, species_i, species_j, basis, envelope)
             return torch.where(below.unsqueeze(-1), tangent, features)
         # In training (the trainer's train mode) edges never lie below c (c is their
         # shortest distance), so the common case costs one comparison and one sync;
@@ -156,12 +156,19 @@ class TangentBelow(torch.nn.Module):
         if edges.numel() == 0:
             return features
         tangent = self._tangent(
-            lengths[edges], cutoff[edges], species_i[edges], species_j[edges], basis, envelope
+            table,
+            lengths[edges],
+            cutoff[edges],
+            species_i[edges],
+            species_j[edges],
+            basis,
+            envelope,
         )
         return features.index_copy(0, edges, tangent.to(features.dtype))
 
+    @staticmethod
     def _tangent(
-        self,
+        table: torch.Tensor,
         lengths: torch.Tensor,
         cutoff: torch.Tensor,
         species_i: torch.Tensor,
@@ -169,9 +176,8 @@ class TangentBelow(torch.nn.Module):
         basis: BesselBasis,
         envelope: PolynomialEnvelope,
     ) -> torch.Tensor:
-        """The tangent continuation (module docstring) at each edge; equal to f(c) at and
-        beyond c."""
-        table = self.cutoff.to(lengths)
+        """The tangent continuation (module docstring) at each edge, from the cutoff
+        ``table`` (n_el, n_el, A) in the edges' dtype; equal to f(c) at and beyond c."""
         c = torch.where(table > 0, table, torch.ones_like(table))  # unset: any finite c
         b, db, d2b = basis.derivatives(c)  # (n_el, n_el, num_basis): per pair, not edge
         u, du, d2u = (t.unsqueeze(-1) for t in envelope.derivatives(c))
