@@ -24,6 +24,7 @@ from mlip.learn.select import (
     MD_ENERGY_QUANTILE,
     MD_OUTLIER_MIN_LABELS,
     below_md_energies,
+    labels_digest,
     without_md_outliers,
 )
 from mlip.model import load_model
@@ -378,13 +379,30 @@ def test_final_training_leaves_out_rattles_above_the_md_energies(tmp_path: Path)
     # resumed as it was: nothing to do
     assert main([*base, "--final-energy-margin", "0.1", "--resume"]) == 0
     assert json.loads((out / "state.json").read_text())["final"] == final
-    # a run whose final training left out other labels (an earlier rule) is trained again
+    # a run whose final training took other labels (an earlier rule), as many of them:
+    # their digest differs, so it is trained again
+    assert final["labels_digest"] == labels_digest(
+        {g.name: g.structures for g in read_mlip(out / "final" / "data.h5")}
+    )
     state = json.loads((out / "state.json").read_text())
+    state["final"]["labels_digest"] = "0" * 64
+    (out / "state.json").write_text(json.dumps(state))
+    assert main([*base, "--final-energy-margin", "0.1", "--resume"]) == 0
+    again = json.loads((out / "state.json").read_text())["final"]
+    assert again["labels_digest"] == final["labels_digest"]
+    assert again["labels"] == final["labels"] and again["wall_s"] != final["wall_s"]
+    # a run of before the digest was kept: how many it left out decides
+    state = json.loads((out / "state.json").read_text())
+    del state["final"]["labels_digest"]
+    (out / "state.json").write_text(json.dumps(state))
+    assert main([*base, "--final-energy-margin", "0.1", "--resume"]) == 0
+    kept = json.loads((out / "state.json").read_text())["final"]
+    assert "labels_digest" not in kept and kept["wall_s"] == again["wall_s"]  # not redone
     state["final"]["left_out"] += 1
     (out / "state.json").write_text(json.dumps(state))
     assert main([*base, "--final-energy-margin", "0.1", "--resume"]) == 0
     again = json.loads((out / "state.json").read_text())["final"]
-    assert again["left_out"] == final["left_out"] and again["wall_s"] != final["wall_s"]
+    assert again["left_out"] == final["left_out"] and again["wall_s"] != kept["wall_s"]
     # resumed without the margin: trained again, on every label
     assert main([*base, "--final-energy-margin", "none", "--resume"]) == 0
     final = json.loads((out / "state.json").read_text())["final"]

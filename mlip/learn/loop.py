@@ -68,6 +68,7 @@ from mlip.learn.select import (
     below_md_energies,
     descriptor,
     distance,
+    labels_digest,
     select_frames,
     without_md_outliers,
 )
@@ -156,6 +157,9 @@ class Learner:
         self.path = lambda *names: os.path.join(self.out, *names)  # noqa: E731
         self.labeller = make_labeller(config.calculator)
         self.seeds = _seeds(config)
+        # the final training's labels as _reopen read them, and their digest
+        self._below: tuple[float, int, tuple[dict[str, list], int, int]] | None = None
+        self._digest: str | None = None
         for group, atoms in self.seeds:
             self.labeller.check_elements(atoms.numbers, f"seed {group}")
         first = len(self.seeds) * config.rattles
@@ -203,8 +207,9 @@ class Learner:
     def _reopen(self, state: dict[str, Any]) -> dict[str, Any]:
         """A finished run goes on when its budget or max_rounds was raised on resume, and
         its final training is (re)done when its budget (``final_time``, ``final_epochs``),
-        ``final_energy_margin`` or how many labels that margin now leaves out changed (a
-        run of an earlier rule; the counts are compared, not the labels)."""
+        ``final_energy_margin`` or the labels that margin now leaves in changed (a run of
+        an earlier rule: their digest is compared; a run of before the digest was kept,
+        how many were left out)."""
         self.state = state
         finished = str(state.get("finished") or "")
         stopped_by_limit = finished == "budget spent" or finished.startswith("max_rounds")
@@ -224,10 +229,15 @@ class Learner:
             )
             if not changed and trained and margin is not None:
                 # the same margin under another rule (one finished before MD outliers were
-                # left out): the labels it leaves out now decide
-                _, dropped, outliers = self._labels_below(margin, state["round"])
-                before = (final.get("left_out") or 0, final.get("md_outliers") or 0)
-                changed = before != (dropped, outliers)
+                # left out): the labels it leaves in now decide
+                below = self._labels_below(margin, state["round"])
+                kept, dropped, outliers = below
+                if "labels_digest" in final:
+                    changed = final["labels_digest"] != labels_digest(kept)
+                else:
+                    before = (final.get("left_out") or 0, final.get("md_outliers") or 0)
+                    changed = before != (dropped, outliers)
+                self._below = (margin, state["round"], below)  # read once, for _final
             if self.config.final and changed:
                 if trained:
                     self._drop_final()
@@ -407,6 +417,7 @@ class Learner:
         if margin is None:
             return self.path("data.h5"), 0, 0
         kept, dropped, outliers = self._labels_below(margin, last)
+        self._digest = labels_digest(kept)
         path = self.path(folder, "data.h5")
         os.makedirs(self.path(folder), exist_ok=True)
         self._write(path, kept)
@@ -414,7 +425,10 @@ class Learner:
 
     def _labels_below(self, margin: float, last: int) -> tuple[dict[str, list], int, int]:
         """The labels of :meth:`_data_below` by seed, round 0's rattles and MD labels left
-        out."""
+        out (read from the rounds' files, or kept from :meth:`_reopen`'s reading)."""
+        kept_before, self._below = self._below, None
+        if kept_before is not None and kept_before[:2] == (margin, last):
+            return kept_before[2]
         first = self._round_labels(range(1))
         later = self._round_labels(range(1, last + 1))
         kept, dropped = below_md_energies(first, later, margin)
@@ -501,6 +515,7 @@ class Learner:
         """The final committee: from scratch on every label (module docstring); ``mlip
         learn`` prints its line (:func:`describe_final`) with the run's summary."""
         start = time.perf_counter()
+        self._digest = None
         data, dropped, outliers = self._final_data()
         fit = self._fit(None, data)
         self._publish(self.path("final", "committee", "model.pt"))
@@ -509,6 +524,8 @@ class Learner:
                                "energy_margin": self.config.final_energy_margin,
                                "left_out": dropped, "md_outliers": outliers, **fit,
                                "wall_s": time.perf_counter() - start}  # fmt: skip
+        if self._digest is not None:
+            self.state["final"]["labels_digest"] = self._digest
         self.state["phase"] = "done"
         self._save()
 

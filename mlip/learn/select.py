@@ -35,6 +35,7 @@ each frame records the threshold it passed in ``atoms.info[DIVERSITY_KEY]``.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 
 import numpy as np
@@ -175,3 +176,18 @@ def without_md_outliers(later: dict[str, list]) -> tuple[dict[str, list], int]:
             median, top = np.quantile([s.energy for s in structures], [0.5, MD_ENERGY_QUANTILE])
             ceilings[name] = float(top + MD_OUTLIER_SPREADS * (top - median))
     return _below(later, ceilings)
+
+
+def labels_digest(groups: dict[str, list]) -> str:
+    """A fingerprint (SHA-256, hex) of a training's labels (group -> structures): group
+    names, elements, positions and energies in order. Two trainings on the same labels
+    have the same digest; a resumed run compares it to know whether the labels its final
+    training would take are the ones it took."""
+    h = hashlib.sha256()
+    for name in sorted(groups):
+        h.update(name.encode())
+        for s in groups[name]:
+            h.update(np.ascontiguousarray(s.atomic_numbers, dtype=np.int64).tobytes())
+            h.update(np.ascontiguousarray(s.positions, dtype=np.float64).tobytes())
+            h.update(np.float64(np.nan if s.energy is None else s.energy).tobytes())
+    return h.hexdigest()
