@@ -68,7 +68,9 @@ class ForceField:
     ``prune`` (default: on the CPU only) drops edges longer than r_max before each
     model call; ``compile`` runs the model through ``torch.compile``; ``stress`` adds
     the stress (eV/A^3) to the state and ``variable_cell`` makes the list follow changing
-    cells; see the module docstring.
+    cells; see the module docstring. MD is inference: a ``torch.nn.Module`` model is put
+    in eval mode (``model.eval()``, the caller's model itself), whose features run without
+    a host sync; a model trained further afterwards must be put back with ``train()``.
     """
 
     def __init__(

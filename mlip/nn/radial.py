@@ -164,7 +164,7 @@ class TangentBelow(torch.nn.Module):
             basis,
             envelope,
         )
-        return features.index_copy(0, edges, tangent.to(features.dtype))
+        return features.index_copy(0, edges, tangent)
 
     @staticmethod
     def _tangent(
