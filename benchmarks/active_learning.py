@@ -206,15 +206,13 @@ def stability_run(model, minimum, args, slug: str, run_stability) -> dict:  # no
 def molecule_data(name: str, args: argparse.Namespace) -> dict:
     """Where a molecule's reference data lie: the file, its MD group (random frames and
     validation), the minimum's spec and the test set ((file, group); ethanol: made)."""
+    from common import molecule_reference
+
+    path, _ = molecule_reference(name, args.data_dir, args.molecule_dir)
     if name == "ethanol":
-        path = os.path.join(args.data_dir, REFERENCE_FILE)
         test = (os.path.join(args.out, name, "test_500K.h5"), None)
     else:
-        path = os.path.join(args.molecule_dir, f"{name}_xtb.h5")
         test = (path, f"{name}_test")
-    if not os.path.exists(path):
-        raise SystemExit(f"{name}: reference data {path} not found (--data-dir, --molecule-dir; "
-                         "benchmarks/learn_molecules.py makes it)")  # fmt: skip
     return {"reference": path, "group": name, "minimum": f"{path}:{name}_minimum:0",
             "test": test}  # fmt: skip
 

@@ -241,3 +241,22 @@ def training_max_force(path: str, groups: list[str] | None = None) -> float:
     with h5py.File(path, "r") as handle:
         names = groups or list(handle)
         return max(float(np.abs(handle[g]["forces"][:]).max()) for g in names)
+
+
+#: the molecules whose reference data ship in ``../shared/data`` (the others are made by
+#: benchmarks/learn_molecules.py)
+SHARED_MOLECULES = ("ethanol", "aspirin")
+
+
+def molecule_reference(name: str, data_dir: str, molecule_dir: str) -> tuple[str, str]:
+    """(file, group) of a molecule's 500 K GFN2-xTB reference MD: ``NAME_xtb.h5`` in
+    ``data_dir`` for :data:`SHARED_MOLECULES`, in ``molecule_dir`` (the files of
+    benchmarks/learn_molecules.py) for the others; the group is ``NAME``, its minimum
+    ``NAME_minimum`` and, for the made ones, its test trajectory ``NAME_test``. Exits with
+    a one-line message when the file is missing."""
+    folder = data_dir if name in SHARED_MOLECULES else molecule_dir
+    path = os.path.join(folder, f"{name}_xtb.h5")
+    if not os.path.exists(path):
+        raise SystemExit(f"{name}: reference data {path} not found (--data-dir, --molecule-dir; "
+                         "benchmarks/learn_molecules.py makes it)")  # fmt: skip
+    return path, name

@@ -44,19 +44,11 @@ RECIPES: dict[str, dict] = {
 }
 
 
-def reference(name: str, args: argparse.Namespace) -> tuple[str, str]:
-    """(file, group) of a molecule's 500 K reference MD."""
-    if name in ("ethanol", "aspirin"):
-        return os.path.join(args.data_dir, f"{name}_xtb.h5"), name
-    return os.path.join(args.molecule_dir, f"{name}_xtb.h5"), name
-
-
 def run_recipe(name: str, recipe: str, args: argparse.Namespace) -> dict:
     from active_learning import random_md_data, test_errors, train_from_scratch
+    from common import molecule_reference
 
-    path, group = reference(name, args)
-    if not os.path.exists(path):
-        raise SystemExit(f"{name}: reference data {path} not found")
+    path, group = molecule_reference(name, args.data_dir, args.molecule_dir)
     folder = os.path.join(args.out, name)
     os.makedirs(folder, exist_ok=True)
     data = os.path.join(folder, f"random_{args.labels}_s{args.seed}.h5")

@@ -34,13 +34,6 @@ SHARED = os.path.normpath(os.path.join(HERE, "..", "..", "shared", "data"))
 SPEC = "tblite:GFN2-xTB"
 
 
-def reference(name: str, data_dir: str) -> tuple[str, str]:
-    """(file, pool group) of a molecule's reference data."""
-    if name == "ethanol":
-        return os.path.join(SHARED, "ethanol_xtb.h5"), "ethanol"
-    return os.path.join(data_dir, f"{name}_xtb.h5"), name
-
-
 def parse_variant(text: str) -> dict:
     parts = text.split(":")
     out = {"rattles": int(parts[0]), "rattle_std": float(parts[1])}
@@ -50,12 +43,14 @@ def parse_variant(text: str) -> dict:
 
 
 def first_round(name: str, variant: str, args: argparse.Namespace) -> dict:
+    from common import molecule_reference
+
     from mlip.data.hdf5 import H5Dataset
     from mlip.learn import LearnConfig, Learner
     from mlip.learn.explore import explore
     from mlip.train.calibration import committee_calibration
 
-    path, group = reference(name, args.data_dir)
+    path, group = molecule_reference(name, SHARED, args.data_dir)
     out = os.path.join(args.out, name, variant.replace(":", "_"))
     summary_path = os.path.join(out, "first_round.json")
     if os.path.exists(summary_path):
