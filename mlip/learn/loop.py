@@ -157,9 +157,6 @@ class Learner:
         self.path = lambda *names: os.path.join(self.out, *names)  # noqa: E731
         self.labeller = make_labeller(config.calculator)
         self.seeds = _seeds(config)
-        # the final training's labels as _reopen read them, and their digest
-        self._below: tuple[float, int, tuple[dict[str, list], int, int]] | None = None
-        self._digest: str | None = None
         for group, atoms in self.seeds:
             self.labeller.check_elements(atoms.numbers, f"seed {group}")
         first = len(self.seeds) * config.rattles
@@ -230,14 +227,12 @@ class Learner:
             if not changed and trained and margin is not None:
                 # the same margin under another rule (one finished before MD outliers were
                 # left out): the labels it leaves in now decide
-                below = self._labels_below(margin, state["round"])
-                kept, dropped, outliers = below
+                kept, dropped, outliers = self._labels_below(margin, state["round"])
                 if "labels_digest" in final:
                     changed = final["labels_digest"] != labels_digest(kept)
                 else:
                     before = (final.get("left_out") or 0, final.get("md_outliers") or 0)
                     changed = before != (dropped, outliers)
-                self._below = (margin, state["round"], below)  # read once, for _final
             if self.config.final and changed:
                 if trained:
                     self._drop_final()
@@ -408,27 +403,26 @@ class Learner:
         if groups:
             self._write(self.path("data.h5"), groups)
 
-    def _data_below(self, margin: float | None, last: int, folder: str) -> tuple[str, int, int]:
+    def _data_below(
+        self, margin: float | None, last: int, folder: str
+    ) -> tuple[str, int, int, str | None]:
         """The labels of rounds 0..``last`` for a training (path, round 0's rattles left
-        out, MD labels left out): ``data.h5``, or with a ``margin`` (eV) ``FOLDER/data.h5``,
-        the same less round 0's rattles above the energy range of the MD rounds' labels
+        out, MD labels left out, :func:`labels_digest` of the labels kept or None):
+        ``data.h5``, or with a ``margin`` (eV) ``FOLDER/data.h5``, the same less round 0's
+        rattles above the energy range of the MD rounds' labels
         (:func:`below_md_energies`) and less the MD labels far above the others
         (:func:`without_md_outliers`)."""
         if margin is None:
-            return self.path("data.h5"), 0, 0
+            return self.path("data.h5"), 0, 0, None
         kept, dropped, outliers = self._labels_below(margin, last)
-        self._digest = labels_digest(kept)
         path = self.path(folder, "data.h5")
         os.makedirs(self.path(folder), exist_ok=True)
         self._write(path, kept)
-        return path, dropped, outliers
+        return path, dropped, outliers, labels_digest(kept)
 
     def _labels_below(self, margin: float, last: int) -> tuple[dict[str, list], int, int]:
         """The labels of :meth:`_data_below` by seed, round 0's rattles and MD labels left
-        out (read from the rounds' files, or kept from :meth:`_reopen`'s reading)."""
-        kept_before, self._below = self._below, None
-        if kept_before is not None and kept_before[:2] == (margin, last):
-            return kept_before[2]
+        out."""
         first = self._round_labels(range(1))
         later = self._round_labels(range(1, last + 1))
         kept, dropped = below_md_energies(first, later, margin)
@@ -437,7 +431,7 @@ class Learner:
             kept.setdefault(name, []).extend(structures)
         return kept, dropped, outliers
 
-    def _final_data(self) -> tuple[str, int, int]:
+    def _final_data(self) -> tuple[str, int, int, str | None]:
         """The final training's labels (``final_energy_margin``; :meth:`_data_below`)."""
         return self._data_below(self.config.final_energy_margin, self.state["round"], "final")
 
@@ -494,7 +488,7 @@ class Learner:
     def _train(self, r: int) -> None:
         start = time.perf_counter()
         margin = self.config.committee_energy_margin if r > 0 else None
-        data, dropped, outliers = self._data_below(margin, r, f"round_{r}")
+        data, dropped, outliers, _ = self._data_below(margin, r, f"round_{r}")
         fit = self._fit(r, data)
         row = self.state.pop("pending")
         row.update(**fit, wall_s=row.get("wall_s", 0.0) + time.perf_counter() - start)
@@ -515,8 +509,7 @@ class Learner:
         """The final committee: from scratch on every label (module docstring); ``mlip
         learn`` prints its line (:func:`describe_final`) with the run's summary."""
         start = time.perf_counter()
-        self._digest = None
-        data, dropped, outliers = self._final_data()
+        data, dropped, outliers, digest = self._final_data()
         fit = self._fit(None, data)
         self._publish(self.path("final", "committee", "model.pt"))
         self.state["final"] = {"time": self.config.final_time,
@@ -524,8 +517,8 @@ class Learner:
                                "energy_margin": self.config.final_energy_margin,
                                "left_out": dropped, "md_outliers": outliers, **fit,
                                "wall_s": time.perf_counter() - start}  # fmt: skip
-        if self._digest is not None:
-            self.state["final"]["labels_digest"] = self._digest
+        if digest is not None:
+            self.state["final"]["labels_digest"] = digest
         self.state["phase"] = "done"
         self._save()
 
