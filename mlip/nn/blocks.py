@@ -133,7 +133,8 @@ class Interaction(torch.nn.Module):
         centre, neighbour = edge_index
         n_out = h.shape[0] if num_out is None else num_out
         weights = self.radial(edge_radial)
-        messages = self.conv(self.linear_up(h)[neighbour], edge_sh, weights)
+        # index_select for the gather: its backward is index_add (see nn.geometry)
+        messages = self.conv(self.linear_up(h).index_select(0, neighbour), edge_sh, weights)
         a = torch.zeros(n_out, messages.shape[1], dtype=h.dtype, device=h.device)
         a = a.index_add(0, centre, messages) * inv_avg_neighbors
         a = self.linear_message(a)

@@ -23,9 +23,11 @@ def pair_vectors(
     Differentiable with respect to ``positions`` and ``cell``.
     """
     centre, neighbour = edge_index
-    vectors = positions[neighbour] - positions[centre]
+    # index_select, not positions[neighbour]: its backward is an index_add, where
+    # advanced indexing's is a slower accumulating index_put (training runs both twice).
+    vectors = positions.index_select(0, neighbour) - positions.index_select(0, centre)
     if edge_shifts.numel() > 0:
-        cell_of_edge = cell[system_idx[centre]]  # (n_edges, 3, 3)
+        cell_of_edge = cell.index_select(0, system_idx[centre])  # (n_edges, 3, 3)
         vectors = vectors + torch.einsum("ek,ekx->ex", edge_shifts.to(vectors.dtype), cell_of_edge)
     return vectors
 
