@@ -162,6 +162,8 @@ class MLIPModel(torch.nn.Module):
         self.spherical_harmonics = o3.SphericalHarmonics(
             self.irreps_sh, normalize=True, normalization="component"
         )
+        parity = [float(ir.p) for _, ir in self.irreps_sh for _ in range(ir.dim)]
+        self.register_buffer("sh_parity", torch.tensor(parity), persistent=False)  # (-1)^l
         scalars = o3.Irreps(f"{config.num_channels}x0e")
         hidden = natural_irreps(config.num_channels, config.hidden_l_max)
         self.embedding = o3.Linear(o3.Irreps(f"{n_el}x0e"), scalars)
@@ -238,19 +240,12 @@ class MLIPModel(torch.nn.Module):
 
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         species = self.element_indices(batch[keys.ATOMIC_NUMBERS])
-        vectors = edge_vectors(batch)
-        lengths = vectors.norm(dim=-1)
+        paired = keys.EDGES_PAIRED in batch and keys.HOP_COUNTS not in batch
+        lengths, edge_sh, edge_radial = self._edge_features(batch, species, paired)
         edge_index = batch[keys.EDGE_INDEX]
-        edge_radial = self.radial_basis(lengths) * self.envelope(lengths).unsqueeze(-1)
-        if self.tangent is not None:
-            edge_radial = self.tangent(
-                lengths, edge_radial, species[edge_index[0]], species[edge_index[1]],
-                self.radial_basis, self.envelope,
-            )  # fmt: skip
-        edge_sh = self.spherical_harmonics(vectors)
         # one-hot by comparison: F.one_hot validates its input with a host sync
         classes = torch.arange(len(self.atomic_numbers), device=species.device)
-        node_attrs = (species.unsqueeze(-1) == classes).to(vectors)
+        node_attrs = (species.unsqueeze(-1) == classes).to(edge_sh)
 
         h = self.embedding(node_attrs)
         if keys.HOP_COUNTS in batch:
@@ -260,7 +255,10 @@ class MLIPModel(torch.nn.Module):
             for layer, readout, n_scalars in zip(
                 self.layers, self.readouts, self.num_scalars, strict=True
             ):
-                h = layer(h, node_attrs, edge_sh, edge_radial, edge_index, self.inv_avg_neighbors)
+                h = layer(
+                    h, node_attrs, edge_sh, edge_radial, edge_index, self.inv_avg_neighbors,
+                    paired=paired,
+                )  # fmt: skip
                 node_energy = node_energy + readout(h[:, :n_scalars]).squeeze(-1)
         node_energy = self.scale * node_energy + self.atomic_energies[species]
         if self.repulsion is not None:
@@ -272,6 +270,38 @@ class MLIPModel(torch.nn.Module):
         energy = torch.zeros(n_systems, dtype=node_energy.dtype, device=node_energy.device)
         energy = energy.index_add(0, batch[keys.BATCH], node_energy)
         return {keys.ENERGY: energy, keys.NODE_ENERGY: node_energy}
+
+    def _edge_features(
+        self, batch: dict[str, torch.Tensor], species: torch.Tensor, paired: bool
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Lengths (n_edges,) and spherical harmonics (n_edges, sh) of every edge, and
+        the radial features: (n_edges, num_radial), or, with ``paired`` edges
+        (:data:`mlip.keys.EDGES_PAIRED`), those of the first half, which serve both.
+
+        r_ji = -r_ij: with paired edges everything is computed on the first half only,
+        the second half taking the same lengths and Y_l(-r) = (-1)^l Y_l(r).
+        """
+        edge_index = batch[keys.EDGE_INDEX]
+        if paired:
+            half = edge_index.shape[1] // 2
+            edge_index = edge_index[:, :half]
+            first = {**batch, keys.EDGE_INDEX: edge_index}
+            first[keys.EDGE_SHIFTS] = batch[keys.EDGE_SHIFTS][:half]
+            vectors = edge_vectors(first)
+        else:
+            vectors = edge_vectors(batch)
+        lengths = vectors.norm(dim=-1)
+        edge_radial = self.radial_basis(lengths) * self.envelope(lengths).unsqueeze(-1)
+        if self.tangent is not None:
+            edge_radial = self.tangent(
+                lengths, edge_radial, species[edge_index[0]], species[edge_index[1]],
+                self.radial_basis, self.envelope,
+            )  # fmt: skip
+        edge_sh = self.spherical_harmonics(vectors)
+        if paired:
+            edge_sh = torch.cat([edge_sh, edge_sh * self.sh_parity.to(edge_sh)])
+            lengths = torch.cat([lengths, lengths])
+        return lengths, edge_sh, edge_radial
 
     def _domain_energies(
         self,

@@ -14,7 +14,7 @@ from ase.neighborlist import neighbor_list as ase_neighbor_list
 from support import ethanol, evaluate, small_model
 
 from mlip import keys
-from mlip.data.graph import Structure, neighbor_list
+from mlip.data.graph import Structure, build_batch, neighbor_list, paired_order
 from mlip.data.hdf5 import FORMAT_NAME, FORMAT_VERSION, H5Dataset
 from mlip.errors import CheckpointError, DataError, UnknownElementError
 from mlip.model import load_model
@@ -242,3 +242,45 @@ def test_kept_edges_follow_the_geometry():
     strained = s.edges(3.0)
     expected = neighbor_list(s.positions, s.cell, s.pbc, 3.0)
     assert all(np.array_equal(a, b) for a, b in zip(strained, expected, strict=True))
+
+
+def test_neighbor_lists_and_batches_come_in_pairs():
+    """A full list is ordered in pairs (the second half the reverses of the first, in the
+    same order), and so is a batch of such lists (all first halves, then all second
+    halves, marked EDGES_PAIRED); a list with an edge whose reverse is missing is not
+    reordered and marks no batch."""
+    small = bulk("Cu", "fcc", a=3.61 * 0.4)  # sees its own images
+    small.rattle(0.02, seed=2)
+    structures = [Structure.from_atoms(small), ethanol(1)]
+    for structure in structures:
+        i, j, shifts = structure.edges(4.0)
+        half = len(i) // 2
+        assert half > 0 and len(i) == 2 * half
+        assert np.array_equal(i[:half], j[half:]) and np.array_equal(j[:half], i[half:])
+        assert np.array_equal(shifts[:half], -shifts[half:])
+    batch = build_batch(structures, 4.0, labels=False)
+    assert keys.EDGES_PAIRED in batch
+    edges, shifts = batch[keys.EDGE_INDEX], batch[keys.EDGE_SHIFTS]
+    half = edges.shape[1] // 2
+    assert torch.equal(edges[0, :half], edges[1, half:])
+    assert torch.equal(edges[1, :half], edges[0, half:])
+    assert torch.equal(shifts[:half], -shifts[half:])
+    offset = structures[0].num_atoms
+    plain = sorted(
+        (int(a) + offset * k, int(b) + offset * k, tuple(c))
+        for k, s in enumerate(structures)
+        for a, b, c in zip(*s.edges(4.0), strict=True)
+    )
+    columns = (edges[0].tolist(), edges[1].tolist(), map(tuple, shifts.long().tolist()))
+    ours = sorted(zip(*columns, strict=True))
+    assert ours == plain  # the same edges, reordered
+
+    i, j, shifts = structures[0].edges(4.0)
+    assert paired_order(i[1:], j[1:], shifts[1:]) is None  # odd
+    assert paired_order(i[2:], j[2:], shifts[2:]) is None  # two edges without their reverse
+    lone = Structure.from_atoms(small)
+    lone.edges(4.0)
+    lone._edges = (*lone._edges[:4], (i[2:], j[2:], shifts[2:]))  # a list from elsewhere
+    batch = build_batch([structures[1], lone], 4.0, labels=False)
+    assert keys.EDGES_PAIRED not in batch
+    assert torch.equal(batch[keys.EDGE_INDEX][0, -len(i) + 2 :], torch.as_tensor(i[2:]) + 9)

@@ -3,7 +3,8 @@
 The checks every energy model passes (E(3) equivariance, forces, Hessian and stress
 against finite differences, batching, the cutoff) are in test_model_contract.py; here
 are those particular to the learned model and its derivatives: permutations, cells
-smaller than the cutoff, evaluation under no_grad, batched Hessian probes.
+smaller than the cutoff, evaluation under no_grad, batched Hessian probes, edges in
+pairs against the plain list.
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ import pytest
 import torch
 from support import copper, ethanol, evaluate, small_model
 
-from mlip import keys
-from mlip.data.graph import Structure
+from mlip import derivatives, keys
+from mlip.data.graph import Structure, build_batch
 
 
 @pytest.fixture(scope="module")
@@ -60,3 +61,30 @@ def test_batched_hessian_probes_equal_single_probes(model):
     for k in range(3):
         single = evaluate(model, structures, hessian_probes=probes[k])[keys.HESSIAN_PROBED]
         assert torch.allclose(batched[k], single, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("mode", ["eval", "train"])
+def test_paired_edges_give_the_plain_results(model, mode):
+    """Batches in pairs (keys.EDGES_PAIRED: radial weights computed once per pair, as in
+    training and the calculator) and the same edges without the marker (as in MD and
+    LAMMPS domains) give the same energies, forces, stress and Hessians; in train mode
+    too, where the tangent features take their own path (Cu pairs lie below it)."""
+    structures = [copper(1, seed=3), ethanol(5), copper(2, seed=4)]
+    batch = build_batch(structures, model.r_max, labels=False)
+    assert keys.EDGES_PAIRED in batch
+    plain = {k: v for k, v in batch.items() if k != keys.EDGES_PAIRED}
+    model.train(mode == "train")
+    try:
+        paired = derivatives.compute(model, batch, stress=True, hessian=True)
+        unpaired = derivatives.compute(model, plain, stress=True, hessian=True)
+    finally:
+        model.eval()
+    assert torch.allclose(paired[keys.ENERGY], unpaired[keys.ENERGY], rtol=1e-12, atol=0)
+    cells = [0, 2]  # the stress of the molecule (no cell) is meaningless
+    paired[keys.STRESS], unpaired[keys.STRESS] = (
+        paired[keys.STRESS][cells],
+        unpaired[keys.STRESS][cells],
+    )
+    for key in (keys.FORCES, keys.STRESS, keys.HESSIAN):
+        assert paired[key].abs().max() > 0
+        assert torch.allclose(paired[key], unpaired[key], rtol=0, atol=1e-10), key

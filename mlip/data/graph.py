@@ -112,9 +112,10 @@ def neighbor_list(
     """Full neighbour list within r_max (A): centre i, neighbour j, integer cell shifts S.
 
     r_ij = R_j - R_i + S @ cell. Self-pairs (i == j, S == 0) are excluded; an atom's
-    own periodic images are included when the cell is smaller than the cutoff. One
-    structure on the host (vesin); the batched torch list of MD, rebuilt on the device,
-    is :func:`mlip.md.neighbors.batched_neighbor_list`.
+    own periodic images are included when the cell is smaller than the cutoff. The edges
+    come in pairs (:func:`paired_order`): the second half holds the reverses of the
+    first, in the same order. One structure on the host (vesin); the batched torch list
+    of MD, rebuilt on the device, is :func:`mlip.md.neighbors.batched_neighbor_list`.
     """
     periodic = np.zeros(3, dtype=bool) if pbc is None else np.asarray(pbc, dtype=bool)
     if r_max <= 0:  # potentials without a neighbour list (e.g. fixed bonds)
@@ -130,7 +131,42 @@ def neighbor_list(
         periodic=periodic,
         quantities="ijS",
     )
-    return i.astype(np.int64), j.astype(np.int64), shifts.astype(np.int64)
+    i, j, shifts = i.astype(np.int64), j.astype(np.int64), shifts.astype(np.int64)
+    order = paired_order(i, j, shifts)
+    return (i, j, shifts) if order is None else (i[order], j[order], shifts[order])
+
+
+def paired_order(i: np.ndarray, j: np.ndarray, shifts: np.ndarray) -> np.ndarray | None:
+    """The permutation that puts a full list's edges in pairs: edge k of the first half
+    (kept in the list's own order), then, at n/2 + k, its reverse (j, i, -S); None if
+    some edge has no reverse (a list cut at r_max can lose one of a pair exactly there
+    by rounding). Training reads this order (:data:`mlip.keys.EDGES_PAIRED`) to compute
+    the radial weights once per pair."""
+    n = len(i)
+    if n % 2:
+        return None
+    forward = np.column_stack([i, j, shifts])
+    reverse = np.column_stack([j, i, -shifts])
+    by_forward = np.lexsort(forward.T[::-1])
+    by_reverse = np.lexsort(reverse.T[::-1])
+    if not np.array_equal(forward[by_forward], reverse[by_reverse]):
+        return None
+    partner = np.empty(n, dtype=np.int64)
+    partner[by_reverse] = by_forward  # edge by_reverse[k] is reversed by edge by_forward[k]
+    first = np.nonzero(np.arange(n) < partner)[0]
+    return np.concatenate([first, partner[first]])
+
+
+def _in_pairs(i: np.ndarray, j: np.ndarray, shifts: np.ndarray) -> bool:
+    """Whether the edges are in :func:`paired_order` (checked, not assumed: a structure's
+    list may come from elsewhere)."""
+    half = len(i) // 2
+    return (
+        len(i) % 2 == 0
+        and np.array_equal(i[:half], j[half:])
+        and np.array_equal(j[:half], i[half:])
+        and np.array_equal(shifts[:half], -shifts[half:])
+    )
 
 
 def build_batch(
@@ -149,18 +185,23 @@ def build_batch(
         raise ValueError("build_batch needs at least one structure")
     num_atoms = np.array([s.num_atoms for s in structures], dtype=np.int64)
     offsets = np.concatenate([[0], np.cumsum(num_atoms)[:-1]])
-    centres, neighbours, shifts = [], [], []
     cells = np.zeros((len(structures), 3, 3))
     pbcs = np.zeros((len(structures), 3), dtype=bool)
+    lists = []
     for k, s in enumerate(structures):
         if s.cell is not None:
             cells[k] = s.cell
         if s.pbc is not None:
             pbcs[k] = s.pbc
         i, j, shift = s.edges(r_max)
-        centres.append(i + offsets[k])
-        neighbours.append(j + offsets[k])
-        shifts.append(shift)
+        lists.append((i + offsets[k], j + offsets[k], shift))
+    paired = all(_in_pairs(*edges) for edges in lists)
+    if paired:  # all first halves, then all second halves: the batch is in pairs too
+        halves = [(edges[0].shape[0] // 2, edges) for edges in lists]
+        lists = [[a[:h] for a in edges] for h, edges in halves] + [
+            [a[h:] for a in edges] for h, edges in halves
+        ]
+    centres, neighbours, shifts = (list(column) for column in zip(*lists, strict=True))
 
     def tensor(array: np.ndarray, kind: torch.dtype | None = None) -> torch.Tensor:
         return torch.as_tensor(np.asarray(array), dtype=kind or dtype).to(device)
@@ -180,6 +221,8 @@ def build_batch(
         keys.EDGE_SHIFTS: tensor(np.concatenate(shifts).reshape(-1, 3)),
         keys.SAMPLE_INDEX: tensor(np.array([s.index for s in structures]), torch.long),
     }
+    if paired:
+        batch[keys.EDGES_PAIRED] = tensor(np.zeros(0), torch.bool)
     if labels:
         batch.update(_labels(structures, tensor))
     return batch

@@ -127,12 +127,17 @@ class Interaction(torch.nn.Module):
         edge_index: torch.Tensor,
         inv_avg_neighbors: torch.Tensor,
         num_out: int | None = None,
+        paired: bool = False,
     ) -> torch.Tensor:
         """New features of the first ``num_out`` nodes (all by default): the edges given
-        must be those of these centres (neighbours may be any of ``h``'s nodes)."""
+        must be those of these centres (neighbours may be any of ``h``'s nodes).
+        ``paired``: the edges are in pairs (:data:`mlip.keys.EDGES_PAIRED`) and
+        ``edge_radial`` holds the first half's rows only, which serve both halves."""
         centre, neighbour = edge_index
         n_out = h.shape[0] if num_out is None else num_out
         weights = self.radial(edge_radial)
+        if paired:
+            weights = torch.cat([weights, weights])
         # index_select for the gather: its backward is index_add (see nn.geometry)
         messages = self.conv(self.linear_up(h).index_select(0, neighbour), edge_sh, weights)
         a = torch.zeros(n_out, messages.shape[1], dtype=h.dtype, device=h.device)
