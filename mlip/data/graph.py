@@ -179,7 +179,9 @@ def build_batch(
     """Concatenate structures into one batch dict (see :mod:`mlip.keys`) on ``device``.
 
     With ``labels=True`` the labels present are added, with HAS_* masks; missing
-    forces/stress/Hessians are zero-filled and masked out.
+    forces/stress/Hessians are zero-filled and masked out. When every structure's list
+    is in pairs (:func:`paired_order`), the batch's edges are too (all first halves, then
+    all second halves) and it carries :data:`mlip.keys.EDGES_PAIRED`.
     """
     if len(structures) == 0:
         raise ValueError("build_batch needs at least one structure")
