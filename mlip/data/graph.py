@@ -113,8 +113,8 @@ def neighbor_list(
 
     r_ij = R_j - R_i + S @ cell. Self-pairs (i == j, S == 0) are excluded; an atom's
     own periodic images are included when the cell is smaller than the cutoff. The edges
-    come in pairs (:func:`paired_order`): the second half holds the reverses of the
-    first, in the same order. One structure on the host (vesin); the batched torch list
+    come in pairs: the second half holds the reverses (j, i, -S) of the first, in the
+    same order. One structure on the host (vesin); the batched torch list
     of MD, rebuilt on the device, is :func:`mlip.md.neighbors.batched_neighbor_list`.
     """
     periodic = np.zeros(3, dtype=bool) if pbc is None else np.asarray(pbc, dtype=bool)
@@ -124,7 +124,9 @@ def neighbor_list(
     box = np.zeros((3, 3)) if cell is None else np.asarray(cell, dtype=np.float64)
     if periodic.any() and abs(np.linalg.det(box)) < 1e-10:
         raise ValueError("a periodic structure needs a cell with non-zero volume")
-    calculator = NeighborList(cutoff=float(r_max), full_list=True)
+    # vesin's half list holds each pair once; the full list is it and its reverses, so
+    # that it comes in pairs by construction (keys.EDGES_PAIRED)
+    calculator = NeighborList(cutoff=float(r_max), full_list=False)
     i, j, shifts = calculator.compute(
         points=np.ascontiguousarray(positions, dtype=np.float64),
         box=box,
@@ -132,34 +134,12 @@ def neighbor_list(
         quantities="ijS",
     )
     i, j, shifts = i.astype(np.int64), j.astype(np.int64), shifts.astype(np.int64)
-    order = paired_order(i, j, shifts)
-    return (i, j, shifts) if order is None else (i[order], j[order], shifts[order])
-
-
-def paired_order(i: np.ndarray, j: np.ndarray, shifts: np.ndarray) -> np.ndarray | None:
-    """The permutation that puts a full list's edges in pairs: edge k of the first half
-    (kept in the list's own order), then, at n/2 + k, its reverse (j, i, -S); None if
-    some edge has no reverse (a list cut at r_max can lose one of a pair exactly there
-    by rounding). Training reads this order (:data:`mlip.keys.EDGES_PAIRED`) to compute
-    the radial weights once per pair."""
-    n = len(i)
-    if n % 2:
-        return None
-    forward = np.column_stack([i, j, shifts])
-    reverse = np.column_stack([j, i, -shifts])
-    by_forward = np.lexsort(forward.T[::-1])
-    by_reverse = np.lexsort(reverse.T[::-1])
-    if not np.array_equal(forward[by_forward], reverse[by_reverse]):
-        return None
-    partner = np.empty(n, dtype=np.int64)
-    partner[by_reverse] = by_forward  # edge by_reverse[k] is reversed by edge by_forward[k]
-    first = np.nonzero(np.arange(n) < partner)[0]
-    return np.concatenate([first, partner[first]])
+    return np.concatenate([i, j]), np.concatenate([j, i]), np.concatenate([shifts, -shifts])
 
 
 def _in_pairs(i: np.ndarray, j: np.ndarray, shifts: np.ndarray) -> bool:
-    """Whether the edges are in :func:`paired_order` (checked, not assumed: a structure's
-    list may come from elsewhere)."""
+    """Whether the second half of the edges reverses the first, in the same order
+    (checked, not assumed: a structure's list may come from elsewhere)."""
     half = len(i) // 2
     return (
         len(i) % 2 == 0
@@ -180,8 +160,8 @@ def build_batch(
 
     With ``labels=True`` the labels present are added, with HAS_* masks; missing
     forces/stress/Hessians are zero-filled and masked out. When every structure's list
-    is in pairs (:func:`paired_order`), the batch's edges are too (all first halves, then
-    all second halves) and it carries :data:`mlip.keys.EDGES_PAIRED`.
+    is in pairs (as :func:`neighbor_list` gives them), the batch's edges are too (all
+    first halves, then all second halves) and it carries :data:`mlip.keys.EDGES_PAIRED`.
     """
     if len(structures) == 0:
         raise ValueError("build_batch needs at least one structure")
