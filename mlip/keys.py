@@ -25,8 +25,8 @@ EDGE_INDEX = "edge_index"  # (2, n_edges) int64, [centre i, neighbour j]
 EDGE_SHIFTS = "edge_shifts"  # (n_edges, 3) float, integer cell-shift multiples
 # Optional marker (an empty tensor; its presence is the flag): the edges come in pairs, the
 # second half the reverses of the first in the same order, edge n_edges/2 + k being
-# (j, i, -S) of edge k = (i, j, S). r_ji = -r_ij, so a model may compute what depends on
-# the distance alone (radial features and their weights) on the first half only.
+# (j, i, -S) of edge k = (i, j, S). r_ji = -r_ij, so a model may compute its edge features
+# on the first half only (radial ones equal, spherical harmonics Y_l(-r) = (-1)^l Y_l(r)).
 EDGES_PAIRED = "edges_paired"
 # Optional, for one system that is a domain of a larger one (mlip.integrations.lammps):
 # (H + 1,) int64 on the host; hop_counts[h] = the number of atoms within h message-passing

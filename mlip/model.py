@@ -29,7 +29,7 @@ from mlip.errors import CheckpointError, check_known_elements
 from mlip.fields import option, resolve_device
 from mlip.fileio import atomic_torch_save
 from mlip.nn.blocks import Interaction, natural_irreps
-from mlip.nn.geometry import edge_vectors
+from mlip.nn.geometry import pair_vectors
 from mlip.nn.radial import (
     INNER_FEATURES,
     BesselBasis,
@@ -281,15 +281,13 @@ class MLIPModel(torch.nn.Module):
         r_ji = -r_ij: with paired edges everything is computed on the first half only,
         the second half taking the same lengths and Y_l(-r) = (-1)^l Y_l(r).
         """
-        edge_index = batch[keys.EDGE_INDEX]
+        edge_index, shifts = batch[keys.EDGE_INDEX], batch[keys.EDGE_SHIFTS]
         if paired:
             half = edge_index.shape[1] // 2
-            edge_index = edge_index[:, :half]
-            first = {**batch, keys.EDGE_INDEX: edge_index}
-            first[keys.EDGE_SHIFTS] = batch[keys.EDGE_SHIFTS][:half]
-            vectors = edge_vectors(first)
-        else:
-            vectors = edge_vectors(batch)
+            edge_index, shifts = edge_index[:, :half], shifts[:half]
+        vectors = pair_vectors(
+            batch[keys.POSITIONS], edge_index, shifts, batch.get(keys.CELL), batch.get(keys.BATCH)
+        )
         lengths = vectors.norm(dim=-1)
         edge_radial = self.radial_basis(lengths) * self.envelope(lengths).unsqueeze(-1)
         if self.tangent is not None:

@@ -179,10 +179,9 @@ def build_batch(
         lists.append((i + offsets[k], j + offsets[k], shift))
     paired = all(_in_pairs(*edges) for edges in lists)
     if paired:  # all first halves, then all second halves: the batch is in pairs too
-        halves = [(edges[0].shape[0] // 2, edges) for edges in lists]
-        lists = [[a[:h] for a in edges] for h, edges in halves] + [
-            [a[h:] for a in edges] for h, edges in halves
-        ]
+        firsts = [[a[: len(a) // 2] for a in edges] for edges in lists]
+        seconds = [[a[len(a) // 2 :] for a in edges] for edges in lists]
+        lists = firsts + seconds
     centres, neighbours, shifts = (list(column) for column in zip(*lists, strict=True))
 
     def tensor(array: np.ndarray, kind: torch.dtype | None = None) -> torch.Tensor:
